@@ -1,0 +1,136 @@
+"""The Python half of the ASGI interface: the per-request runner and the
+lifespan protocol. The request path itself (scope, receive, send) is Rust."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from ._diorite import ClientDisconnected
+from .logs import app_logger, logger
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+EXTENSIONS = ("http.response.pathsend", "http.response.trailers")
+
+
+def scope_template(scheme: str = "http", root_path: str = "") -> dict:
+    """The keys every request's scope shares; Rust copies this per request."""
+    return {
+        "type": "http",
+        "asgi": dict(ASGI_VERSION),
+        "scheme": scheme,
+        "root_path": root_path,
+        "extensions": {name: {} for name in EXTENSIONS},
+    }
+
+
+def make_runner(app):
+    """Wraps the app so that whatever it does, the exchange is finished:
+    a response it never sent becomes a 500, an exception is logged with
+    its traceback, and the task itself never ends with an error."""
+
+    async def run_http(scope, receive, send):
+        try:
+            await app(scope, receive, send)
+        except ClientDisconnected:
+            send.abort()
+            app_logger.debug("client disconnected during %s %s", scope["method"], scope["path"])
+        except asyncio.CancelledError:
+            send.abort()
+        except BaseException as exc:
+            send.abort()
+            app_logger.error("Exception in ASGI application", exc_info=exc)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+        else:
+            problem = send.finish()
+            if problem:
+                app_logger.error("%s (%s %s)", problem, scope["method"], scope["path"])
+
+    return run_http
+
+
+def task_spawner(loop: asyncio.AbstractEventLoop):
+    """Returns `spawn(coro)`. From Python 3.12 the task starts eagerly: a
+    request whose app never waits is answered before the call returns,
+    without a trip through the loop's ready queue."""
+    if sys.version_info >= (3, 12):
+        task = asyncio.Task
+
+        def spawn(coro):
+            return task(coro, loop=loop, eager_start=True)
+
+        return spawn
+    return loop.create_task
+
+
+class Lifespan:
+    """Runs the ASGI lifespan protocol for one worker."""
+
+    def __init__(self, app):
+        self.app = app
+        self.state: dict = {}
+        self.supported = True
+        self._inbox: asyncio.Queue = asyncio.Queue()
+        self._startup: asyncio.Future | None = None
+        self._shutdown: asyncio.Future | None = None
+        self._task: asyncio.Task | None = None
+
+    async def startup(self) -> bool:
+        """True when the app started (or does not speak lifespan)."""
+        loop = asyncio.get_running_loop()
+        self._startup = loop.create_future()
+        self._shutdown = loop.create_future()
+        self._task = loop.create_task(self._main(), name="lifespan")
+        await self._inbox.put({"type": "lifespan.startup"})
+        await asyncio.wait({self._startup, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if self._startup.done():
+            ok, message = self._startup.result()
+            if not ok:
+                logger.error("Application startup failed: %s", message or "no reason given")
+            return ok
+        return not self.supported or self._task.exception() is None
+
+    async def shutdown(self) -> bool:
+        if not self.supported or self._task is None or self._task.done():
+            return True
+        await self._inbox.put({"type": "lifespan.shutdown"})
+        await asyncio.wait({self._shutdown, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if self._shutdown.done():
+            ok, message = self._shutdown.result()
+            if not ok:
+                logger.error("Application shutdown failed: %s", message or "no reason given")
+            return ok
+        return True
+
+    async def _main(self):
+        scope = {"type": "lifespan", "asgi": dict(ASGI_VERSION), "state": self.state}
+        try:
+            await self.app(scope, self._receive, self._send)
+        except BaseException as exc:
+            if self._startup is not None and not self._startup.done():
+                self.supported = False
+                logger.info("ASGI lifespan is not supported by the app (%s: %s); going on without it",
+                            type(exc).__name__, exc)
+            else:
+                logger.error("Exception in ASGI lifespan", exc_info=exc)
+        else:
+            if self._startup is not None and not self._startup.done():
+                self.supported = False
+                logger.info("ASGI lifespan returned before startup completed; going on without it")
+
+    async def _receive(self):
+        return await self._inbox.get()
+
+    async def _send(self, message):
+        kind = message["type"]
+        if kind == "lifespan.startup.complete":
+            self._startup.set_result((True, None))
+        elif kind == "lifespan.startup.failed":
+            self._startup.set_result((False, message.get("message", "")))
+        elif kind == "lifespan.shutdown.complete":
+            self._shutdown.set_result((True, None))
+        elif kind == "lifespan.shutdown.failed":
+            self._shutdown.set_result((False, message.get("message", "")))
+        else:
+            raise ValueError(f"unexpected lifespan message type {kind!r}")

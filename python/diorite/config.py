@@ -1,0 +1,33 @@
+"""Server settings, as the CLI, the environment and the Python API give them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+INTERFACES = ("asgi", "asginl")
+HTTP_MODES = ("auto", "1", "2")
+LOOPS = ("auto", "asyncio", "uvloop")
+
+
+@dataclass
+class Config:
+    app: str
+    interface: str = "asgi"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    http: str = "auto"
+    runtime_threads: int = 1
+    backlog: int = 1024
+    backpressure: int | None = None
+    working_dir: str | None = None
+    log_level: str = "info"
+    log_enabled: bool = True
+    factory: bool = False
+    loop: str = "auto"
+    http1_keep_alive: bool = True
+    http2_max_concurrent_streams: int = 200
+    shutdown_timeout: float = 30.0
+
+    @property
+    def effective_backpressure(self) -> int:
+        return self.backpressure if self.backpressure is not None else self.backlog

@@ -1,0 +1,137 @@
+"""Running one worker: bind, start the app, serve, stop gracefully.
+
+The event loop runs on the main thread and owns every Python object of the
+app; tokio threads run the sockets and hand requests to the loop through
+the worker's bridge (see src/bridge/).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+
+from . import __version__, logs
+from .asgi import Lifespan, make_runner, scope_template, task_spawner
+from .config import Config
+from .loader import AppLoadError, load_app
+from .logs import logger
+
+
+def bind(config: Config) -> socket.socket:
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind((config.host, config.port))
+    sock.listen(config.backlog)
+    sock.setblocking(False)
+    return sock
+
+
+def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
+    if kind in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if kind == "uvloop":
+                raise
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def run(config: Config) -> int:
+    """Serves until SIGINT/SIGTERM; returns the process exit status."""
+    logs.configure(config.log_level, config.log_enabled)
+    try:
+        app = load_app(config.app, config.factory, config.working_dir)
+    except AppLoadError as exc:
+        # Shown even with --no-log: the process cannot start without it.
+        print(f"diorite: error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        loop = new_event_loop(config.loop)
+    except ImportError:
+        logger.error("--loop uvloop was asked for, but uvloop is not installed")
+        return 2
+    try:
+        sock = bind(config)
+    except OSError as exc:
+        logger.error("cannot listen on %s:%s: %s", config.host, config.port, exc.strerror or exc)
+        return 1
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(serve(app, sock, config))
+    finally:
+        sock.close()
+        loop.close()
+
+
+async def serve(app, sock: socket.socket, config: Config) -> int:
+    from ._diorite import Worker
+
+    loop = asyncio.get_running_loop()
+    lifespan = Lifespan(app) if config.interface == "asgi" else None
+    if lifespan is not None and not await lifespan.startup():
+        return 1
+    worker = Worker(
+        sock.fileno(),
+        http=config.http,
+        runtime_threads=config.runtime_threads,
+        backpressure=config.effective_backpressure,
+        keep_alive=config.http1_keep_alive,
+        h2_max_concurrent_streams=config.http2_max_concurrent_streams,
+    )
+    loop.add_reader(worker.fileno(), worker.drain)
+    state = lifespan.state if lifespan is not None and lifespan.supported else None
+    worker.serve_asgi(make_runner(app), task_spawner(loop), loop, scope_template(), state)
+
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    host, port = sock.getsockname()[:2]
+    logger.info(
+        "diorite %s serving %s (%s) on http://%s:%s",
+        __version__,
+        config.app,
+        config.interface,
+        f"[{host}]" if ":" in host else host,
+        port,
+    )
+    await stopping.wait()
+    logger.info("shutting down: waiting up to %ss for in-flight requests", config.shutdown_timeout)
+
+    stopped = loop.create_future()
+
+    def on_stopped(clean: bool) -> None:
+        if not stopped.done():
+            stopped.set_result(clean)
+
+    worker.shutdown(config.shutdown_timeout, on_stopped)
+    # A second signal skips the wait.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_stopped, False)
+    clean = await stopped
+    if not clean:
+        logger.warning("requests still running after %ss were cut off", config.shutdown_timeout)
+    loop.remove_reader(worker.fileno())
+    worker.close()
+    await _cancel_app_tasks()
+    if lifespan is not None:
+        await lifespan.shutdown()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)
+    logger.info("stopped")
+    return 0
+
+
+async def _cancel_app_tasks() -> None:
+    current = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not current and not t.get_name().startswith("lifespan")]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=5)

@@ -1,0 +1,191 @@
+//! [`Cycle`]: the state of one request/response exchange, shared by the
+//! tokio task that waits for the response and the `receive`/`send`
+//! objects the app holds on the event-loop thread.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use hyper::{Response, StatusCode};
+use pyo3::prelude::*;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+
+use super::AsgiApp;
+use crate::bridge::PyObj;
+use crate::http::{RequestBody, ResponseBody, StreamItem, StreamSender, error_response};
+
+pub type Reply = oneshot::Sender<Response<ResponseBody>>;
+
+pub struct Cycle {
+    pub app: Arc<AsgiApp>,
+    pub body: Arc<RequestBody>,
+    state: Mutex<State>,
+}
+
+pub struct State {
+    pub phase: Phase,
+    /// The future a pending `receive()` returned.
+    pub receive_waiter: Option<PyObj>,
+    pub disconnected: bool,
+    /// Set when the app's coroutine has returned or raised.
+    pub finished: bool,
+    /// Keeps the app's task alive: asyncio itself holds tasks weakly.
+    task: Option<PyObj>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+pub enum Phase {
+    /// Waiting for `http.response.start`.
+    Waiting(Reply),
+    /// The head is known but not yet handed to hyper.
+    Started { reply: Reply, response: Response<()>, trailers: bool },
+    /// The head went to hyper; the body follows through `tx`.
+    Streaming { tx: StreamSender, trailers: bool },
+    /// Nothing more will be sent.
+    Complete,
+}
+
+impl Cycle {
+    pub fn new(app: Arc<AsgiApp>, body: Arc<RequestBody>, reply: Reply, permit: OwnedSemaphorePermit) -> Self {
+        Self {
+            app,
+            body,
+            state: Mutex::new(State {
+                phase: Phase::Waiting(reply),
+                receive_waiter: None,
+                disconnected: false,
+                finished: false,
+                task: None,
+                permit: Some(permit),
+            }),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn keep_task(&self, task: Bound<'_, PyAny>) {
+        let mut state = self.lock();
+        if !state.finished {
+            state.task = Some(PyObj::from_bound(task));
+        }
+    }
+
+    /// The client is gone: any thread. Wakes a pending `receive()` so the
+    /// app sees `http.disconnect`.
+    pub fn client_gone(self: &Arc<Self>) {
+        let waiter = {
+            let mut state = self.lock();
+            state.disconnected = true;
+            state.receive_waiter.take()
+        };
+        self.body.close();
+        if let Some(waiter) = waiter {
+            self.wake_receiver(waiter);
+        }
+    }
+
+    /// Any thread: the body has data (or the exchange ended), so the
+    /// pending `receive()` future can be resolved on the loop thread.
+    pub fn body_ready(self: &Arc<Self>) {
+        let waiter = self.lock().receive_waiter.take();
+        if let Some(waiter) = waiter {
+            self.wake_receiver(waiter);
+        }
+    }
+
+    fn wake_receiver(self: &Arc<Self>, waiter: PyObj) {
+        let cycle = Arc::clone(self);
+        self.app
+            .bridge
+            .submit(Box::new(move |py| super::protocol::resolve_receive(py, &cycle, waiter)));
+    }
+
+    /// Marks the response complete and wakes a `receive()` that waits for
+    /// the disconnect which now follows.
+    pub fn complete(self: &Arc<Self>, state: &mut State) -> Option<PyObj> {
+        state.phase = Phase::Complete;
+        state.receive_waiter.take()
+    }
+
+    /// The app returned. Returns a problem to log, if any.
+    pub fn finish(self: &Arc<Self>) -> Option<&'static str> {
+        let (problem, waiter) = {
+            let mut state = self.lock();
+            let problem = match std::mem::replace(&mut state.phase, Phase::Complete) {
+                Phase::Complete => None,
+                Phase::Waiting(reply) | Phase::Started { reply, .. } => {
+                    let _ = reply.send(error_response(StatusCode::INTERNAL_SERVER_ERROR));
+                    Some("ASGI callable returned without sending a complete response head and body")
+                }
+                Phase::Streaming { tx, .. } => {
+                    abort_stream(&self.app, tx);
+                    Some("ASGI callable returned without completing the response")
+                }
+            };
+            let waiter = self.release(&mut state);
+            (problem, waiter)
+        };
+        if let Some(waiter) = waiter {
+            self.wake_receiver(waiter);
+        }
+        problem
+    }
+
+    /// The app raised (or could not be started): answer 500 if nothing was
+    /// sent yet, else cut the response short.
+    pub fn abort(self: &Arc<Self>) {
+        let waiter = {
+            let mut state = self.lock();
+            match std::mem::replace(&mut state.phase, Phase::Complete) {
+                Phase::Complete => {}
+                Phase::Waiting(reply) | Phase::Started { reply, .. } => {
+                    let _ = reply.send(error_response(StatusCode::INTERNAL_SERVER_ERROR));
+                }
+                Phase::Streaming { tx, .. } => abort_stream(&self.app, tx),
+            }
+            self.release(&mut state)
+        };
+        if let Some(waiter) = waiter {
+            self.wake_receiver(waiter);
+        }
+    }
+
+    fn release(&self, state: &mut State) -> Option<PyObj> {
+        state.finished = true;
+        state.permit = None;
+        // The task is dropped here, on the loop thread, attached.
+        state.task = None;
+        self.body.close();
+        state.receive_waiter.take()
+    }
+}
+
+fn abort_stream(app: &AsgiApp, tx: StreamSender) {
+    if let Err(tokio::sync::mpsc::error::TrySendError::Full(item)) = tx.try_send(StreamItem::Abort) {
+        app.runtime.spawn(async move {
+            let _ = tx.send(item).await;
+        });
+    }
+}
+
+/// Held by the tokio task waiting for the response head; if that task is
+/// dropped first, the client left.
+pub struct GoneGuard(Option<Arc<Cycle>>);
+
+impl GoneGuard {
+    pub fn new(cycle: Arc<Cycle>) -> Self {
+        Self(Some(cycle))
+    }
+
+    pub fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GoneGuard {
+    fn drop(&mut self) {
+        if let Some(cycle) = self.0.take() {
+            cycle.client_gone();
+        }
+    }
+}

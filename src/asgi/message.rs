@@ -1,0 +1,73 @@
+//! The strings ASGI messages are made of, interned once per worker, and
+//! builders for the messages `receive()` returns.
+
+use pyo3::prelude::*;
+
+use crate::bridge::Done;
+use pyo3::types::{PyBytes, PyDict, PyString};
+
+pub struct Messages {
+    /// The shared awaitable every `send` that needs no waiting returns.
+    pub done: Py<Done>,
+    pub type_: Py<PyString>,
+    pub body: Py<PyString>,
+    pub more_body: Py<PyString>,
+    pub status: Py<PyString>,
+    pub headers: Py<PyString>,
+    pub trailers: Py<PyString>,
+    pub more_trailers: Py<PyString>,
+    pub path: Py<PyString>,
+    pub http_request: Py<PyString>,
+    pub http_disconnect: Py<PyString>,
+}
+
+/// The `type` of a message the app sent.
+pub enum Sent {
+    Start,
+    Body,
+    Trailers,
+    PathSend,
+}
+
+impl Messages {
+    pub fn new(py: Python<'_>) -> Self {
+        let s = |text: &str| PyString::intern(py, text).unbind();
+        Self {
+            done: Py::new(py, Done).expect("allocating the Done awaitable"),
+            type_: s("type"),
+            body: s("body"),
+            more_body: s("more_body"),
+            status: s("status"),
+            headers: s("headers"),
+            trailers: s("trailers"),
+            more_trailers: s("more_trailers"),
+            path: s("path"),
+            http_request: s("http.request"),
+            http_disconnect: s("http.disconnect"),
+        }
+    }
+
+    pub fn request<'py>(&self, py: Python<'py>, body: &[u8], more: bool) -> PyResult<Bound<'py, PyDict>> {
+        let msg = PyDict::new(py);
+        msg.set_item(self.type_.bind(py), self.http_request.bind(py))?;
+        msg.set_item(self.body.bind(py), PyBytes::new(py, body))?;
+        msg.set_item(self.more_body.bind(py), more)?;
+        Ok(msg)
+    }
+
+    pub fn disconnect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let msg = PyDict::new(py);
+        msg.set_item(self.type_.bind(py), self.http_disconnect.bind(py))?;
+        Ok(msg)
+    }
+
+    pub fn kind(&self, kind: &str) -> Option<Sent> {
+        match kind {
+            "http.response.start" => Some(Sent::Start),
+            "http.response.body" => Some(Sent::Body),
+            "http.response.trailers" => Some(Sent::Trailers),
+            "http.response.pathsend" => Some(Sent::PathSend),
+            _ => None,
+        }
+    }
+}

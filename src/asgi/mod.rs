@@ -1,0 +1,130 @@
+//! ASGI 3: the `http` scope, the `receive`/`send` pair and the handler that
+//! takes requests from hyper to the app.
+//!
+//! Lifespan is run by the Python side before the server starts serving;
+//! this module only sees requests.
+
+mod cycle;
+mod message;
+mod protocol;
+mod scope;
+
+use std::sync::Arc;
+
+use hyper::body::{Body as _, Incoming};
+use hyper::{Request, Response, StatusCode};
+use pyo3::prelude::*;
+use tokio::runtime::Handle;
+use tokio::sync::{Semaphore, oneshot};
+
+use crate::bridge::{Bridge, PyObj};
+use crate::http::{ConnInfo, RequestBody, ResponseBody, error_response};
+use crate::server::Handler;
+
+pub use protocol::{Receive, Send};
+
+use cycle::Cycle;
+use message::Messages;
+use scope::ScopeBuilder;
+
+/// What the event-loop side needs to start an app call; touched only by
+/// jobs running on the event-loop thread.
+pub struct AsgiApp {
+    /// `run_http(app, scope, receive, send)` from `diorite.asgi`.
+    runner: PyObj,
+    /// Makes a task of a coroutine (`loop.create_task` or an eager task).
+    spawn: PyObj,
+    /// `loop.create_future`.
+    create_future: PyObj,
+    scope: ScopeBuilder,
+    messages: Messages,
+    bridge: Bridge,
+    runtime: Handle,
+}
+
+impl AsgiApp {
+    pub fn new(
+        py: Python<'_>,
+        runner: Py<PyAny>,
+        spawn: Py<PyAny>,
+        event_loop: &Bound<'_, PyAny>,
+        template: Py<PyAny>,
+        state: Option<Py<PyAny>>,
+        bridge: Bridge,
+        runtime: Handle,
+    ) -> PyResult<Self> {
+        Ok(Self {
+            runner: PyObj::new(runner),
+            spawn: PyObj::new(spawn),
+            create_future: PyObj::from_bound(event_loop.getattr("create_future")?),
+            scope: ScopeBuilder::new(py, template, state)?,
+            messages: Messages::new(py),
+            bridge,
+            runtime,
+        })
+    }
+
+    /// Runs on the event-loop thread: builds the scope and starts the app.
+    fn start(&self, py: Python<'_>, head: hyper::http::request::Parts, conn: &ConnInfo, cycle: Arc<Cycle>) {
+        let started = (|| -> PyResult<()> {
+            let scope = self.scope.build(py, &head, conn)?;
+            let receive = Py::new(py, Receive::new(Arc::clone(&cycle)))?;
+            let send = Py::new(py, Send::new(Arc::clone(&cycle)))?;
+            let coro = self.runner.bind(py).call1((scope, receive, send))?;
+            let task = self.spawn.bind(py).call1((coro,))?;
+            cycle.keep_task(task);
+            Ok(())
+        })();
+        if let Err(err) = started {
+            err.print(py);
+            cycle.abort();
+        }
+    }
+}
+
+/// The hyper-facing half: one per worker, shared by every connection.
+pub struct AsgiHandler {
+    app: Arc<AsgiApp>,
+    limiter: Arc<Semaphore>,
+}
+
+impl AsgiHandler {
+    pub fn new(app: AsgiApp, backpressure: usize) -> Self {
+        Self {
+            app: Arc::new(app),
+            limiter: Arc::new(Semaphore::new(backpressure.max(1))),
+        }
+    }
+}
+
+impl Handler for AsgiHandler {
+    async fn handle(&self, req: Request<Incoming>, conn: &Arc<ConnInfo>) -> Response<ResponseBody> {
+        let Ok(permit) = Arc::clone(&self.limiter).acquire_owned().await else {
+            return error_response(StatusCode::SERVICE_UNAVAILABLE);
+        };
+        let (head, incoming) = req.into_parts();
+        let body = if incoming.is_end_stream() {
+            RequestBody::empty()
+        } else {
+            RequestBody::spawn(incoming)
+        };
+        let (reply, response) = oneshot::channel();
+        let cycle = Arc::new(Cycle::new(Arc::clone(&self.app), body, reply, permit));
+        let app = Arc::clone(&self.app);
+        let conn = Arc::clone(conn);
+        let job_cycle = Arc::clone(&cycle);
+        let submitted = self
+            .app
+            .bridge
+            .submit(Box::new(move |py| app.start(py, head, &conn, job_cycle)));
+        if !submitted {
+            return error_response(StatusCode::SERVICE_UNAVAILABLE);
+        }
+        // If hyper drops this future (the client left before the head was
+        // ready), the guard tells the app through `receive`.
+        let guard = cycle::GoneGuard::new(cycle);
+        let response = response.await;
+        guard.disarm();
+        response.unwrap_or_else(|_| error_response(StatusCode::INTERNAL_SERVER_ERROR))
+    }
+}

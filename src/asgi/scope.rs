@@ -1,0 +1,120 @@
+//! Building the ASGI `http` scope.
+//!
+//! The keys that never change per worker (`type`, `asgi`, `scheme`,
+//! `root_path`, `extensions`) live in a template dict that Python built at
+//! start-up; each request copies it (one C-level dict copy) and sets the
+//! rest with interned keys.
+
+use std::net::SocketAddr;
+
+use hyper::Version;
+use hyper::http::request::Parts;
+use percent_encoding::percent_decode;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+use crate::bridge::PyObj;
+use crate::http::ConnInfo;
+
+pub struct ScopeBuilder {
+    template: PyObj,
+    state: Option<PyObj>,
+    keys: Keys,
+    methods: Vec<(hyper::Method, Py<PyString>)>,
+    versions: [Py<PyString>; 4],
+}
+
+struct Keys {
+    http_version: Py<PyString>,
+    method: Py<PyString>,
+    path: Py<PyString>,
+    raw_path: Py<PyString>,
+    query_string: Py<PyString>,
+    headers: Py<PyString>,
+    client: Py<PyString>,
+    server: Py<PyString>,
+    state: Py<PyString>,
+}
+
+impl ScopeBuilder {
+    pub fn new(py: Python<'_>, template: Py<PyAny>, state: Option<Py<PyAny>>) -> PyResult<Self> {
+        template.bind(py).cast::<PyDict>()?;
+        let s = |text: &str| PyString::intern(py, text).unbind();
+        let methods = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"]
+            .iter()
+            .map(|m| (hyper::Method::from_bytes(m.as_bytes()).expect("standard method"), s(m)))
+            .collect();
+        Ok(Self {
+            template: PyObj::new(template),
+            state: state.map(PyObj::new),
+            keys: Keys {
+                http_version: s("http_version"),
+                method: s("method"),
+                path: s("path"),
+                raw_path: s("raw_path"),
+                query_string: s("query_string"),
+                headers: s("headers"),
+                client: s("client"),
+                server: s("server"),
+                state: s("state"),
+            },
+            methods,
+            versions: [s("1.0"), s("1.1"), s("2"), s("3")],
+        })
+    }
+
+    pub fn build<'py>(&self, py: Python<'py>, head: &Parts, conn: &ConnInfo) -> PyResult<Bound<'py, PyDict>> {
+        let scope = self.template.bind(py).cast::<PyDict>()?.copy()?;
+        let k = &self.keys;
+        let version = match head.version {
+            Version::HTTP_10 | Version::HTTP_09 => &self.versions[0],
+            Version::HTTP_2 => &self.versions[2],
+            Version::HTTP_3 => &self.versions[3],
+            _ => &self.versions[1],
+        };
+        scope.set_item(k.http_version.bind(py), version.bind(py))?;
+        match self.methods.iter().find(|(m, _)| *m == head.method) {
+            Some((_, name)) => scope.set_item(k.method.bind(py), name.bind(py))?,
+            None => scope.set_item(k.method.bind(py), head.method.as_str())?,
+        }
+        let raw_path = head.uri.path();
+        let path = percent_decode(raw_path.as_bytes()).decode_utf8_lossy();
+        scope.set_item(k.path.bind(py), path.as_ref())?;
+        scope.set_item(k.raw_path.bind(py), PyBytes::new(py, raw_path.as_bytes()))?;
+        let query = head.uri.query().unwrap_or("");
+        scope.set_item(k.query_string.bind(py), PyBytes::new(py, query.as_bytes()))?;
+        scope.set_item(k.headers.bind(py), headers(py, head)?)?;
+        scope.set_item(k.client.bind(py), address(py, conn.client)?)?;
+        scope.set_item(k.server.bind(py), address(py, conn.server)?)?;
+        if let Some(state) = &self.state {
+            scope.set_item(k.state.bind(py), state.bind(py).cast::<PyDict>()?.copy()?)?;
+        }
+        Ok(scope)
+    }
+}
+
+fn headers<'py>(py: Python<'py>, head: &Parts) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    // HTTP/2 carries the host in `:authority`; ASGI apps look for `host`.
+    if head.version == Version::HTTP_2
+        && !head.headers.contains_key(hyper::header::HOST)
+        && let Some(authority) = head.uri.authority()
+    {
+        list.append((PyBytes::new(py, b"host"), PyBytes::new(py, authority.as_str().as_bytes())))?;
+    }
+    for (name, value) in &head.headers {
+        let pair = PyTuple::new(
+            py,
+            [PyBytes::new(py, name.as_str().as_bytes()), PyBytes::new(py, value.as_bytes())],
+        )?;
+        list.append(pair)?;
+    }
+    Ok(list)
+}
+
+fn address(py: Python<'_>, addr: Option<SocketAddr>) -> PyResult<Bound<'_, PyAny>> {
+    match addr {
+        Some(addr) => Ok((addr.ip().to_string(), addr.port()).into_pyobject(py)?.into_any()),
+        None => Ok(py.None().into_bound(py)),
+    }
+}

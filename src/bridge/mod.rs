@@ -1,0 +1,16 @@
+//! The GIL boundary between tokio and the Python event loop.
+//!
+//! Rust async code never touches the interpreter. It hands work to the
+//! event-loop thread as [`Job`]s through a [`Bridge`], and it holds Python
+//! objects only inside [`PyObj`], whose drop is safe on any thread.
+//! Nothing here knows which interface (ASGI, WSGI, RSGI) is calling.
+
+mod awaitable;
+mod bytes;
+mod pyobj;
+mod queue;
+
+pub use awaitable::{ClientDisconnected, Done, Ready};
+pub use pyobj::{PyObj, deferred_release_count, release_deferred};
+pub use bytes::body_bytes;
+pub use queue::{Bridge, Job};

@@ -1,0 +1,85 @@
+//! [`PyObj`]: a Python object owned by Rust code that may be dropped on any
+//! thread.
+//!
+//! Rule 1 of the design: a `Py<T>` dropped on a tokio thread is how shipped
+//! servers crashed with "Cannot drop pointer into Python heap without the
+//! GIL being held". A `PyObj` dropped by a thread that is attached to the
+//! interpreter releases its reference at once; one dropped elsewhere parks
+//! the reference in a queue that the event-loop thread empties on its next
+//! tick. `PyObj` deliberately does not implement `Clone`: copies are made
+//! with [`PyObj::clone_ref`], which needs the interpreter token (rule 2).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use pyo3::prelude::*;
+
+static DEFERRED: Mutex<Vec<Py<PyAny>>> = Mutex::new(Vec::new());
+static DEFERRED_TOTAL: AtomicU64 = AtomicU64::new(0);
+
+pub struct PyObj(Option<Py<PyAny>>);
+
+impl PyObj {
+    pub fn new(obj: Py<PyAny>) -> Self {
+        Self(Some(obj))
+    }
+
+    pub fn from_bound(obj: Bound<'_, PyAny>) -> Self {
+        Self(Some(obj.unbind()))
+    }
+
+    pub fn bind<'py>(&self, py: Python<'py>) -> &Bound<'py, PyAny> {
+        self.get().bind(py)
+    }
+
+    pub fn get(&self) -> &Py<PyAny> {
+        // Only `into_inner` and `drop` empty the slot, and both consume `self`.
+        self.0.as_ref().expect("PyObj is only emptied when consumed")
+    }
+
+    pub fn clone_ref(&self, py: Python<'_>) -> Self {
+        Self(Some(self.get().clone_ref(py)))
+    }
+
+    /// Gives the reference back to code that holds the interpreter.
+    pub fn into_bound(mut self, py: Python<'_>) -> Bound<'_, PyAny> {
+        let obj = self.0.take().expect("PyObj is only emptied when consumed");
+        obj.into_bound(py)
+    }
+}
+
+impl Drop for PyObj {
+    fn drop(&mut self) {
+        let Some(obj) = self.0.take() else { return };
+        // SAFETY: PyGILState_Check only reads the calling thread's state.
+        if unsafe { pyo3::ffi::PyGILState_Check() } == 1 {
+            drop(obj);
+        } else {
+            DEFERRED_TOTAL.fetch_add(1, Ordering::Relaxed);
+            DEFERRED
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(obj);
+        }
+    }
+}
+
+/// Releases the references parked by drops on unattached threads.
+pub fn release_deferred(_py: Python<'_>) {
+    let parked = {
+        let mut guard = DEFERRED.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_empty() {
+            return;
+        }
+        std::mem::take(&mut *guard)
+    };
+    // Dropped here, on a thread attached to the interpreter.
+    drop(parked);
+}
+
+/// How many references have ever been parked for a later release; the tests
+/// use it to prove that the off-thread drop path is exercised and survives.
+#[pyfunction]
+pub fn deferred_release_count() -> u64 {
+    DEFERRED_TOTAL.load(Ordering::Relaxed)
+}

@@ -1,0 +1,103 @@
+//! [`Bridge`]: the one road from tokio threads to the event-loop thread.
+//!
+//! Tokio tasks push [`Job`]s; the first push after the loop last drained
+//! writes one byte to a socket pair that the loop watches with
+//! `add_reader`. However many requests arrive before the loop wakes, they
+//! cost one wake-up: the loop runs them all in one [`Bridge::drain`].
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use pyo3::prelude::*;
+
+use super::pyobj::release_deferred;
+
+/// Work for the event-loop thread. It runs attached to the interpreter and
+/// must handle its own errors (there is nobody to return them to).
+pub type Job = Box<dyn FnOnce(Python<'_>) + Send>;
+
+#[derive(Clone)]
+pub struct Bridge {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    jobs: Mutex<Vec<Job>>,
+    wake_pending: AtomicBool,
+    closed: AtomicBool,
+    wake_tx: UnixStream,
+    wake_rx: UnixStream,
+}
+
+impl Bridge {
+    pub fn new() -> std::io::Result<Self> {
+        let (wake_tx, wake_rx) = UnixStream::pair()?;
+        wake_tx.set_nonblocking(true)?;
+        wake_rx.set_nonblocking(true)?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                jobs: Mutex::new(Vec::with_capacity(64)),
+                wake_pending: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+                wake_tx,
+                wake_rx,
+            }),
+        })
+    }
+
+    /// The file descriptor the event loop should watch for readability.
+    pub fn fileno(&self) -> i32 {
+        self.shared.wake_rx.as_raw_fd()
+    }
+
+    /// Queues `job` for the event-loop thread. Returns false once the
+    /// bridge is closed; the job is then dropped, which is safe because
+    /// jobs hold Python objects only through `PyObj`.
+    pub fn submit(&self, job: Job) -> bool {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        self.shared
+            .jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(job);
+        if !self.shared.wake_pending.swap(true, Ordering::AcqRel) {
+            // A full socket buffer means a wake-up is already waiting.
+            let _ = (&self.shared.wake_tx).write(&[1]);
+        }
+        true
+    }
+
+    /// Runs every queued job. Called by the event loop when the wake-up
+    /// socket is readable, and once more at shutdown.
+    pub fn drain(&self, py: Python<'_>) {
+        let mut sink = [0u8; 256];
+        loop {
+            match (&self.shared.wake_rx).read(&mut sink) {
+                Ok(n) if n == sink.len() => continue,
+                Ok(_) => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        // Cleared before taking the jobs: a push that lands after the take
+        // sees `false` and writes a new wake-up byte.
+        self.shared.wake_pending.store(false, Ordering::Release);
+        // One batch per call: jobs pushed meanwhile have written a new
+        // wake-up byte, so the loop gets to run its other callbacks first.
+        let jobs = std::mem::take(&mut *self.shared.jobs.lock().unwrap_or_else(|p| p.into_inner()));
+        for job in jobs {
+            job(py);
+        }
+        release_deferred(py);
+    }
+
+    /// Refuses further jobs; queued ones still run on the next drain.
+    pub fn close(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+    }
+}

@@ -1,0 +1,13 @@
+//! HTTP pieces shared by every interface: the connection facts a scope is
+//! built from, the request body as it arrives, and the response body that
+//! hyper writes out. Nothing here knows about Python.
+
+mod conn;
+mod file;
+mod request_body;
+mod response_body;
+
+pub use conn::ConnInfo;
+pub use file::send_file;
+pub use request_body::{RequestBody, Take};
+pub use response_body::{BodyAborted, ResponseBody, StreamItem, StreamSender, error_response};

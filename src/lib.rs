@@ -1,0 +1,27 @@
+//! `diorite._diorite`: the Rust core of the Diorite HTTP server.
+//!
+//! This file only registers the module; each concern lives in its own
+//! module (see `DESIGN.md` in the shared folder for the map).
+
+use pyo3::prelude::*;
+
+pub mod asgi;
+pub mod bridge;
+pub mod http;
+pub mod server;
+
+#[pymodule]
+fn _diorite(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<server::Worker>()?;
+    m.add_class::<bridge::Done>()?;
+    m.add_class::<bridge::Ready>()?;
+    m.add_class::<asgi::Receive>()?;
+    m.add_class::<asgi::Send>()?;
+    m.add(
+        "ClientDisconnected",
+        m.py().get_type::<bridge::ClientDisconnected>(),
+    )?;
+    m.add_function(wrap_pyfunction!(bridge::deferred_release_count, m)?)?;
+    Ok(())
+}

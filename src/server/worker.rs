@@ -1,0 +1,188 @@
+//! [`Worker`]: the Python-facing handle on one worker's server: its tokio
+//! runtime, its listener and its bridge to the event loop.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use tokio::runtime::Runtime;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::Handler;
+use super::accept::{self, HttpMode, HttpOptions};
+use crate::asgi::{AsgiApp, AsgiHandler};
+use crate::bridge::{Bridge, PyObj};
+
+#[pyclass(frozen, module = "diorite._diorite")]
+pub struct Worker {
+    bridge: Bridge,
+    runtime: Mutex<Option<Runtime>>,
+    listener: Mutex<Option<std::net::TcpListener>>,
+    serving: Mutex<Option<JoinHandle<bool>>>,
+    stop: watch::Sender<Option<Duration>>,
+    opts: HttpOptions,
+    backpressure: usize,
+}
+
+impl Worker {
+    fn start<H: Handler>(&self, handler: H) -> PyResult<()> {
+        let runtime = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
+        let runtime = runtime
+            .as_ref()
+            .ok_or_else(|| PyRuntimeError::new_err("worker is closed"))?;
+        let listener = self
+            .listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err("worker is already serving"))?;
+        let listener = {
+            let _entered = runtime.enter();
+            tokio::net::TcpListener::from_std(listener).map_err(|e| PyOSError::new_err(e.to_string()))?
+        };
+        let serving = runtime.spawn(accept::serve(
+            listener,
+            Arc::new(handler),
+            self.opts.clone(),
+            self.stop.subscribe(),
+        ));
+        *self.serving.lock().unwrap_or_else(|p| p.into_inner()) = Some(serving);
+        Ok(())
+    }
+
+    fn runtime_handle(&self) -> PyResult<tokio::runtime::Handle> {
+        self.runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|rt| rt.handle().clone())
+            .ok_or_else(|| PyRuntimeError::new_err("worker is closed"))
+    }
+}
+
+#[pymethods]
+impl Worker {
+    /// `fd` is a listening TCP socket; the worker serves a duplicate of it,
+    /// so the caller keeps ownership of its own.
+    #[new]
+    #[pyo3(signature = (fd, *, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, h2_max_concurrent_streams = 200))]
+    fn new(
+        fd: i32,
+        http: &str,
+        runtime_threads: usize,
+        backpressure: usize,
+        keep_alive: bool,
+        h2_max_concurrent_streams: u32,
+    ) -> PyResult<Self> {
+        let mode = match http {
+            "auto" => HttpMode::Auto,
+            "1" => HttpMode::Http1,
+            "2" => HttpMode::Http2,
+            other => return Err(PyValueError::new_err(format!("unknown HTTP mode {other:?}"))),
+        };
+        // SAFETY: `dup` returns a fresh descriptor that we own.
+        let dup = unsafe { libc::dup(fd) };
+        if dup < 0 {
+            return Err(PyOSError::new_err(std::io::Error::last_os_error().to_string()));
+        }
+        let owned = unsafe { OwnedFd::from_raw_fd(dup) };
+        let listener = std::net::TcpListener::from(owned);
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(runtime_threads.max(1))
+            .thread_name("diorite-io")
+            .enable_all()
+            .build()
+            .map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let bridge = Bridge::new().map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let (stop, _) = watch::channel(None);
+        Ok(Self {
+            bridge,
+            runtime: Mutex::new(Some(runtime)),
+            listener: Mutex::new(Some(listener)),
+            serving: Mutex::new(None),
+            stop,
+            opts: HttpOptions {
+                mode,
+                keep_alive,
+                h2_max_concurrent_streams,
+            },
+            backpressure,
+        })
+    }
+
+    /// The descriptor the event loop watches (`loop.add_reader`).
+    fn fileno(&self) -> i32 {
+        self.bridge.fileno()
+    }
+
+    /// Runs the work tokio handed to the event loop since the last call.
+    fn drain(&self, py: Python<'_>) {
+        self.bridge.drain(py);
+    }
+
+    /// Starts serving an ASGI app. `runner(scope, receive, send)` returns
+    /// the coroutine to run; `spawn(coro)` makes it a task.
+    #[pyo3(signature = (runner, spawn, event_loop, template, state = None))]
+    fn serve_asgi(
+        &self,
+        py: Python<'_>,
+        runner: Py<PyAny>,
+        spawn: Py<PyAny>,
+        event_loop: Bound<'_, PyAny>,
+        template: Py<PyAny>,
+        state: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
+        let app = AsgiApp::new(
+            py,
+            runner,
+            spawn,
+            &event_loop,
+            template,
+            state,
+            self.bridge.clone(),
+            self.runtime_handle()?,
+        )?;
+        self.start(AsgiHandler::new(app, self.backpressure))
+    }
+
+    /// Stops accepting and lets open requests finish for up to `timeout`
+    /// seconds; then `on_done(clean)` runs on the event-loop thread.
+    fn shutdown(&self, timeout: f64, on_done: Py<PyAny>) -> PyResult<()> {
+        let grace = Duration::try_from_secs_f64(timeout.max(0.0))
+            .map_err(|_| PyValueError::new_err("invalid shutdown timeout"))?;
+        let _ = self.stop.send(Some(grace));
+        let serving = self.serving.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let on_done = PyObj::new(on_done);
+        let bridge = self.bridge.clone();
+        let finish = async move {
+            let clean = match serving {
+                Some(handle) => handle.await.unwrap_or(false),
+                None => true,
+            };
+            bridge.submit(Box::new(move |py| {
+                if let Err(err) = on_done.bind(py).call1((clean,)) {
+                    err.print(py);
+                }
+            }));
+        };
+        self.runtime_handle()?.spawn(finish);
+        Ok(())
+    }
+
+    /// Stops the runtime. Tasks still running are dropped; the Python
+    /// objects they held are released on this (attached) thread.
+    fn close(&self, py: Python<'_>) {
+        let runtime = self.runtime.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(runtime) = runtime {
+            py.detach(move || runtime.shutdown_timeout(Duration::from_secs(1)));
+        }
+        self.bridge.close();
+        self.bridge.drain(py);
+    }
+}
