@@ -8,9 +8,10 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::Handler;
 use crate::http::ConnInfo;
@@ -40,11 +41,41 @@ fn builder(opts: &HttpOptions) -> auto::Builder<TokioExecutor> {
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(opts.h2_max_concurrent_streams);
-    match opts.mode {
-        HttpMode::Auto => builder,
-        HttpMode::Http1 => builder.http1_only(),
-        HttpMode::Http2 => builder.http2_only(),
-    }
+    builder
+}
+
+/// The HTTP/1-only and HTTP/2-only modes use hyper's own builders: the
+/// automatic one ignores a version restriction once upgrades are enabled.
+fn http1_builder(opts: &HttpOptions) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).keep_alive(opts.keep_alive).half_close(false);
+    builder
+}
+
+fn http2_builder(opts: &HttpOptions) -> hyper::server::conn::http2::Builder<TokioExecutor> {
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(opts.h2_max_concurrent_streams);
+    builder
+}
+
+/// Runs a connection on its own task; when `draining` fires, the
+/// connection finishes the requests it has and then closes. (hyper's three
+/// connection types share the method but no trait, hence a macro.)
+macro_rules! spawn_graceful {
+    ($tracker:expr, $draining:expr, $conn:expr) => {{
+        let draining = $draining.clone();
+        let conn = $conn;
+        $tracker.spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = draining.cancelled() => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+        });
+    }};
 }
 
 /// Serves until `stop` holds a grace period, then lets open connections
@@ -55,8 +86,11 @@ pub async fn serve<H: Handler>(
     opts: HttpOptions,
     mut stop: watch::Receiver<Option<Duration>>,
 ) -> bool {
-    let builder = builder(&opts);
-    let graceful = GracefulShutdown::new();
+    let auto = builder(&opts);
+    let h1 = http1_builder(&opts);
+    let h2 = http2_builder(&opts);
+    let draining = CancellationToken::new();
+    let connections = TaskTracker::new();
     let server = listener.local_addr().ok();
     loop {
         let accepted = tokio::select! {
@@ -86,15 +120,25 @@ pub async fn serve<H: Handler>(
             let conn = Arc::clone(&conn);
             async move { Ok::<_, Infallible>(handler.handle(req, &conn).await) }
         });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let watched = graceful.watch(connection);
-        tokio::spawn(async move {
-            let _ = watched.await;
-        });
+        let io = TokioIo::new(stream);
+        match opts.mode {
+            HttpMode::Auto => {
+                let conn = auto.serve_connection_with_upgrades(io, service).into_owned();
+                spawn_graceful!(connections, draining, conn);
+            }
+            HttpMode::Http1 => {
+                let conn = h1.serve_connection(io, service).with_upgrades();
+                spawn_graceful!(connections, draining, conn);
+            }
+            HttpMode::Http2 => {
+                let conn = h2.serve_connection(io, service);
+                spawn_graceful!(connections, draining, conn);
+            }
+        }
     }
     drop(listener);
     let grace = stop.borrow().unwrap_or_default();
-    tokio::time::timeout(grace, graceful.shutdown()).await.is_ok()
+    draining.cancel();
+    connections.close();
+    tokio::time::timeout(grace, connections.wait()).await.is_ok()
 }

@@ -1,0 +1,118 @@
+"""Hello-world benchmark: diorite against Granian, one worker each, with wrk.
+
+    python bench/run.py [--duration 5] [--rounds 3] [--connections 64]
+
+Servers alternate round by round so that noise on a shared machine hits both;
+the report gives each server's median requests/s and the ratio. This is a
+measurement to run by hand, never a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+SCENARIOS = {
+    "asgi": "examples.hello_asgi:app",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_command(server: str, interface: str, app: str, port: int) -> list[str]:
+    common = ["--interface", interface, "--host", "127.0.0.1", "--port", str(port)]
+    if server == "diorite":
+        return [str(BIN / "diorite"), *common, "--log-level", "warning", app]
+    if server == "granian":
+        return [str(BIN / "granian"), *common, "--workers", "1", "--log-level", "warning", app]
+    raise ValueError(server)
+
+
+def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+def wrk(port: int, duration: int, connections: int, path: str = "/") -> float:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", f"http://127.0.0.1:{port}{path}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+    if errors:
+        print(f"    wrk reported: {errors.group(0)}", file=sys.stderr)
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def measure(server: str, interface: str, app: str, args) -> float:
+    port = free_port()
+    proc = subprocess.Popen(
+        server_command(server, interface, app, port),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    try:
+        wait_listening(port, proc)
+        wrk(port, 1, args.connections)  # warm-up
+        return wrk(port, args.duration, args.connections)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--interface", choices=tuple(SCENARIOS), action="append")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("bench: wrk is not installed (apt-get install wrk)")
+    interfaces = args.interface or list(SCENARIOS)
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    print("| interface | diorite req/s | granian req/s | ratio |")
+    print("|---|---|---|---|")
+    for interface in interfaces:
+        results: dict[str, list[float]] = {"diorite": [], "granian": []}
+        for _ in range(args.rounds):
+            for server in results:
+                results[server].append(measure(server, interface, SCENARIOS[interface], args))
+        d = statistics.median(results["diorite"])
+        g = statistics.median(results["granian"])
+        print(f"| {interface} | {d:,.0f} | {g:,.0f} | {d / g:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""A raw ASGI app with one route per behaviour the tests provoke."""
+
+import asyncio
+import json
+import os
+import threading
+from urllib.parse import parse_qs
+
+from diorite._diorite import ClientDisconnected, deferred_release_count
+
+STATS = {"disconnects": 0, "stream_cancelled": 0, "thread_responses": 0}
+
+
+async def read_body(receive):
+    chunks, calls = [], 0
+    while True:
+        message = await receive()
+        calls += 1
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected("gone while reading")
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks), calls
+
+
+async def respond(send, status=200, body=b"", headers=()):
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain"), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def jsonable(value):
+    if isinstance(value, bytes):
+        return {"bytes": value.decode("latin-1")}
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+async def lifespan(scope, receive, send):
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            if os.environ.get("FAIL_STARTUP"):
+                await send({"type": "lifespan.startup.failed", "message": "database unreachable"})
+                return
+            scope["state"]["started_by"] = "lifespan"
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            marker = os.environ.get("SHUTDOWN_MARKER")
+            if marker:
+                with open(marker, "w") as f:
+                    f.write("lifespan shutdown ran")
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        return await lifespan(scope, receive, send)
+    path = scope["path"]
+    query = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
+
+    if path == "/":
+        return await respond(send, body=b"Hello, world!")
+
+    if path.startswith("/scope"):
+        body = json.dumps(jsonable({k: v for k, v in scope.items()})).encode()
+        return await respond(send, body=body, headers=[(b"content-type", b"application/json")])
+
+    if path == "/echo":
+        body, calls = await read_body(receive)
+        return await respond(send, body=body, headers=[(b"x-receive-calls", str(calls).encode())])
+
+    if path == "/echo-length":
+        body, _ = await read_body(receive)
+        return await respond(send, body=str(len(body)).encode())
+
+    if path == "/stream":
+        n, size = int(query.get("n", 10)), int(query.get("size", 10))
+        delay = float(query.get("delay", 0))
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        try:
+            for i in range(n):
+                await send({"type": "http.response.body", "body": (b"%d" % (i % 10)) * size, "more_body": True})
+                if delay:
+                    await asyncio.sleep(delay)
+        except ClientDisconnected:
+            STATS["stream_cancelled"] += 1
+            raise
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return
+
+    if path == "/wait-disconnect":
+        # Streams one chunk, then waits for the client to leave.
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"waiting", "more_body": True})
+        message = await receive()
+        while message["type"] != "http.disconnect":
+            message = await receive()
+        STATS["disconnects"] += 1
+        return
+
+    if path == "/raise-before":
+        raise RuntimeError("boom before start")
+
+    if path == "/raise-mid":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        raise RuntimeError("boom mid-stream")
+
+    if path == "/no-response":
+        return
+
+    if path == "/bad-message":
+        await send({"type": "http.response.body", "body": b"no start"})
+        return
+
+    if path == "/slow":
+        await asyncio.sleep(float(query.get("delay", 1)))
+        return await respond(send, body=b"slow done")
+
+    if path == "/pathsend":
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]})
+        await send({"type": "http.response.pathsend", "path": query["file"]})
+        return
+
+    if path == "/trailers":
+        await send({"type": "http.response.start", "status": 200, "headers": [], "trailers": True})
+        await send({"type": "http.response.body", "body": b"body", "more_body": False})
+        await send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"abc123")], "more_trailers": False})
+        return
+
+    if path == "/thread":
+        # The response is produced from a background thread, which also
+        # holds the last references to send/receive/scope and drops them.
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        holder = {"send": send, "receive": receive, "scope": scope}
+
+        def worker():
+            fut = asyncio.run_coroutine_threadsafe(respond(holder["send"], body=b"from a thread"), loop)
+            fut.result()
+            STATS["thread_responses"] += 1
+            holder.clear()
+            loop.call_soon_threadsafe(done.set_result, None)
+
+        del send, receive
+        threading.Thread(target=worker).start()
+        await done
+        return
+
+    if path == "/stats":
+        stats = dict(STATS, deferred_releases=deferred_release_count())
+        return await respond(send, body=json.dumps(stats).encode())
+
+    await respond(send, status=404, body=b"not found")

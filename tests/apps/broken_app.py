@@ -1,0 +1,3 @@
+"""Fails while being imported."""
+
+1 / 0  # noqa: B018

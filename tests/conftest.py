@@ -1,0 +1,135 @@
+"""Starts the real `diorite` command on a free port and hands tests a handle.
+
+Every server's log is checked at teardown: a Rust panic or a PyO3 ownership
+error anywhere in it fails the test that ran the server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+APPS = Path(__file__).resolve().parent / "apps"
+
+# Lines that must never appear in a server log.
+FORBIDDEN = (
+    "panicked",
+    "Cannot drop pointer into Python heap",
+    "Cannot clone pointer into Python heap",
+    "is unsendable",
+    "PanicException",
+    "Task was destroyed but it is pending",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def diorite_command() -> list[str]:
+    return [sys.executable, "-m", "diorite"]
+
+
+class Server:
+    def __init__(self, app: str, *args: str, tmp_path: Path, env: dict | None = None, check_log=True):
+        env = env or {}
+        self.port = int(env["DIORITE_PORT"]) if "DIORITE_PORT" in env else free_port()
+        port_args = [] if "DIORITE_PORT" in env else ["--port", str(self.port)]
+        self.host = "127.0.0.1"
+        self.log_path = tmp_path / f"server-{self.port}.log"
+        self.check_log = check_log
+        full_env = dict(os.environ)
+        full_env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(ROOT), full_env.get("PYTHONPATH", "")])
+        full_env["PYTHONUNBUFFERED"] = "1"
+        full_env.update(env)
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [*diorite_command(), *port_args, *args, *([app] if app else [])],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=str(tmp_path),
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def wait_ready(self, timeout: float = 20.0) -> Server:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"diorite exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"diorite did not start listening:\n{self.log()}")
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, sig=signal.SIGINT) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"diorite did not stop on SIGINT:\n{self.log()}") from None
+        self._log.close()
+        return self.proc.returncode
+
+    def assert_clean_log(self) -> None:
+        text = self.log()
+        for bad in FORBIDDEN:
+            assert bad not in text, f"server log contains {bad!r}:\n{text}"
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """`serve(app, *flags)` starts diorite and waits until it listens."""
+    servers: list[Server] = []
+
+    def start(app: str, *args: str, env: dict | None = None, ready: bool = True) -> Server:
+        server = Server(app, *args, tmp_path=tmp_path, env=env)
+        servers.append(server)
+        return server.wait_ready() if ready else server
+
+    yield start
+    for server in servers:
+        code = server.stop()
+        if server.check_log:
+            server.assert_clean_log()
+            assert code == 0, f"diorite exited with {code}:\n{server.log()}"
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(ROOT)])
+    full_env.update(env or {})
+    return subprocess.run(
+        [*diorite_command(), *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
