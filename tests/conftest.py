@@ -82,6 +82,17 @@ class Server:
             self._log.flush()
         return self.log_path.read_text(errors="replace")
 
+    def wait_log(self, text: str, timeout: float = 10.0) -> str:
+        """The log, once it contains `text` (the server may log just after
+        the client got its answer)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            log = self.log()
+            if text in log:
+                return log
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} never appeared in the log:\n{self.log()}")
+
     def signal(self, sig=signal.SIGINT) -> None:
         self.proc.send_signal(sig)
 

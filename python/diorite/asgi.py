@@ -38,14 +38,15 @@ def make_runner(app):
         except asyncio.CancelledError:
             send.abort()
         except BaseException as exc:
-            send.abort()
             app_logger.error("Exception in ASGI application", exc_info=exc)
+            send.abort()
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
         else:
             problem = send.finish()
             if problem:
                 app_logger.error("%s (%s %s)", problem, scope["method"], scope["path"])
+                send.abort()
 
     return run_http
 

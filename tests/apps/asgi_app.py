@@ -133,7 +133,8 @@ async def app(scope, receive, send):
         return
 
     if path == "/trailers":
-        await send({"type": "http.response.start", "status": 200, "headers": [], "trailers": True})
+        headers = [(b"trailer", b"x-checksum")]  # HTTP/1.1 sends only declared trailers
+        await send({"type": "http.response.start", "status": 200, "headers": headers, "trailers": True})
         await send({"type": "http.response.body", "body": b"body", "more_body": False})
         await send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"abc123")], "more_trailers": False})
         return
@@ -156,6 +157,10 @@ async def app(scope, receive, send):
         threading.Thread(target=worker).start()
         await done
         return
+
+    if path == "/big":
+        size = int(query.get("size", 4 * 1024 * 1024))
+        return await respond(send, body=os.urandom(16) + b"x" * (size - 16))
 
     if path == "/stats":
         stats = dict(STATS, deferred_releases=deferred_release_count())
