@@ -41,7 +41,9 @@ def diorite_command() -> list[str]:
 
 
 class Server:
-    def __init__(self, app: str, *args: str, tmp_path: Path, env: dict | None = None, check_log=True):
+    def __init__(
+        self, app: str, *args: str, tmp_path: Path, env: dict | None = None, check_log=True
+    ):
         env = env or {}
         self.port = int(env["DIORITE_PORT"]) if "DIORITE_PORT" in env else free_port()
         port_args = [] if "DIORITE_PORT" in env else ["--port", str(self.port)]
@@ -49,7 +51,9 @@ class Server:
         self.log_path = tmp_path / f"server-{self.port}.log"
         self.check_log = check_log
         full_env = dict(os.environ)
-        full_env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(ROOT), full_env.get("PYTHONPATH", "")])
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            [str(APPS), str(ROOT), full_env.get("PYTHONPATH", "")]
+        )
         full_env["PYTHONUNBUFFERED"] = "1"
         full_env.update(env)
         self._log = open(self.log_path, "wb")
@@ -132,7 +136,9 @@ def serve(tmp_path):
             assert code == 0, f"diorite exited with {code}:\n{server.log()}"
 
 
-def run_cli(*args: str, env: dict | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess:
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(ROOT)])
     full_env.update(env or {})

@@ -6,7 +6,6 @@ import time
 
 import httpx
 import pytest
-
 from conftest import run_cli
 
 
@@ -118,8 +117,8 @@ def test_pathsend_sends_file_from_rust(serve, tmp_path):
 
 
 def test_trailers_over_http2(serve):
-    h2 = pytest.importorskip("h2.connection")
     import h2.config
+    import h2.connection
     import h2.events
 
     server = serve("asgi_app:app")
@@ -129,7 +128,13 @@ def test_trailers_over_http2(serve):
         s.sendall(conn.data_to_send())
         conn.send_headers(
             1,
-            [(":method", "GET"), (":path", "/trailers"), (":scheme", "http"), (":authority", "x"), ("te", "trailers")],
+            [
+                (":method", "GET"),
+                (":path", "/trailers"),
+                (":scheme", "http"),
+                (":authority", "x"),
+                ("te", "trailers"),
+            ],
             end_stream=True,
         )
         s.sendall(conn.data_to_send())
@@ -193,7 +198,9 @@ def test_graceful_shutdown_finishes_in_flight_requests(serve):
 
     server = serve("asgi_app:app")
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        futures = [pool.submit(httpx.get, server.url + "/slow?delay=1", timeout=10) for _ in range(8)]
+        futures = [
+            pool.submit(httpx.get, server.url + "/slow?delay=1", timeout=10) for _ in range(8)
+        ]
         time.sleep(0.4)
         server.signal(signal.SIGTERM)
         results = [f.result() for f in futures]

@@ -2,7 +2,6 @@
 
 import httpx
 import pytest
-
 from conftest import run_cli
 
 

@@ -70,7 +70,14 @@ def test_streams_cancelled_by_client_disconnect(serve):
 def test_app_sees_http_disconnect(serve):
     server = serve("asgi_app:app")
     with concurrent.futures.ThreadPoolExecutor(32) as pool:
-        list(pool.map(lambda _: hang_up_mid_response(server.host, server.port, "/wait-disconnect", read=10), range(100)))
+        list(
+            pool.map(
+                lambda _: hang_up_mid_response(
+                    server.host, server.port, "/wait-disconnect", read=10
+                ),
+                range(100),
+            )
+        )
     assert wait_for(lambda: stats(server)["disconnects"] == 100), stats(server)
 
 
@@ -89,7 +96,11 @@ def test_streaming_generators_are_closed_when_clients_leave(serve):
         list(
             pool.map(
                 lambda i: hang_up_mid_response(
-                    server.host, server.port, "/stream?n=1000000&delay=0.001", read=1000, rst=bool(i % 2)
+                    server.host,
+                    server.port,
+                    "/stream?n=1000000&delay=0.001",
+                    read=1000,
+                    rst=bool(i % 2),
                 ),
                 range(CLIENTS),
             )
@@ -105,7 +116,9 @@ def test_streaming_generators_are_closed_when_clients_leave(serve):
 def test_callbacks_from_background_threads(serve):
     server = serve("asgi_app:app")
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        texts = list(pool.map(lambda _: httpx.get(server.url + "/thread", timeout=20).text, range(300)))
+        texts = list(
+            pool.map(lambda _: httpx.get(server.url + "/thread", timeout=20).text, range(300))
+        )
     assert texts == ["from a thread"] * 300
     assert stats(server)["thread_responses"] == 300
 
@@ -172,11 +185,19 @@ def test_shutdown_with_slow_readers(serve):
 
 def test_survives_mixed_abuse_then_serves(serve):
     server = serve("asgi_app:app")
-    paths = ["/stream?n=1000&size=1000&delay=0.001", "/raise-mid", "/raise-before", "/wait-disconnect", "/big?size=1048576"]
+    paths = [
+        "/stream?n=1000&size=1000&delay=0.001",
+        "/raise-mid",
+        "/raise-before",
+        "/wait-disconnect",
+        "/big?size=1048576",
+    ]
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         list(
             pool.map(
-                lambda i: hang_up_mid_response(server.host, server.port, paths[i % len(paths)], read=1, rst=bool(i % 3)),
+                lambda i: hang_up_mid_response(
+                    server.host, server.port, paths[i % len(paths)], read=1, rst=bool(i % 3)
+                ),
                 range(300),
             )
         )

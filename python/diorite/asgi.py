@@ -111,8 +111,11 @@ class Lifespan:
         except BaseException as exc:
             if self._startup is not None and not self._startup.done():
                 self.supported = False
-                logger.info("ASGI lifespan is not supported by the app (%s: %s); going on without it",
-                            type(exc).__name__, exc)
+                logger.info(
+                    "ASGI lifespan is not supported by the app (%s: %s); going on without it",
+                    type(exc).__name__,
+                    exc,
+                )
             else:
                 logger.error("Exception in ASGI lifespan", exc_info=exc)
         else:

@@ -70,11 +70,23 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Every option can also be set as DIORITE_<OPTION>, e.g. DIORITE_PORT=9000.",
     )
     p.add_argument("app", metavar="APP", nargs="?", help="the application, as module:attribute")
-    p.add_argument("--interface", choices=INTERFACES, default="asgi", help="application interface (default: asgi)")
+    p.add_argument(
+        "--interface",
+        choices=INTERFACES,
+        default="asgi",
+        help="application interface (default: asgi)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8000, help="port to bind (default: 8000)")
-    p.add_argument("--http", choices=HTTP_MODES, default="auto", help="HTTP versions to serve (default: auto)")
-    p.add_argument("--runtime-threads", type=_positive, default=1, help="tokio I/O threads per worker (default: 1)")
+    p.add_argument(
+        "--http", choices=HTTP_MODES, default="auto", help="HTTP versions to serve (default: auto)"
+    )
+    p.add_argument(
+        "--runtime-threads",
+        type=_positive,
+        default=1,
+        help="tokio I/O threads per worker (default: 1)",
+    )
     p.add_argument("--backlog", type=_positive, default=1024, help="listen backlog (default: 1024)")
     p.add_argument(
         "--backpressure",
@@ -82,12 +94,29 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="most requests handed to Python at once per worker (default: the backlog)",
     )
-    p.add_argument("--working-dir", default=None, help="directory to change to before loading the app")
-    p.add_argument("--log-level", choices=tuple(LEVELS), default="info", help="log level (default: info)")
-    p.add_argument("--log", dest="log_enabled", action="store_true", default=True, help="enable logging (default)")
+    p.add_argument(
+        "--working-dir", default=None, help="directory to change to before loading the app"
+    )
+    p.add_argument(
+        "--log-level", choices=tuple(LEVELS), default="info", help="log level (default: info)"
+    )
+    p.add_argument(
+        "--log",
+        dest="log_enabled",
+        action="store_true",
+        default=True,
+        help="enable logging (default)",
+    )
     p.add_argument("--no-log", dest="log_enabled", action="store_false", help="disable logging")
-    p.add_argument("--factory", action="store_true", default=False, help="APP is a factory to call for the app")
-    p.add_argument("--loop", choices=LOOPS, default="auto", help="event loop (default: auto, uvloop if installed)")
+    p.add_argument(
+        "--factory", action="store_true", default=False, help="APP is a factory to call for the app"
+    )
+    p.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default="auto",
+        help="event loop (default: auto, uvloop if installed)",
+    )
     p.add_argument(
         "--http1-keep-alive",
         dest="http1_keep_alive",

@@ -130,7 +130,11 @@ async def serve(app, sock: socket.socket, config: Config) -> int:
 
 async def _cancel_app_tasks() -> None:
     current = asyncio.current_task()
-    tasks = [t for t in asyncio.all_tasks() if t is not current and not t.get_name().startswith("lifespan")]
+    tasks = [
+        t
+        for t in asyncio.all_tasks()
+        if t is not current and not t.get_name().startswith("lifespan")
+    ]
     for task in tasks:
         task.cancel()
     if tasks:

@@ -36,7 +36,11 @@ pub enum Phase {
     /// Waiting for `http.response.start`.
     Waiting(Reply),
     /// The head is known but not yet handed to hyper.
-    Started { reply: Reply, response: Response<()>, trailers: bool },
+    Started {
+        reply: Reply,
+        response: Response<()>,
+        trailers: bool,
+    },
     /// The head went to hyper; the body follows through `tx`.
     Streaming { tx: StreamSender, trailers: bool },
     /// Nothing more will be sent.
@@ -44,7 +48,12 @@ pub enum Phase {
 }
 
 impl Cycle {
-    pub fn new(app: Arc<AsgiApp>, body: Arc<RequestBody>, reply: Reply, permit: OwnedSemaphorePermit) -> Self {
+    pub fn new(
+        app: Arc<AsgiApp>,
+        body: Arc<RequestBody>,
+        reply: Reply,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
         Self {
             app,
             body,
@@ -95,9 +104,9 @@ impl Cycle {
 
     fn wake_receiver(self: &Arc<Self>, waiter: PyObj) {
         let cycle = Arc::clone(self);
-        self.app
-            .bridge
-            .submit(Box::new(move |py| super::protocol::resolve_receive(py, &cycle, waiter)));
+        self.app.bridge.submit(Box::new(move |py| {
+            super::protocol::resolve_receive(py, &cycle, waiter)
+        }));
     }
 
     /// Marks the response complete and wakes a `receive()` that waits for
@@ -161,8 +170,9 @@ impl Cycle {
 }
 
 fn abort_stream(app: &AsgiApp, tx: StreamSender) {
-    if let Err(tokio::sync::mpsc::error::TrySendError::Full(item)) = tx.try_send(StreamItem::Abort) {
-        app.runtime.spawn(async move {
+    if let Err(tokio::sync::mpsc::error::TrySendError::Full(item)) = tx.try_send(StreamItem::Abort)
+    {
+        app.bridge.spawn(async move {
             let _ = tx.send(item).await;
         });
     }

@@ -47,7 +47,12 @@ impl Messages {
         }
     }
 
-    pub fn request<'py>(&self, py: Python<'py>, body: &[u8], more: bool) -> PyResult<Bound<'py, PyDict>> {
+    pub fn request<'py>(
+        &self,
+        py: Python<'py>,
+        body: &[u8],
+        more: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let msg = PyDict::new(py);
         msg.set_item(self.type_.bind(py), self.http_request.bind(py))?;
         msg.set_item(self.body.bind(py), PyBytes::new(py, body))?;

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use hyper::body::{Body as _, Incoming};
 use hyper::{Request, Response, StatusCode};
 use pyo3::prelude::*;
-use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::bridge::{Bridge, PyObj};
@@ -39,7 +38,6 @@ pub struct AsgiApp {
     scope: ScopeBuilder,
     messages: Messages,
     bridge: Bridge,
-    runtime: Handle,
 }
 
 impl AsgiApp {
@@ -51,7 +49,6 @@ impl AsgiApp {
         template: Py<PyAny>,
         state: Option<Py<PyAny>>,
         bridge: Bridge,
-        runtime: Handle,
     ) -> PyResult<Self> {
         Ok(Self {
             runner: PyObj::new(runner),
@@ -60,12 +57,17 @@ impl AsgiApp {
             scope: ScopeBuilder::new(py, template, state)?,
             messages: Messages::new(py),
             bridge,
-            runtime,
         })
     }
 
     /// Runs on the event-loop thread: builds the scope and starts the app.
-    fn start(&self, py: Python<'_>, head: hyper::http::request::Parts, conn: &ConnInfo, cycle: Arc<Cycle>) {
+    fn start(
+        &self,
+        py: Python<'_>,
+        head: hyper::http::request::Parts,
+        conn: &ConnInfo,
+        cycle: Arc<Cycle>,
+    ) {
         let started = (|| -> PyResult<()> {
             let scope = self.scope.build(py, &head, conn)?;
             let receive = Py::new(py, Receive::new(Arc::clone(&cycle)))?;

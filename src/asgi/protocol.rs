@@ -28,7 +28,11 @@ impl Receive {
 /// What the next `receive()` returns, if it is known now. With the lock
 /// held, a body that is not ready registers the wake-up before the caller
 /// stores its future, so no arrival is missed.
-fn next_message<'py>(py: Python<'py>, cycle: &Arc<Cycle>, state: &State) -> PyResult<Option<Bound<'py, PyDict>>> {
+fn next_message<'py>(
+    py: Python<'py>,
+    cycle: &Arc<Cycle>,
+    state: &State,
+) -> PyResult<Option<Bound<'py, PyDict>>> {
     let messages = &cycle.app.messages;
     if state.disconnected || matches!(state.phase, Phase::Complete) {
         return messages.disconnect(py).map(Some);
@@ -60,7 +64,11 @@ impl Receive {
 pub fn resolve_receive(py: Python<'_>, cycle: &Arc<Cycle>, waiter: PyObj) {
     let future = waiter.into_bound(py);
     // A cancelled receive must not swallow a piece of the body.
-    if future.call_method0("done").and_then(|d| d.is_truthy()).unwrap_or(true) {
+    if future
+        .call_method0("done")
+        .and_then(|d| d.is_truthy())
+        .unwrap_or(true)
+    {
         return;
     }
     let mut state = cycle.lock();
@@ -100,7 +108,9 @@ impl Send {
         if state.disconnected {
             ClientDisconnected::new_err("client disconnected")
         } else {
-            PyRuntimeError::new_err(format!("unexpected ASGI message '{what}' after the response was complete"))
+            PyRuntimeError::new_err(format!(
+                "unexpected ASGI message '{what}' after the response was complete"
+            ))
         }
     }
 
@@ -116,7 +126,7 @@ impl Send {
                 let waiter = PyObj::from_bound(future.clone());
                 let tx = tx.clone();
                 let bridge = app.bridge.clone();
-                app.runtime.spawn(async move {
+                app.bridge.spawn(async move {
                     let sent = tx.send(item).await.is_ok();
                     bridge.submit(Box::new(move |py| settle_send(py, waiter, sent)));
                 });
@@ -128,7 +138,8 @@ impl Send {
     fn start(&self, msg: &Bound<'_, PyDict>) -> PyResult<()> {
         let messages = &self.cycle.app.messages;
         let py = msg.py();
-        let status: u16 = required(msg, messages.status.bind(py), "http.response.start")?.extract()?;
+        let status: u16 =
+            required(msg, messages.status.bind(py), "http.response.start")?.extract()?;
         let status = StatusCode::from_u16(status)
             .map_err(|_| PyValueError::new_err(format!("invalid HTTP status code {status}")))?;
         let headers = header_map(msg.get_item(messages.headers.bind(py))?)?;
@@ -139,7 +150,11 @@ impl Send {
                 let mut response = Response::new(());
                 *response.status_mut() = status;
                 *response.headers_mut() = headers;
-                state.phase = Phase::Started { reply, response, trailers };
+                state.phase = Phase::Started {
+                    reply,
+                    response,
+                    trailers,
+                };
                 Ok(())
             }
             other => {
@@ -162,7 +177,11 @@ impl Send {
         let more = flag(msg, messages.more_body.bind(py))?;
         let mut state = self.cycle.lock();
         match std::mem::replace(&mut state.phase, Phase::Complete) {
-            Phase::Started { reply, response, trailers } => {
+            Phase::Started {
+                reply,
+                response,
+                trailers,
+            } => {
                 if !more && !trailers {
                     // The fast path: the whole response in one hand-off.
                     let _ = reply.send(response.map(|()| ResponseBody::full(body)));
@@ -174,16 +193,21 @@ impl Send {
                     return Ok(self.done(py));
                 }
                 let gone = Arc::clone(&self.cycle);
-                let (tx, stream) = ResponseBody::channel(Some(Box::new(move || gone.client_gone())));
+                let (tx, stream) =
+                    ResponseBody::channel(Some(Box::new(move || gone.client_gone())));
                 if reply.send(response.map(|()| stream)).is_err() {
                     return Err(ClientDisconnected::new_err("client disconnected"));
                 }
                 self.stream_body(py, &mut state, tx, trailers, body, more)
             }
-            Phase::Streaming { tx, trailers } => self.stream_body(py, &mut state, tx, trailers, body, more),
+            Phase::Streaming { tx, trailers } => {
+                self.stream_body(py, &mut state, tx, trailers, body, more)
+            }
             Phase::Waiting(reply) => {
                 state.phase = Phase::Waiting(reply);
-                Err(PyRuntimeError::new_err("'http.response.body' sent before 'http.response.start'"))
+                Err(PyRuntimeError::new_err(
+                    "'http.response.body' sent before 'http.response.start'",
+                ))
             }
             Phase::Complete => Err(self.already_complete(&state, "http.response.body")),
         }
@@ -227,7 +251,9 @@ impl Send {
             Phase::Streaming { tx, trailers: true } => {
                 if more {
                     // hyper sends one trailer block: later parts are merged.
-                    return Err(PyValueError::new_err("'more_trailers' is not supported; send all trailers at once"));
+                    return Err(PyValueError::new_err(
+                        "'more_trailers' is not supported; send all trailers at once",
+                    ));
                 }
                 let awaitable = self.push(py, &tx, StreamItem::Trailers(headers))?;
                 Ok(awaitable)
@@ -244,21 +270,28 @@ impl Send {
 
     fn pathsend(&self, py: Python<'_>, msg: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
         let messages = &self.cycle.app.messages;
-        let path: std::path::PathBuf = required(msg, messages.path.bind(py), "http.response.pathsend")?.extract()?;
+        let path: std::path::PathBuf =
+            required(msg, messages.path.bind(py), "http.response.pathsend")?.extract()?;
         let mut state = self.cycle.lock();
         match std::mem::replace(&mut state.phase, Phase::Complete) {
-            Phase::Started { reply, response, .. } => {
+            Phase::Started {
+                reply, response, ..
+            } => {
                 let gone = Arc::clone(&self.cycle);
-                self.cycle
-                    .app
-                    .runtime
-                    .spawn(crate::http::send_file(path, response, reply, Box::new(move || gone.client_gone())));
+                self.cycle.app.bridge.spawn(crate::http::send_file(
+                    path,
+                    response,
+                    reply,
+                    Box::new(move || gone.client_gone()),
+                ));
                 Ok(self.done(py))
             }
             Phase::Complete => Err(self.already_complete(&state, "http.response.pathsend")),
             other => {
                 state.phase = other;
-                Err(PyRuntimeError::new_err("'http.response.pathsend' must follow 'http.response.start'"))
+                Err(PyRuntimeError::new_err(
+                    "'http.response.pathsend' must follow 'http.response.start'",
+                ))
             }
         }
     }
@@ -281,7 +314,9 @@ impl Send {
             Some(Sent::Body) => self.body(py, msg),
             Some(Sent::Trailers) => self.trailers(py, msg),
             Some(Sent::PathSend) => self.pathsend(py, msg),
-            None => Err(PyValueError::new_err(format!("unexpected ASGI message type '{kind}'"))),
+            None => Err(PyValueError::new_err(format!(
+                "unexpected ASGI message type '{kind}'"
+            ))),
         }
     }
 
@@ -298,7 +333,11 @@ impl Send {
 
 fn settle_send(py: Python<'_>, waiter: PyObj, sent: bool) {
     let future = waiter.into_bound(py);
-    if future.call_method0("done").and_then(|d| d.is_truthy()).unwrap_or(true) {
+    if future
+        .call_method0("done")
+        .and_then(|d| d.is_truthy())
+        .unwrap_or(true)
+    {
         return;
     }
     let result = if sent {
@@ -312,7 +351,11 @@ fn settle_send(py: Python<'_>, waiter: PyObj, sent: bool) {
     }
 }
 
-fn required<'py>(msg: &Bound<'py, PyDict>, key: &Bound<'py, PyString>, what: &str) -> PyResult<Bound<'py, PyAny>> {
+fn required<'py>(
+    msg: &Bound<'py, PyDict>,
+    key: &Bound<'py, PyString>,
+    what: &str,
+) -> PyResult<Bound<'py, PyAny>> {
     msg.get_item(key)?
         .ok_or_else(|| PyValueError::new_err(format!("{what} is missing the '{key}' key")))
 }
@@ -327,15 +370,21 @@ fn flag(msg: &Bound<'_, PyDict>, key: &Bound<'_, PyString>) -> PyResult<bool> {
 /// ASGI headers (an iterable of `[name, value]` byte pairs) as a header map.
 fn header_map(headers: Option<Bound<'_, PyAny>>) -> PyResult<HeaderMap> {
     let mut map = HeaderMap::new();
-    let Some(headers) = headers else { return Ok(map) };
+    let Some(headers) = headers else {
+        return Ok(map);
+    };
     for pair in headers.try_iter()? {
         let pair = pair?;
         let name = pair.get_item(0)?;
         let value = pair.get_item(1)?;
         let name = header_bytes(&name)?;
         let value = header_bytes(&value)?;
-        let name = HeaderName::from_bytes(&name)
-            .map_err(|_| PyValueError::new_err(format!("invalid header name {:?}", String::from_utf8_lossy(&name))))?;
+        let name = HeaderName::from_bytes(&name).map_err(|_| {
+            PyValueError::new_err(format!(
+                "invalid header name {:?}",
+                String::from_utf8_lossy(&name)
+            ))
+        })?;
         let value = HeaderValue::from_bytes(&value)
             .map_err(|_| PyValueError::new_err(format!("invalid value for header '{name}'")))?;
         map.append(name, value);
@@ -352,9 +401,13 @@ fn header_bytes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
         return s
             .to_str()?
             .chars()
-            .map(|c| u8::try_from(u32::from(c)).map_err(|_| PyValueError::new_err("header text outside latin-1")))
+            .map(|c| {
+                u8::try_from(u32::from(c))
+                    .map_err(|_| PyValueError::new_err("header text outside latin-1"))
+            })
             .collect();
     }
-    Err(PyTypeError::new_err("ASGI header names and values must be bytes"))
+    Err(PyTypeError::new_err(
+        "ASGI header names and values must be bytes",
+    ))
 }
-

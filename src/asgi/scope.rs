@@ -42,7 +42,12 @@ impl ScopeBuilder {
         let s = |text: &str| PyString::intern(py, text).unbind();
         let methods = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"]
             .iter()
-            .map(|m| (hyper::Method::from_bytes(m.as_bytes()).expect("standard method"), s(m)))
+            .map(|m| {
+                (
+                    hyper::Method::from_bytes(m.as_bytes()).expect("standard method"),
+                    s(m),
+                )
+            })
             .collect();
         Ok(Self {
             template: PyObj::new(template),
@@ -63,7 +68,12 @@ impl ScopeBuilder {
         })
     }
 
-    pub fn build<'py>(&self, py: Python<'py>, head: &Parts, conn: &ConnInfo) -> PyResult<Bound<'py, PyDict>> {
+    pub fn build<'py>(
+        &self,
+        py: Python<'py>,
+        head: &Parts,
+        conn: &ConnInfo,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let scope = self.template.bind(py).cast::<PyDict>()?.copy()?;
         let k = &self.keys;
         let version = match head.version {
@@ -100,12 +110,18 @@ fn headers<'py>(py: Python<'py>, head: &Parts) -> PyResult<Bound<'py, PyList>> {
         && !head.headers.contains_key(hyper::header::HOST)
         && let Some(authority) = head.uri.authority()
     {
-        list.append((PyBytes::new(py, b"host"), PyBytes::new(py, authority.as_str().as_bytes())))?;
+        list.append((
+            PyBytes::new(py, b"host"),
+            PyBytes::new(py, authority.as_str().as_bytes()),
+        ))?;
     }
     for (name, value) in &head.headers {
         let pair = PyTuple::new(
             py,
-            [PyBytes::new(py, name.as_str().as_bytes()), PyBytes::new(py, value.as_bytes())],
+            [
+                PyBytes::new(py, name.as_str().as_bytes()),
+                PyBytes::new(py, value.as_bytes()),
+            ],
         )?;
         list.append(pair)?;
     }
@@ -114,7 +130,9 @@ fn headers<'py>(py: Python<'py>, head: &Parts) -> PyResult<Bound<'py, PyList>> {
 
 fn address(py: Python<'_>, addr: Option<SocketAddr>) -> PyResult<Bound<'_, PyAny>> {
     match addr {
-        Some(addr) => Ok((addr.ip().to_string(), addr.port()).into_pyobject(py)?.into_any()),
+        Some(addr) => Ok((addr.ip().to_string(), addr.port())
+            .into_pyobject(py)?
+            .into_any()),
         None => Ok(py.None().into_bound(py)),
     }
 }

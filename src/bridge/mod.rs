@@ -11,6 +11,6 @@ mod pyobj;
 mod queue;
 
 pub use awaitable::{ClientDisconnected, Done, Ready};
-pub use pyobj::{PyObj, deferred_release_count, release_deferred};
 pub use bytes::body_bytes;
+pub use pyobj::{PyObj, deferred_release_count, release_deferred};
 pub use queue::{Bridge, Job};

@@ -34,7 +34,9 @@ impl PyObj {
 
     pub fn get(&self) -> &Py<PyAny> {
         // Only `into_inner` and `drop` empty the slot, and both consume `self`.
-        self.0.as_ref().expect("PyObj is only emptied when consumed")
+        self.0
+            .as_ref()
+            .expect("PyObj is only emptied when consumed")
     }
 
     pub fn clone_ref(&self, py: Python<'_>) -> Self {

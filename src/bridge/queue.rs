@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
+use tokio::runtime::Handle;
 
 use super::pyobj::release_deferred;
 
@@ -22,6 +23,7 @@ pub type Job = Box<dyn FnOnce(Python<'_>) + Send>;
 #[derive(Clone)]
 pub struct Bridge {
     shared: Arc<Shared>,
+    runtime: Handle,
 }
 
 struct Shared {
@@ -33,7 +35,9 @@ struct Shared {
 }
 
 impl Bridge {
-    pub fn new() -> std::io::Result<Self> {
+    /// A bridge between `runtime` and the event loop that will watch
+    /// [`Bridge::fileno`].
+    pub fn new(runtime: Handle) -> std::io::Result<Self> {
         let (wake_tx, wake_rx) = UnixStream::pair()?;
         wake_tx.set_nonblocking(true)?;
         wake_rx.set_nonblocking(true)?;
@@ -45,6 +49,7 @@ impl Bridge {
                 wake_tx,
                 wake_rx,
             }),
+            runtime,
         })
     }
 
@@ -94,6 +99,15 @@ impl Bridge {
             job(py);
         }
         release_deferred(py);
+    }
+
+    /// Runs `future` on the tokio side (used by loop-thread code that must
+    /// wait for I/O, such as a `send` into a full stream).
+    pub fn spawn<F>(&self, future: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.runtime.spawn(future);
     }
 
     /// Refuses further jobs; queued ones still run on the next drain.

@@ -96,7 +96,9 @@ impl Body for ResponseBody {
             Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Self::Stream(stream) => match stream.rx.poll_recv(cx) {
                 Poll::Pending => Poll::Pending,
-                Poll::Ready(Some(StreamItem::Data(bytes))) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
+                Poll::Ready(Some(StreamItem::Data(bytes))) => {
+                    Poll::Ready(Some(Ok(Frame::data(bytes))))
+                }
                 Poll::Ready(Some(StreamItem::Trailers(map))) => {
                     stream.ended = true;
                     Poll::Ready(Some(Ok(Frame::trailers(map))))
@@ -134,7 +136,10 @@ pub fn error_response(status: StatusCode) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::full(Bytes::from(text)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     headers.insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
     response
 }

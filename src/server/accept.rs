@@ -48,7 +48,10 @@ fn builder(opts: &HttpOptions) -> auto::Builder<TokioExecutor> {
 /// automatic one ignores a version restriction once upgrades are enabled.
 fn http1_builder(opts: &HttpOptions) -> hyper::server::conn::http1::Builder {
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).keep_alive(opts.keep_alive).half_close(false);
+    builder
+        .timer(TokioTimer::new())
+        .keep_alive(opts.keep_alive)
+        .half_close(false);
     builder
 }
 
@@ -123,7 +126,9 @@ pub async fn serve<H: Handler>(
         let io = TokioIo::new(stream);
         match opts.mode {
             HttpMode::Auto => {
-                let conn = auto.serve_connection_with_upgrades(io, service).into_owned();
+                let conn = auto
+                    .serve_connection_with_upgrades(io, service)
+                    .into_owned();
                 spawn_graceful!(connections, draining, conn);
             }
             HttpMode::Http1 => {
@@ -140,5 +145,7 @@ pub async fn serve<H: Handler>(
     let grace = stop.borrow().unwrap_or_default();
     draining.cancel();
     connections.close();
-    tokio::time::timeout(grace, connections.wait()).await.is_ok()
+    tokio::time::timeout(grace, connections.wait())
+        .await
+        .is_ok()
 }

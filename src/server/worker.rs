@@ -41,7 +41,8 @@ impl Worker {
             .ok_or_else(|| PyRuntimeError::new_err("worker is already serving"))?;
         let listener = {
             let _entered = runtime.enter();
-            tokio::net::TcpListener::from_std(listener).map_err(|e| PyOSError::new_err(e.to_string()))?
+            tokio::net::TcpListener::from_std(listener)
+                .map_err(|e| PyOSError::new_err(e.to_string()))?
         };
         let serving = runtime.spawn(accept::serve(
             listener,
@@ -81,12 +82,18 @@ impl Worker {
             "auto" => HttpMode::Auto,
             "1" => HttpMode::Http1,
             "2" => HttpMode::Http2,
-            other => return Err(PyValueError::new_err(format!("unknown HTTP mode {other:?}"))),
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown HTTP mode {other:?}"
+                )));
+            }
         };
         // SAFETY: `dup` returns a fresh descriptor that we own.
         let dup = unsafe { libc::dup(fd) };
         if dup < 0 {
-            return Err(PyOSError::new_err(std::io::Error::last_os_error().to_string()));
+            return Err(PyOSError::new_err(
+                std::io::Error::last_os_error().to_string(),
+            ));
         }
         let owned = unsafe { OwnedFd::from_raw_fd(dup) };
         let listener = std::net::TcpListener::from(owned);
@@ -99,7 +106,8 @@ impl Worker {
             .enable_all()
             .build()
             .map_err(|e| PyOSError::new_err(e.to_string()))?;
-        let bridge = Bridge::new().map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let bridge =
+            Bridge::new(runtime.handle().clone()).map_err(|e| PyOSError::new_err(e.to_string()))?;
         let (stop, _) = watch::channel(None);
         Ok(Self {
             bridge,
@@ -146,7 +154,6 @@ impl Worker {
             template,
             state,
             self.bridge.clone(),
-            self.runtime_handle()?,
         )?;
         self.start(AsgiHandler::new(app, self.backpressure))
     }
@@ -157,7 +164,11 @@ impl Worker {
         let grace = Duration::try_from_secs_f64(timeout.max(0.0))
             .map_err(|_| PyValueError::new_err("invalid shutdown timeout"))?;
         let _ = self.stop.send(Some(grace));
-        let serving = self.serving.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let serving = self
+            .serving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let on_done = PyObj::new(on_done);
         let bridge = self.bridge.clone();
         let finish = async move {
@@ -178,7 +189,11 @@ impl Worker {
     /// Stops the runtime. Tasks still running are dropped; the Python
     /// objects they held are released on this (attached) thread.
     fn close(&self, py: Python<'_>) {
-        let runtime = self.runtime.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let runtime = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(runtime) = runtime {
             py.detach(move || runtime.shutdown_timeout(Duration::from_secs(1)));
         }

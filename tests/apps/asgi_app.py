@@ -86,10 +86,22 @@ async def app(scope, receive, send):
     if path == "/stream":
         n, size = int(query.get("n", 10)), int(query.get("size", 10))
         delay = float(query.get("delay", 0))
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/plain")],
+            }
+        )
         try:
             for i in range(n):
-                await send({"type": "http.response.body", "body": (b"%d" % (i % 10)) * size, "more_body": True})
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": (b"%d" % (i % 10)) * size,
+                        "more_body": True,
+                    }
+                )
                 if delay:
                     await asyncio.sleep(delay)
         except ClientDisconnected:
@@ -128,15 +140,29 @@ async def app(scope, receive, send):
         return await respond(send, body=b"slow done")
 
     if path == "/pathsend":
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/octet-stream")],
+            }
+        )
         await send({"type": "http.response.pathsend", "path": query["file"]})
         return
 
     if path == "/trailers":
         headers = [(b"trailer", b"x-checksum")]  # HTTP/1.1 sends only declared trailers
-        await send({"type": "http.response.start", "status": 200, "headers": headers, "trailers": True})
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": headers, "trailers": True}
+        )
         await send({"type": "http.response.body", "body": b"body", "more_body": False})
-        await send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"abc123")], "more_trailers": False})
+        await send(
+            {
+                "type": "http.response.trailers",
+                "headers": [(b"x-checksum", b"abc123")],
+                "more_trailers": False,
+            }
+        )
         return
 
     if path == "/thread":
@@ -147,7 +173,9 @@ async def app(scope, receive, send):
         holder = {"send": send, "receive": receive, "scope": scope}
 
         def worker():
-            fut = asyncio.run_coroutine_threadsafe(respond(holder["send"], body=b"from a thread"), loop)
+            fut = asyncio.run_coroutine_threadsafe(
+                respond(holder["send"], body=b"from a thread"), loop
+            )
             fut.result()
             STATS["thread_responses"] += 1
             holder.clear()
