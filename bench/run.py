@@ -24,6 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
+# With --pin the server gets one core and wrk the other, so the numbers
+# measure how much work each server does per request rather than how the
+# scheduler shares two cores among three busy threads.
+PIN_SERVER: list[str] = []
+PIN_CLIENT: list[str] = []
+
 SCENARIOS = {
     "asgi": "examples.hello_asgi:app",
 }
@@ -59,7 +65,14 @@ def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 20) -> No
 
 def wrk(port: int, duration: int, connections: int, path: str = "/") -> float:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", f"http://127.0.0.1:{port}{path}"],
+        [
+            *PIN_CLIENT,
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration}s",
+            f"http://127.0.0.1:{port}{path}",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -73,7 +86,7 @@ def wrk(port: int, duration: int, connections: int, path: str = "/") -> float:
 def measure(server: str, interface: str, app: str, args) -> float:
     port = free_port()
     proc = subprocess.Popen(
-        server_command(server, interface, app, port),
+        [*PIN_SERVER, *server_command(server, interface, app, port)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -97,11 +110,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--interface", choices=tuple(SCENARIOS), action="append")
+    parser.add_argument("--pin", action="store_true", help="server on CPU 1, wrk on CPU 0")
     args = parser.parse_args()
+    if args.pin:
+        PIN_SERVER[:] = ["taskset", "-c", "1"]
+        PIN_CLIENT[:] = ["taskset", "-c", "0"]
     if not shutil.which("wrk"):
         sys.exit("bench: wrk is not installed (apt-get install wrk)")
     interfaces = args.interface or list(SCENARIOS)
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    pinned = ", server and wrk pinned to one core each" if args.pin else ""
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}{pinned}")
     print("| interface | diorite req/s | granian req/s | ratio |")
     print("|---|---|---|---|")
     for interface in interfaces:

@@ -1,6 +1,7 @@
 //! Listening, accepting, serving connections with hyper, and stopping.
 
 mod accept;
+mod runtime;
 mod worker;
 
 use std::future::Future;

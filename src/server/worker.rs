@@ -7,19 +7,19 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use tokio::runtime::Runtime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::Handler;
 use super::accept::{self, HttpMode, HttpOptions};
+use super::runtime::IoRuntime;
 use crate::asgi::{AsgiApp, AsgiHandler};
 use crate::bridge::{Bridge, PyObj};
 
 #[pyclass(frozen, module = "diorite._diorite")]
 pub struct Worker {
     bridge: Bridge,
-    runtime: Mutex<Option<Runtime>>,
+    runtime: Mutex<Option<IoRuntime>>,
     listener: Mutex<Option<std::net::TcpListener>>,
     serving: Mutex<Option<JoinHandle<bool>>>,
     stop: watch::Sender<Option<Duration>>,
@@ -40,11 +40,11 @@ impl Worker {
             .take()
             .ok_or_else(|| PyRuntimeError::new_err("worker is already serving"))?;
         let listener = {
-            let _entered = runtime.enter();
+            let _entered = runtime.handle().enter();
             tokio::net::TcpListener::from_std(listener)
                 .map_err(|e| PyOSError::new_err(e.to_string()))?
         };
-        let serving = runtime.spawn(accept::serve(
+        let serving = runtime.handle().spawn(accept::serve(
             listener,
             Arc::new(handler),
             self.opts.clone(),
@@ -100,12 +100,8 @@ impl Worker {
         listener
             .set_nonblocking(true)
             .map_err(|e| PyOSError::new_err(e.to_string()))?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(runtime_threads.max(1))
-            .thread_name("diorite-io")
-            .enable_all()
-            .build()
-            .map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let runtime =
+            IoRuntime::start(runtime_threads).map_err(|e| PyOSError::new_err(e.to_string()))?;
         let bridge =
             Bridge::new(runtime.handle().clone()).map_err(|e| PyOSError::new_err(e.to_string()))?;
         let (stop, _) = watch::channel(None);
@@ -194,8 +190,8 @@ impl Worker {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        if let Some(runtime) = runtime {
-            py.detach(move || runtime.shutdown_timeout(Duration::from_secs(1)));
+        if let Some(mut runtime) = runtime {
+            py.detach(move || runtime.shutdown());
         }
         self.bridge.close();
         self.bridge.drain(py);
