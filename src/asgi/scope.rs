@@ -7,7 +7,10 @@
 
 use std::net::SocketAddr;
 
+use std::collections::HashMap;
+
 use hyper::Version;
+use hyper::header::{self, HeaderName};
 use hyper::http::request::Parts;
 use percent_encoding::percent_decode;
 use pyo3::prelude::*;
@@ -22,7 +25,37 @@ pub struct ScopeBuilder {
     keys: Keys,
     methods: Vec<(hyper::Method, Py<PyString>)>,
     versions: [Py<PyString>; 4],
+    /// Request header names as `bytes`, made once (immutable after start).
+    header_names: HashMap<HeaderName, Py<PyBytes>>,
 }
+
+/// Header names common enough to keep as ready-made `bytes`.
+const COMMON_HEADERS: &[HeaderName] = &[
+    header::ACCEPT,
+    header::ACCEPT_ENCODING,
+    header::ACCEPT_LANGUAGE,
+    header::AUTHORIZATION,
+    header::CACHE_CONTROL,
+    header::CONNECTION,
+    header::CONTENT_LENGTH,
+    header::CONTENT_TYPE,
+    header::COOKIE,
+    header::HOST,
+    header::IF_MODIFIED_SINCE,
+    header::IF_NONE_MATCH,
+    header::ORIGIN,
+    header::PRAGMA,
+    header::RANGE,
+    header::REFERER,
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::USER_AGENT,
+    header::SEC_WEBSOCKET_KEY,
+    header::SEC_WEBSOCKET_VERSION,
+    header::SEC_WEBSOCKET_PROTOCOL,
+    header::SEC_WEBSOCKET_EXTENSIONS,
+];
 
 struct Keys {
     http_version: Py<PyString>,
@@ -65,6 +98,15 @@ impl ScopeBuilder {
             },
             methods,
             versions: [s("1.0"), s("1.1"), s("2"), s("3")],
+            header_names: COMMON_HEADERS
+                .iter()
+                .map(|name| {
+                    (
+                        name.clone(),
+                        PyBytes::new(py, name.as_str().as_bytes()).unbind(),
+                    )
+                })
+                .collect(),
         })
     }
 
@@ -93,9 +135,10 @@ impl ScopeBuilder {
         scope.set_item(k.raw_path.bind(py), PyBytes::new(py, raw_path.as_bytes()))?;
         let query = head.uri.query().unwrap_or("");
         scope.set_item(k.query_string.bind(py), PyBytes::new(py, query.as_bytes()))?;
-        scope.set_item(k.headers.bind(py), headers(py, head)?)?;
-        scope.set_item(k.client.bind(py), address(py, conn.client)?)?;
-        scope.set_item(k.server.bind(py), address(py, conn.server)?)?;
+        scope.set_item(k.headers.bind(py), self.headers(py, head)?)?;
+        let (client, server) = self.addresses(py, conn)?;
+        scope.set_item(k.client.bind(py), client)?;
+        scope.set_item(k.server.bind(py), server)?;
         if let Some(state) = &self.state {
             scope.set_item(k.state.bind(py), state.bind(py).cast::<PyDict>()?.copy()?)?;
         }
@@ -103,29 +146,62 @@ impl ScopeBuilder {
     }
 }
 
-fn headers<'py>(py: Python<'py>, head: &Parts) -> PyResult<Bound<'py, PyList>> {
-    let list = PyList::empty(py);
-    // HTTP/2 carries the host in `:authority`; ASGI apps look for `host`.
-    if head.version == Version::HTTP_2
-        && !head.headers.contains_key(hyper::header::HOST)
-        && let Some(authority) = head.uri.authority()
-    {
-        list.append((
-            PyBytes::new(py, b"host"),
-            PyBytes::new(py, authority.as_str().as_bytes()),
-        ))?;
+impl ScopeBuilder {
+    /// `client` and `server` tuples, made once per connection.
+    fn addresses<'py>(
+        &self,
+        py: Python<'py>,
+        conn: &ConnInfo,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        if let Some(cached) = conn
+            .interface_cache
+            .get()
+            .and_then(|c| c.downcast_ref::<Addresses>())
+        {
+            return Ok((
+                cached.client.bind(py).clone(),
+                cached.server.bind(py).clone(),
+            ));
+        }
+        let client = address(py, conn.client)?;
+        let server = address(py, conn.server)?;
+        let _ = conn.interface_cache.set(Box::new(Addresses {
+            client: PyObj::from_bound(client.clone()),
+            server: PyObj::from_bound(server.clone()),
+        }));
+        Ok((client, server))
     }
-    for (name, value) in &head.headers {
-        let pair = PyTuple::new(
-            py,
-            [
-                PyBytes::new(py, name.as_str().as_bytes()),
-                PyBytes::new(py, value.as_bytes()),
-            ],
-        )?;
-        list.append(pair)?;
+
+    fn headers<'py>(&self, py: Python<'py>, head: &Parts) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        // HTTP/2 carries the host in `:authority`; ASGI apps look for `host`.
+        if head.version == Version::HTTP_2
+            && !head.headers.contains_key(hyper::header::HOST)
+            && let Some(authority) = head.uri.authority()
+        {
+            list.append((
+                PyBytes::new(py, b"host"),
+                PyBytes::new(py, authority.as_str().as_bytes()),
+            ))?;
+        }
+        for (name, value) in &head.headers {
+            let name = match self.header_names.get(name) {
+                Some(cached) => cached.bind(py).clone(),
+                None => PyBytes::new(py, name.as_str().as_bytes()),
+            };
+            list.append(PyTuple::new(
+                py,
+                [name, PyBytes::new(py, value.as_bytes())],
+            )?)?;
+        }
+        Ok(list)
     }
-    Ok(list)
+}
+
+/// The scope's address tuples, cached on the connection.
+struct Addresses {
+    client: PyObj,
+    server: PyObj,
 }
 
 fn address(py: Python<'_>, addr: Option<SocketAddr>) -> PyResult<Bound<'_, PyAny>> {

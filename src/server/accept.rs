@@ -112,11 +112,7 @@ pub async fn serve<H: Handler>(
             }
         };
         let _ = stream.set_nodelay(true);
-        let conn = Arc::new(ConnInfo {
-            client: Some(peer),
-            server,
-            scheme: "http",
-        });
+        let conn = Arc::new(ConnInfo::new(Some(peer), server, "http"));
         let handler = Arc::clone(&handler);
         let service = service_fn(move |req| {
             let handler = Arc::clone(&handler);
