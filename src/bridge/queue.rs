@@ -115,3 +115,37 @@ impl Bridge {
         self.shared.closed.store(true, Ordering::Release);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending_wake_bytes(bridge: &Bridge) -> usize {
+        let mut buf = [0u8; 64];
+        (&bridge.shared.wake_rx).read(&mut buf).unwrap_or(0)
+    }
+
+    #[test]
+    fn many_jobs_cost_one_wake_up() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let bridge = Bridge::new(runtime.handle().clone()).unwrap();
+        for _ in 0..100 {
+            assert!(bridge.submit(Box::new(|_| ())));
+        }
+        assert_eq!(pending_wake_bytes(&bridge), 1);
+        assert_eq!(bridge.shared.jobs.lock().unwrap().len(), 100);
+    }
+
+    #[test]
+    fn closed_bridge_refuses_jobs() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let bridge = Bridge::new(runtime.handle().clone()).unwrap();
+        bridge.close();
+        assert!(!bridge.submit(Box::new(|_| ())));
+        assert_eq!(pending_wake_bytes(&bridge), 0);
+    }
+}

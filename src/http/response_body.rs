@@ -143,3 +143,57 @@ pub fn error_response(status: StatusCode) -> Response<ResponseBody> {
     headers.insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn full_body_has_exact_length() {
+        let body = ResponseBody::full(Bytes::from_static(b"hello"));
+        assert_eq!(body.size_hint().exact(), Some(5));
+        let collected = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&collected[..], b"hello");
+    }
+
+    #[tokio::test]
+    async fn stream_ends_with_trailers() {
+        let (tx, body) = ResponseBody::channel(None);
+        tx.send(StreamItem::Data(Bytes::from_static(b"a")))
+            .await
+            .unwrap();
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-sum", HeaderValue::from_static("1"));
+        tx.send(StreamItem::Trailers(trailers)).await.unwrap();
+        drop(tx);
+        let collected = body.collect().await.unwrap();
+        assert_eq!(collected.trailers().unwrap()["x-sum"], "1");
+        assert_eq!(&collected.to_bytes()[..], b"a");
+    }
+
+    #[tokio::test]
+    async fn dropping_an_unfinished_stream_reports_abandonment() {
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&abandoned);
+        let (tx, body) =
+            ResponseBody::channel(Some(Box::new(move || flag.store(true, Ordering::SeqCst))));
+        tx.send(StreamItem::Data(Bytes::from_static(b"a")))
+            .await
+            .unwrap();
+        drop(body);
+        assert!(abandoned.load(Ordering::SeqCst));
+        assert!(tx.is_closed());
+    }
+
+    #[tokio::test]
+    async fn abort_is_an_error_frame() {
+        let (tx, body) = ResponseBody::channel(None);
+        tx.send(StreamItem::Abort).await.unwrap();
+        assert!(body.collect().await.is_err());
+    }
+}
