@@ -32,7 +32,21 @@ PIN_CLIENT: list[str] = []
 
 SCENARIOS = {
     "asgi": "examples.hello_asgi:app",
+    "rsgi": "examples.hello_rsgi:app",
 }
+
+CEILING_DIR = ROOT / "bench" / "ceiling"
+CEILING_BIN = ROOT / "target" / "ceiling" / "release" / "hyper-ceiling"
+
+
+def build_ceiling() -> None:
+    """Builds the Python-free hyper server the numbers are compared with."""
+    subprocess.run(
+        ["cargo", "build", "--release", "-q"],
+        cwd=CEILING_DIR,
+        env=dict(os.environ, CARGO_TARGET_DIR=str(ROOT / "target" / "ceiling")),
+        check=True,
+    )
 
 
 def free_port() -> int:
@@ -47,6 +61,8 @@ def server_command(server: str, interface: str, app: str, port: int) -> list[str
         return [str(BIN / "diorite"), *common, "--log-level", "warning", app]
     if server == "granian":
         return [str(BIN / "granian"), *common, "--workers", "1", "--log-level", "warning", app]
+    if server == "ceiling":
+        return [str(CEILING_BIN), str(port)]
     raise ValueError(server)
 
 
@@ -118,18 +134,30 @@ def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("bench: wrk is not installed (apt-get install wrk)")
     interfaces = args.interface or list(SCENARIOS)
+    build_ceiling()
     pinned = ", server and wrk pinned to one core each" if args.pin else ""
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}{pinned}")
-    print("| interface | diorite req/s | granian req/s | ratio |")
-    print("|---|---|---|---|")
+    ceiling: list[float] = []
+    rows = []
     for interface in interfaces:
         results: dict[str, list[float]] = {"diorite": [], "granian": []}
         for _ in range(args.rounds):
             for server in results:
                 results[server].append(measure(server, interface, SCENARIOS[interface], args))
-        d = statistics.median(results["diorite"])
-        g = statistics.median(results["granian"])
-        print(f"| {interface} | {d:,.0f} | {g:,.0f} | {d / g:.2f} |", flush=True)
+            ceiling.append(measure("ceiling", interface, "", args))
+        rows.append(
+            (
+                interface,
+                statistics.median(results["diorite"]),
+                statistics.median(results["granian"]),
+            )
+        )
+    top = statistics.median(ceiling)
+    print("| interface | diorite req/s | granian req/s | diorite/granian | diorite/ceiling |")
+    print("|---|---|---|---|---|")
+    for interface, d, g in rows:
+        print(f"| {interface} | {d:,.0f} | {g:,.0f} | {d / g:.2f} | {d / top:.0%} |")
+    print(f"| hyper ceiling (no Python) | {top:,.0f} | | | 100% |", flush=True)
 
 
 if __name__ == "__main__":

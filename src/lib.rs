@@ -13,6 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod asgi;
 pub mod bridge;
 pub mod http;
+pub mod rsgi;
 pub mod server;
 
 #[pymodule]
@@ -23,6 +24,12 @@ fn _diorite(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<bridge::Ready>()?;
     m.add_class::<asgi::Receive>()?;
     m.add_class::<asgi::Send>()?;
+    m.add_class::<rsgi::Scope>()?;
+    m.add_class::<rsgi::Headers>()?;
+    m.add_class::<rsgi::HttpProtocol>()?;
+    m.add_class::<rsgi::BodyChunks>()?;
+    m.add_class::<rsgi::StreamTransport>()?;
+    m.add("RSGI_VERSION", rsgi::RSGI_VERSION)?;
     m.add(
         "ClientDisconnected",
         m.py().get_type::<bridge::ClientDisconnected>(),

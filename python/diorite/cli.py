@@ -66,7 +66,7 @@ def _bool_env(name: str, text: str) -> bool:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="diorite",
-        description="Serve a Python web application (ASGI) with a Rust core.",
+        description="Serve a Python web application (ASGI or RSGI) with a Rust core.",
         epilog="Every option can also be set as DIORITE_<OPTION>, e.g. DIORITE_PORT=9000.",
     )
     p.add_argument("app", metavar="APP", nargs="?", help="the application, as module:attribute")
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--interface",
         choices=INTERFACES,
         default="asgi",
-        help="application interface (default: asgi)",
+        help="application interface: asgi, asginl (ASGI without lifespan) or rsgi (default: asgi)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8000, help="port to bind (default: 8000)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-INTERFACES = ("asgi", "asginl")
+INTERFACES = ("asgi", "asginl", "rsgi")
 HTTP_MODES = ("auto", "1", "2")
 LOOPS = ("auto", "asyncio", "uvloop")
 

@@ -43,7 +43,7 @@ def load_app(target: str, factory: bool = False, working_dir: str | None = None)
             obj = obj()
         except BaseException:
             raise AppLoadError(_traceback(f"calling the factory {target!r} failed")) from None
-    if not callable(obj):
+    if not callable(obj) and not hasattr(obj, "__rsgi__"):
         raise AppLoadError(f"{target!r} is not callable (got {type(obj).__name__})")
     return obj
 

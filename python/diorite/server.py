@@ -12,7 +12,7 @@ import signal
 import socket
 import sys
 
-from . import __version__, logs
+from . import __version__, logs, rsgi
 from .asgi import Lifespan, make_runner, scope_template, task_spawner
 from .config import Config
 from .loader import AppLoadError, load_app
@@ -86,8 +86,12 @@ async def serve(app, sock: socket.socket, config: Config) -> int:
         h2_max_concurrent_streams=config.http2_max_concurrent_streams,
     )
     loop.add_reader(worker.fileno(), worker.drain)
-    state = lifespan.state if lifespan is not None and lifespan.supported else None
-    worker.serve_asgi(make_runner(app), task_spawner(loop), loop, scope_template(), state)
+    if config.interface == "rsgi":
+        rsgi.call_hook(app, "__rsgi_init__", loop)
+        worker.serve_rsgi(rsgi.make_runner(app), task_spawner(loop), loop)
+    else:
+        state = lifespan.state if lifespan is not None and lifespan.supported else None
+        worker.serve_asgi(make_runner(app), task_spawner(loop), loop, scope_template(), state)
 
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -122,6 +126,8 @@ async def serve(app, sock: socket.socket, config: Config) -> int:
     await _cancel_app_tasks()
     if lifespan is not None:
         await lifespan.shutdown()
+    if config.interface == "rsgi":
+        rsgi.call_hook(app, "__rsgi_del__", loop)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(sig)
     logger.info("stopped")

@@ -6,13 +6,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use hyper::{Response, StatusCode};
 use pyo3::prelude::*;
-use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::AsgiApp;
 use crate::bridge::PyObj;
-use crate::http::{RequestBody, ResponseBody, StreamItem, StreamSender, error_response};
-
-pub type Reply = oneshot::Sender<Response<ResponseBody>>;
+use crate::http::{Reply, RequestBody, StreamItem, StreamSender, error_response};
 
 pub struct Cycle {
     pub app: Arc<AsgiApp>,
@@ -118,7 +116,7 @@ impl Cycle {
 
     /// The app returned. Returns a problem to log, if any.
     pub fn finish(self: &Arc<Self>) -> Option<&'static str> {
-        let (problem, waiter) = {
+        let (problem, released) = {
             let mut state = self.lock();
             let problem = match std::mem::replace(&mut state.phase, Phase::Complete) {
                 Phase::Complete => None,
@@ -131,9 +129,10 @@ impl Cycle {
                     Some("ASGI callable returned without completing the response")
                 }
             };
-            let waiter = self.release(&mut state);
-            (problem, waiter)
+            (problem, self.release(&mut state))
         };
+        let (task, waiter) = released;
+        drop(task);
         if let Some(waiter) = waiter {
             self.wake_receiver(waiter);
         }
@@ -143,7 +142,7 @@ impl Cycle {
     /// The app raised (or could not be started): answer 500 if nothing was
     /// sent yet, else cut the response short.
     pub fn abort(self: &Arc<Self>) {
-        let waiter = {
+        let released = {
             let mut state = self.lock();
             match std::mem::replace(&mut state.phase, Phase::Complete) {
                 Phase::Complete => {}
@@ -154,18 +153,20 @@ impl Cycle {
             }
             self.release(&mut state)
         };
+        let (task, waiter) = released;
+        drop(task);
         if let Some(waiter) = waiter {
             self.wake_receiver(waiter);
         }
     }
 
-    fn release(&self, state: &mut State) -> Option<PyObj> {
+    /// Ends the exchange for the app. Returns the task (to be dropped after
+    /// the lock: its finalizers may call back in) and a pending receive.
+    fn release(&self, state: &mut State) -> (Option<PyObj>, Option<PyObj>) {
         state.finished = true;
         state.permit = None;
-        // The task is dropped here, on the loop thread, attached.
-        state.task = None;
         self.body.close();
-        state.receive_waiter.take()
+        (state.task.take(), state.receive_waiter.take())
     }
 }
 
@@ -175,27 +176,5 @@ fn abort_stream(app: &AsgiApp, tx: StreamSender) {
         app.bridge.spawn(async move {
             let _ = tx.send(item).await;
         });
-    }
-}
-
-/// Held by the tokio task waiting for the response head; if that task is
-/// dropped first, the client left.
-pub struct GoneGuard(Option<Arc<Cycle>>);
-
-impl GoneGuard {
-    pub fn new(cycle: Arc<Cycle>) -> Self {
-        Self(Some(cycle))
-    }
-
-    pub fn disarm(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for GoneGuard {
-    fn drop(&mut self) {
-        if let Some(cycle) = self.0.take() {
-            cycle.client_gone();
-        }
     }
 }

@@ -11,13 +11,13 @@ mod scope;
 
 use std::sync::Arc;
 
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use pyo3::prelude::*;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::Semaphore;
 
 use crate::bridge::{Bridge, PyObj};
-use crate::http::{ConnInfo, RequestBody, ResponseBody, error_response};
+use crate::http::{Admitted, ConnInfo, ResponseBody, admit, error_response};
 use crate::server::Handler;
 
 pub use protocol::{Receive, Send};
@@ -101,16 +101,16 @@ impl AsgiHandler {
 
 impl Handler for AsgiHandler {
     async fn handle(&self, req: Request<Incoming>, conn: &Arc<ConnInfo>) -> Response<ResponseBody> {
-        let Ok(permit) = Arc::clone(&self.limiter).acquire_owned().await else {
-            return error_response(StatusCode::SERVICE_UNAVAILABLE);
+        let (admitted, pending) = match admit(&self.limiter, req).await {
+            Ok(admitted) => admitted,
+            Err(refused) => return refused,
         };
-        let (head, incoming) = req.into_parts();
-        let body = if incoming.is_end_stream() {
-            RequestBody::empty()
-        } else {
-            RequestBody::spawn(incoming)
-        };
-        let (reply, response) = oneshot::channel();
+        let Admitted {
+            head,
+            body,
+            permit,
+            reply,
+        } = admitted;
         let cycle = Arc::new(Cycle::new(Arc::clone(&self.app), body, reply, permit));
         let app = Arc::clone(&self.app);
         let conn = Arc::clone(conn);
@@ -122,11 +122,8 @@ impl Handler for AsgiHandler {
         if !submitted {
             return error_response(StatusCode::SERVICE_UNAVAILABLE);
         }
-        // If hyper drops this future (the client left before the head was
-        // ready), the guard tells the app through `receive`.
-        let guard = cycle::GoneGuard::new(cycle);
-        let response = response.await;
-        guard.disarm();
-        response.unwrap_or_else(|_| error_response(StatusCode::INTERNAL_SERVER_ERROR))
+        // The client leaving before the head is ready reaches the app
+        // through `receive()`.
+        pending.wait(move || cycle.client_gone()).await
     }
 }

@@ -7,11 +7,10 @@ use hyper::{HeaderMap, Response, StatusCode};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
-use tokio::sync::mpsc::error::TrySendError;
 
 use super::cycle::{Cycle, Phase, State};
 use super::message::Sent;
-use crate::bridge::{ClientDisconnected, PyObj, Ready, body_bytes};
+use crate::bridge::{ClientDisconnected, PyObj, Ready, body_bytes, is_done, send_or_wait};
 use crate::http::{ResponseBody, StreamItem, StreamSender, Take};
 
 #[pyclass(frozen, module = "diorite._diorite")]
@@ -64,11 +63,7 @@ impl Receive {
 pub fn resolve_receive(py: Python<'_>, cycle: &Arc<Cycle>, waiter: PyObj) {
     let future = waiter.into_bound(py);
     // A cancelled receive must not swallow a piece of the body.
-    if future
-        .call_method0("done")
-        .and_then(|d| d.is_truthy())
-        .unwrap_or(true)
-    {
+    if is_done(&future) {
         return;
     }
     let mut state = cycle.lock();
@@ -117,22 +112,9 @@ impl Send {
     /// Queues one stream item; waits (through a future) when the client
     /// reads slower than the app writes.
     fn push(&self, py: Python<'_>, tx: &StreamSender, item: StreamItem) -> PyResult<Py<PyAny>> {
-        match tx.try_send(item) {
-            Ok(()) => Ok(self.done(py)),
-            Err(TrySendError::Closed(_)) => Err(ClientDisconnected::new_err("client disconnected")),
-            Err(TrySendError::Full(item)) => {
-                let app = &self.cycle.app;
-                let future = app.create_future.bind(py).call0()?;
-                let waiter = PyObj::from_bound(future.clone());
-                let tx = tx.clone();
-                let bridge = app.bridge.clone();
-                app.bridge.spawn(async move {
-                    let sent = tx.send(item).await.is_ok();
-                    bridge.submit(Box::new(move |py| settle_send(py, waiter, sent)));
-                });
-                Ok(future.unbind())
-            }
-        }
+        let app = &self.cycle.app;
+        let done = app.messages.done.clone_ref(py).into_any();
+        send_or_wait(py, &app.bridge, &app.create_future, &done, tx, item)
     }
 
     fn start(&self, msg: &Bound<'_, PyDict>) -> PyResult<()> {
@@ -280,6 +262,7 @@ impl Send {
                 let gone = Arc::clone(&self.cycle);
                 self.cycle.app.bridge.spawn(crate::http::send_file(
                     path,
+                    None,
                     response,
                     reply,
                     Box::new(move || gone.client_gone()),
@@ -328,26 +311,6 @@ impl Send {
     /// Called by the runner when the app raised.
     fn abort(&self) {
         self.cycle.abort();
-    }
-}
-
-fn settle_send(py: Python<'_>, waiter: PyObj, sent: bool) {
-    let future = waiter.into_bound(py);
-    if future
-        .call_method0("done")
-        .and_then(|d| d.is_truthy())
-        .unwrap_or(true)
-    {
-        return;
-    }
-    let result = if sent {
-        future.call_method1("set_result", (py.None(),))
-    } else {
-        let exc = ClientDisconnected::new_err("client disconnected").into_value(py);
-        future.call_method1("set_exception", (exc,))
-    };
-    if let Err(err) = result {
-        err.print(py);
     }
 }
 

@@ -5,17 +5,26 @@ use std::path::PathBuf;
 use bytes::BytesMut;
 use hyper::header::{CONTENT_LENGTH, HeaderValue};
 use hyper::{Response, StatusCode};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::oneshot;
 
 use super::{ResponseBody, StreamItem, error_response};
 
 const CHUNK: usize = 256 * 1024;
 
+/// Bytes `start` (inclusive) to `end` (exclusive) of a file.
+#[derive(Debug, Clone, Copy)]
+pub struct FileRange {
+    pub start: u64,
+    pub end: u64,
+}
+
 /// Opens `path`, answers with `head` (adding a length if it has none) and
-/// streams the file. A missing file is answered with 404.
+/// streams the file, or the part `range` names (clamped to the file's
+/// size). A missing file is answered with 404.
 pub async fn send_file(
     path: PathBuf,
+    range: Option<FileRange>,
     head: Response<()>,
     reply: oneshot::Sender<Response<ResponseBody>>,
     on_abandon: Box<dyn FnOnce() + Send>,
@@ -26,7 +35,7 @@ pub async fn send_file(
         Ok::<_, std::io::Error>((file, len))
     }
     .await;
-    let (mut file, len) = match opened {
+    let (mut file, size) = match opened {
         Ok(opened) => opened,
         Err(err) => {
             let status = if err.kind() == std::io::ErrorKind::NotFound {
@@ -38,6 +47,16 @@ pub async fn send_file(
             return;
         }
     };
+    let (start, end) = match range {
+        Some(FileRange { start, end }) => (start.min(size), end.min(size)),
+        None => (0, size),
+    };
+    if start > 0 && file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
+        let _ = reply.send(error_response(StatusCode::INTERNAL_SERVER_ERROR));
+        return;
+    }
+    let len = end - start;
+    let mut file = file.take(len);
     let (tx, body) = ResponseBody::channel(Some(on_abandon));
     let mut response = head.map(|()| body);
     response

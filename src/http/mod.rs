@@ -3,11 +3,13 @@
 //! hyper writes out. Nothing here knows about Python.
 
 mod conn;
+mod exchange;
 mod file;
 mod request_body;
 mod response_body;
 
 pub use conn::ConnInfo;
-pub use file::send_file;
+pub use exchange::{Admitted, Pending, Reply, admit};
+pub use file::{FileRange, send_file};
 pub use request_body::{RequestBody, Take};
 pub use response_body::{BodyAborted, ResponseBody, StreamItem, StreamSender, error_response};

@@ -14,6 +14,7 @@ use super::Handler;
 use super::accept::{self, HttpMode, HttpOptions};
 use super::runtime::IoRuntime;
 use crate::asgi::{AsgiApp, AsgiHandler};
+use crate::rsgi::{RsgiApp, RsgiHandler};
 use crate::bridge::{Bridge, PyObj};
 
 #[pyclass(frozen, module = "diorite._diorite")]
@@ -152,6 +153,13 @@ impl Worker {
             self.bridge.clone(),
         )?;
         self.start(AsgiHandler::new(app, self.backpressure))
+    }
+
+    /// Starts serving an RSGI app. `runner(scope, protocol)` returns the
+    /// coroutine to run; `spawn(coro)` makes it a task.
+    fn serve_rsgi(&self, py: Python<'_>, runner: Py<PyAny>, spawn: Py<PyAny>, event_loop: Bound<'_, PyAny>) -> PyResult<()> {
+        let app = RsgiApp::new(py, runner, spawn, &event_loop, self.bridge.clone())?;
+        self.start(RsgiHandler::new(app, self.backpressure))
     }
 
     /// Stops accepting and lets open requests finish for up to `timeout`

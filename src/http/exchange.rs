@@ -1,0 +1,71 @@
+//! The Rust half of one request/response exchange, the same for every
+//! interface: admission under the back-pressure limit, the request body
+//! reader, and the channel the response head comes back through.
+
+use std::sync::Arc;
+
+use hyper::body::{Body as _, Incoming};
+use hyper::http::request::Parts;
+use hyper::{Request, Response, StatusCode};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use super::{RequestBody, ResponseBody, error_response};
+
+/// Where the interface sends the response head (with its body).
+pub type Reply = oneshot::Sender<Response<ResponseBody>>;
+
+/// A request admitted for the app: its head and body, the permit that
+/// counts it against `--backpressure`, and the reply channel.
+pub struct Admitted {
+    pub head: Parts,
+    pub body: Arc<RequestBody>,
+    pub permit: OwnedSemaphorePermit,
+    pub reply: Reply,
+}
+
+/// Waits for a place under the back-pressure limit (in Rust, not in
+/// Python), then starts reading the body if there is one.
+pub async fn admit(
+    limiter: &Arc<Semaphore>,
+    req: Request<Incoming>,
+) -> Result<(Admitted, Pending), Response<ResponseBody>> {
+    let permit = Arc::clone(limiter)
+        .acquire_owned()
+        .await
+        .map_err(|_| error_response(StatusCode::SERVICE_UNAVAILABLE))?;
+    let (head, incoming) = req.into_parts();
+    let body = if incoming.is_end_stream() {
+        RequestBody::empty()
+    } else {
+        RequestBody::spawn(incoming)
+    };
+    let (reply, response) = oneshot::channel();
+    let admitted = Admitted {
+        head,
+        body,
+        permit,
+        reply,
+    };
+    Ok((admitted, Pending(response)))
+}
+
+pub struct Pending(oneshot::Receiver<Response<ResponseBody>>);
+
+impl Pending {
+    /// Waits for the response head. If hyper drops this future first (the
+    /// client left before the head was ready), `on_gone` runs.
+    pub async fn wait(self, on_gone: impl FnOnce()) -> Response<ResponseBody> {
+        struct Guard<F: FnOnce()>(Option<F>);
+        impl<F: FnOnce()> Drop for Guard<F> {
+            fn drop(&mut self) {
+                if let Some(on_gone) = self.0.take() {
+                    on_gone();
+                }
+            }
+        }
+        let mut guard = Guard(Some(on_gone));
+        let response = self.0.await;
+        guard.0 = None;
+        response.unwrap_or_else(|_| error_response(StatusCode::INTERNAL_SERVER_ERROR))
+    }
+}

@@ -1,0 +1,106 @@
+//! RSGI (the interface Granian defined): the scope and header objects, the
+//! HTTP protocol object with its `response_*` methods, and the handler that
+//! takes requests from hyper to the app. Websockets come with `ws/`.
+
+mod exchange;
+mod protocol;
+mod scope;
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use pyo3::prelude::*;
+use tokio::sync::Semaphore;
+
+use crate::bridge::{Bridge, Done, PyObj};
+use crate::http::{Admitted, ConnInfo, ResponseBody, admit, error_response};
+use crate::server::Handler;
+
+pub use protocol::{BodyChunks, HttpProtocol, StreamTransport};
+pub use scope::{Headers, Scope};
+
+use exchange::Exchange;
+
+/// The RSGI version diorite implements (as Granian 2.8 does).
+pub const RSGI_VERSION: &str = "1.6";
+
+/// What the event-loop side needs to start an app call.
+pub struct RsgiApp {
+    /// `run_rsgi(scope, protocol)` from `diorite.rsgi`.
+    runner: PyObj,
+    /// Makes a task of a coroutine.
+    spawn: PyObj,
+    /// `loop.create_future`.
+    create_future: PyObj,
+    done: Py<PyAny>,
+    bridge: Bridge,
+}
+
+impl RsgiApp {
+    pub fn new(py: Python<'_>, runner: Py<PyAny>, spawn: Py<PyAny>, event_loop: &Bound<'_, PyAny>, bridge: Bridge) -> PyResult<Self> {
+        Ok(Self {
+            runner: PyObj::new(runner),
+            spawn: PyObj::new(spawn),
+            create_future: PyObj::from_bound(event_loop.getattr("create_future")?),
+            done: Py::new(py, Done)?.into_any(),
+            bridge,
+        })
+    }
+
+    fn start(&self, py: Python<'_>, head: hyper::http::request::Parts, conn: Arc<ConnInfo>, exchange: Arc<Exchange>) {
+        let started = (|| -> PyResult<()> {
+            let scope = Py::new(py, Scope::new(head, conn))?;
+            let protocol = Py::new(py, HttpProtocol::new(Arc::clone(&exchange)))?;
+            let coro = self.runner.bind(py).call1((scope, protocol))?;
+            let task = self.spawn.bind(py).call1((coro,))?;
+            exchange.keep_task(task);
+            Ok(())
+        })();
+        if let Err(err) = started {
+            err.print(py);
+            exchange.finish(py, true);
+        }
+    }
+}
+
+pub struct RsgiHandler {
+    app: Arc<RsgiApp>,
+    limiter: Arc<Semaphore>,
+}
+
+impl RsgiHandler {
+    pub fn new(app: RsgiApp, backpressure: usize) -> Self {
+        Self {
+            app: Arc::new(app),
+            limiter: Arc::new(Semaphore::new(backpressure.max(1))),
+        }
+    }
+}
+
+impl Handler for RsgiHandler {
+    async fn handle(&self, req: Request<Incoming>, conn: &Arc<ConnInfo>) -> Response<ResponseBody> {
+        let (admitted, pending) = match admit(&self.limiter, req).await {
+            Ok(admitted) => admitted,
+            Err(refused) => return refused,
+        };
+        let Admitted {
+            head,
+            body,
+            permit,
+            reply,
+        } = admitted;
+        let exchange = Arc::new(Exchange::new(Arc::clone(&self.app), body, reply, permit));
+        let app = Arc::clone(&self.app);
+        let conn = Arc::clone(conn);
+        let job_exchange = Arc::clone(&exchange);
+        let submitted = self
+            .app
+            .bridge
+            .submit(Box::new(move |py| app.start(py, head, conn, job_exchange)));
+        if !submitted {
+            return error_response(StatusCode::SERVICE_UNAVAILABLE);
+        }
+        pending.wait(move || exchange.client_gone()).await
+    }
+}

@@ -1,0 +1,185 @@
+//! The RSGI scope object and its header mapping.
+//!
+//! Both read the request head that hyper parsed; nothing is converted to
+//! Python until the app asks for it.
+
+use std::sync::Arc;
+
+use hyper::Version;
+use hyper::header::{HeaderMap, HeaderValue};
+use hyper::http::request::Parts;
+use percent_encoding::percent_decode;
+use pyo3::exceptions::PyKeyError;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString};
+
+use super::RSGI_VERSION;
+use crate::http::ConnInfo;
+
+#[pyclass(frozen, module = "diorite._diorite")]
+pub struct Scope {
+    head: Arc<Parts>,
+    conn: Arc<ConnInfo>,
+}
+
+impl Scope {
+    pub fn new(head: Parts, conn: Arc<ConnInfo>) -> Self {
+        Self {
+            head: Arc::new(head),
+            conn,
+        }
+    }
+}
+
+fn address(addr: Option<std::net::SocketAddr>) -> String {
+    addr.map(|a| a.to_string()).unwrap_or_default()
+}
+
+#[pymethods]
+impl Scope {
+    #[getter]
+    fn proto(&self) -> &'static str {
+        "http"
+    }
+
+    #[getter]
+    fn rsgi_version(&self) -> &'static str {
+        RSGI_VERSION
+    }
+
+    #[getter]
+    fn http_version(&self) -> &'static str {
+        match self.head.version {
+            Version::HTTP_09 | Version::HTTP_10 => "1",
+            Version::HTTP_2 => "2",
+            Version::HTTP_3 => "3",
+            _ => "1.1",
+        }
+    }
+
+    #[getter]
+    fn server(&self) -> String {
+        address(self.conn.server)
+    }
+
+    #[getter]
+    fn client(&self) -> String {
+        address(self.conn.client)
+    }
+
+    #[getter]
+    fn scheme(&self) -> &'static str {
+        self.conn.scheme
+    }
+
+    #[getter]
+    fn method(&self) -> &str {
+        self.head.method.as_str()
+    }
+
+    #[getter]
+    fn path(&self) -> String {
+        percent_decode(self.head.uri.path().as_bytes())
+            .decode_utf8_lossy()
+            .into_owned()
+    }
+
+    #[getter]
+    fn query_string(&self) -> &str {
+        self.head.uri.query().unwrap_or("")
+    }
+
+    #[getter]
+    fn authority(&self) -> Option<&str> {
+        self.head.uri.authority().map(|a| a.as_str())
+    }
+
+    #[getter]
+    fn headers(&self) -> Headers {
+        Headers {
+            head: Arc::clone(&self.head),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<rsgi Scope {} {} HTTP/{}>",
+            self.head.method,
+            self.head.uri,
+            self.http_version()
+        )
+    }
+}
+
+/// A read-only mapping of lower-case header names to values. Repeated
+/// headers keep every value: `get` and `[]` give the first, `get_all` all.
+#[pyclass(frozen, mapping, module = "diorite._diorite")]
+pub struct Headers {
+    head: Arc<Parts>,
+}
+
+impl Headers {
+    fn map(&self) -> &HeaderMap {
+        &self.head.headers
+    }
+}
+
+/// Header values as text; bytes outside ASCII are read as latin-1, so no
+/// value is lost or refused.
+fn text(value: &HeaderValue) -> String {
+    match value.to_str() {
+        Ok(s) => s.to_owned(),
+        Err(_) => value.as_bytes().iter().map(|&b| char::from(b)).collect(),
+    }
+}
+
+#[pymethods]
+impl Headers {
+    fn __getitem__(&self, key: &str) -> PyResult<String> {
+        self.map()
+            .get(key.to_ascii_lowercase())
+            .map(text)
+            .ok_or_else(|| PyKeyError::new_err(key.to_owned()))
+    }
+
+    fn __contains__(&self, key: &str) -> bool {
+        self.map().contains_key(key.to_ascii_lowercase())
+    }
+
+    fn __len__(&self) -> usize {
+        self.map().keys_len()
+    }
+
+    fn __iter__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let keys = PyList::new(py, self.map().keys().map(|k| k.as_str()))?;
+        Ok(keys.try_iter()?.into_any().unbind())
+    }
+
+    #[pyo3(signature = (key, default = None))]
+    fn get(&self, py: Python<'_>, key: &str, default: Option<Py<PyAny>>) -> Py<PyAny> {
+        match self.map().get(key.to_ascii_lowercase()) {
+            Some(value) => PyString::new(py, &text(value)).into_any().unbind(),
+            None => default.unwrap_or_else(|| py.None()),
+        }
+    }
+
+    fn get_all(&self, key: &str) -> Vec<String> {
+        self.map().get_all(key.to_ascii_lowercase()).iter().map(text).collect()
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.map().keys().map(|k| k.as_str()).collect()
+    }
+
+    fn values(&self) -> Vec<String> {
+        self.map().values().map(text).collect()
+    }
+
+    fn items(&self) -> Vec<(&str, String)> {
+        self.map().iter().map(|(k, v)| (k.as_str(), text(v))).collect()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Headers({:?})", self.items())
+    }
+}
