@@ -26,11 +26,12 @@ class App:
         query = {k: v[0] for k, v in parse_qs(scope.query_string).items()}
         path = scope.path
         text = [("content-type", "text/plain")]
+        binary = [("content-type", "application/octet-stream")]
 
         if path == "/":
             return proto.response_str(200, text, "Hello, world!")
         if path == "/bytes":
-            return proto.response_bytes(200, [("content-type", "application/octet-stream")], b"\x00\x01\x02")
+            return proto.response_bytes(200, binary, b"\x00\x01\x02")
         if path == "/empty":
             return proto.response_empty(204, [("x-empty", "yes")])
         if path.startswith("/scope"):
@@ -86,7 +87,7 @@ class App:
                 raise
             return
         if path == "/file":
-            return proto.response_file(200, [("content-type", "application/octet-stream")], query["path"])
+            return proto.response_file(200, binary, query["path"])
         if path == "/range":
             start, end = int(query["start"]), int(query["end"])
             return proto.response_file_range(206, [], query["path"], start, end)
