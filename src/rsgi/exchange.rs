@@ -40,7 +40,12 @@ pub struct State {
 }
 
 impl Exchange {
-    pub fn new(app: Arc<RsgiApp>, body: Arc<RequestBody>, reply: Reply, permit: OwnedSemaphorePermit) -> Self {
+    pub fn new(
+        app: Arc<RsgiApp>,
+        body: Arc<RequestBody>,
+        reply: Reply,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
         Self {
             app,
             body,
@@ -75,7 +80,9 @@ impl Exchange {
         if state.disconnected || state.finished {
             return None;
         }
-        state.disconnect_waiters.push(PyObj::from_bound(future.clone()));
+        state
+            .disconnect_waiters
+            .push(PyObj::from_bound(future.clone()));
         Some(future)
     }
 
@@ -108,9 +115,9 @@ impl Exchange {
         let waiter = self.lock().body_waiter.take();
         if let Some(waiter) = waiter {
             let exchange = Arc::clone(self);
-            self.app
-                .bridge
-                .submit(Box::new(move |py| super::protocol::continue_body(py, &exchange, waiter)));
+            self.app.bridge.submit(Box::new(move |py| {
+                super::protocol::continue_body(py, &exchange, waiter)
+            }));
         }
     }
 

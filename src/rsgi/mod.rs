@@ -38,7 +38,13 @@ pub struct RsgiApp {
 }
 
 impl RsgiApp {
-    pub fn new(py: Python<'_>, runner: Py<PyAny>, spawn: Py<PyAny>, event_loop: &Bound<'_, PyAny>, bridge: Bridge) -> PyResult<Self> {
+    pub fn new(
+        py: Python<'_>,
+        runner: Py<PyAny>,
+        spawn: Py<PyAny>,
+        event_loop: &Bound<'_, PyAny>,
+        bridge: Bridge,
+    ) -> PyResult<Self> {
         Ok(Self {
             runner: PyObj::new(runner),
             spawn: PyObj::new(spawn),
@@ -48,7 +54,13 @@ impl RsgiApp {
         })
     }
 
-    fn start(&self, py: Python<'_>, head: hyper::http::request::Parts, conn: Arc<ConnInfo>, exchange: Arc<Exchange>) {
+    fn start(
+        &self,
+        py: Python<'_>,
+        head: hyper::http::request::Parts,
+        conn: Arc<ConnInfo>,
+        exchange: Arc<Exchange>,
+    ) {
         let started = (|| -> PyResult<()> {
             let scope = Py::new(py, Scope::new(head, conn))?;
             let protocol = Py::new(py, HttpProtocol::new(Arc::clone(&exchange)))?;

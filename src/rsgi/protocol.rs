@@ -29,7 +29,9 @@ impl HttpProtocol {
     fn reply(&self) -> PyResult<crate::http::Reply> {
         let mut state = self.exchange.lock();
         if state.finished {
-            return Err(PyRuntimeError::new_err("the RSGI request is already finished"));
+            return Err(PyRuntimeError::new_err(
+                "the RSGI request is already finished",
+            ));
         }
         state
             .reply
@@ -52,8 +54,8 @@ impl HttpProtocol {
 
 /// Builds a response head from RSGI's `status` and `(name, value)` pairs.
 fn head(status: u16, headers: Vec<(String, String)>) -> PyResult<Response<()>> {
-    let status =
-        StatusCode::from_u16(status).map_err(|_| PyValueError::new_err(format!("invalid HTTP status code {status}")))?;
+    let status = StatusCode::from_u16(status)
+        .map_err(|_| PyValueError::new_err(format!("invalid HTTP status code {status}")))?;
     let mut map = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         let name = HeaderName::from_bytes(name.as_bytes())
@@ -147,7 +149,11 @@ pub fn continue_body(py: Python<'_>, exchange: &Arc<Exchange>, waiter: BodyWaite
                 }
                 Read::Gone => {
                     drop(state);
-                    fail(py, &future, ClientDisconnected::new_err("client disconnected"));
+                    fail(
+                        py,
+                        &future,
+                        ClientDisconnected::new_err("client disconnected"),
+                    );
                 }
             }
         }
@@ -170,7 +176,9 @@ impl HttpProtocol {
         let exchange = &self.exchange;
         let mut state = exchange.lock();
         if state.body_waiter.is_some() {
-            return Err(PyRuntimeError::new_err("the request body is already being read"));
+            return Err(PyRuntimeError::new_err(
+                "the request body is already being read",
+            ));
         }
         let mut acc = BytesMut::new();
         if gather(exchange, state.disconnected, &mut acc)? {
@@ -204,25 +212,43 @@ impl HttpProtocol {
     }
 
     #[pyo3(signature = (status, headers, body))]
-    fn response_str(&self, status: u16, headers: Vec<(String, String)>, body: String) -> PyResult<()> {
+    fn response_str(
+        &self,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    ) -> PyResult<()> {
         self.respond(status, headers, Bytes::from(body))
     }
 
     #[pyo3(signature = (status, headers, body))]
-    fn response_bytes(&self, status: u16, headers: Vec<(String, String)>, body: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn response_bytes(
+        &self,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         self.respond(status, headers, body_bytes(body)?)
     }
 
     /// Sends a file from Rust; the app's memory never holds it.
     #[pyo3(signature = (status, headers, file))]
-    fn response_file(&self, status: u16, headers: Vec<(String, String)>, file: PathBuf) -> PyResult<()> {
+    fn response_file(
+        &self,
+        status: u16,
+        headers: Vec<(String, String)>,
+        file: PathBuf,
+    ) -> PyResult<()> {
         let head = head(status, headers)?;
         let reply = self.reply()?;
         let exchange = Arc::clone(&self.exchange);
-        self.exchange
-            .app
-            .bridge
-            .spawn(send_file(file, None, head, reply, Box::new(move || exchange.client_gone())));
+        self.exchange.app.bridge.spawn(send_file(
+            file,
+            None,
+            head,
+            reply,
+            Box::new(move || exchange.client_gone()),
+        ));
         Ok(())
     }
 
@@ -238,7 +264,9 @@ impl HttpProtocol {
         end: u64,
     ) -> PyResult<()> {
         if end < start {
-            return Err(PyValueError::new_err("response_file_range: end is before start"));
+            return Err(PyValueError::new_err(
+                "response_file_range: end is before start",
+            ));
         }
         let head = head(status, headers)?;
         let reply = self.reply()?;
@@ -255,7 +283,11 @@ impl HttpProtocol {
 
     /// Starts a streamed response; the body follows through the transport.
     #[pyo3(signature = (status, headers = Vec::new()))]
-    fn response_stream(&self, status: u16, headers: Vec<(String, String)>) -> PyResult<StreamTransport> {
+    fn response_stream(
+        &self,
+        status: u16,
+        headers: Vec<(String, String)>,
+    ) -> PyResult<StreamTransport> {
         let head = head(status, headers)?;
         let reply = self.reply()?;
         let gone = Arc::clone(&self.exchange);
@@ -293,7 +325,9 @@ impl BodyChunks {
         let exchange = &self.exchange;
         let mut state = exchange.lock();
         if state.body_waiter.is_some() {
-            return Err(PyRuntimeError::new_err("the request body is already being read"));
+            return Err(PyRuntimeError::new_err(
+                "the request body is already being read",
+            ));
         }
         match read_now(exchange, state.disconnected) {
             Read::Chunk(chunk) => {
@@ -334,7 +368,14 @@ impl StreamTransport {
         if data.is_empty() {
             return Ok(app.done.clone_ref(py));
         }
-        send_or_wait(py, &app.bridge, &app.create_future, &app.done, &tx, StreamItem::Data(data))
+        send_or_wait(
+            py,
+            &app.bridge,
+            &app.create_future,
+            &app.done,
+            &tx,
+            StreamItem::Data(data),
+        )
     }
 }
 

@@ -164,7 +164,11 @@ impl Headers {
     }
 
     fn get_all(&self, key: &str) -> Vec<String> {
-        self.map().get_all(key.to_ascii_lowercase()).iter().map(text).collect()
+        self.map()
+            .get_all(key.to_ascii_lowercase())
+            .iter()
+            .map(text)
+            .collect()
     }
 
     fn keys(&self) -> Vec<&str> {
@@ -176,7 +180,10 @@ impl Headers {
     }
 
     fn items(&self) -> Vec<(&str, String)> {
-        self.map().iter().map(|(k, v)| (k.as_str(), text(v))).collect()
+        self.map()
+            .iter()
+            .map(|(k, v)| (k.as_str(), text(v)))
+            .collect()
     }
 
     fn __repr__(&self) -> String {

@@ -14,8 +14,8 @@ use super::Handler;
 use super::accept::{self, HttpMode, HttpOptions};
 use super::runtime::IoRuntime;
 use crate::asgi::{AsgiApp, AsgiHandler};
-use crate::rsgi::{RsgiApp, RsgiHandler};
 use crate::bridge::{Bridge, PyObj};
+use crate::rsgi::{RsgiApp, RsgiHandler};
 
 #[pyclass(frozen, module = "diorite._diorite")]
 pub struct Worker {
@@ -157,7 +157,13 @@ impl Worker {
 
     /// Starts serving an RSGI app. `runner(scope, protocol)` returns the
     /// coroutine to run; `spawn(coro)` makes it a task.
-    fn serve_rsgi(&self, py: Python<'_>, runner: Py<PyAny>, spawn: Py<PyAny>, event_loop: Bound<'_, PyAny>) -> PyResult<()> {
+    fn serve_rsgi(
+        &self,
+        py: Python<'_>,
+        runner: Py<PyAny>,
+        spawn: Py<PyAny>,
+        event_loop: Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let app = RsgiApp::new(py, runner, spawn, &event_loop, self.bridge.clone())?;
         self.start(RsgiHandler::new(app, self.backpressure))
     }
