@@ -15,6 +15,7 @@ pub mod bridge;
 pub mod http;
 pub mod rsgi;
 pub mod server;
+pub mod wsgi;
 
 #[pymodule]
 fn _diorite(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -30,6 +31,10 @@ fn _diorite(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<rsgi::BodyChunks>()?;
     m.add_class::<rsgi::StreamTransport>()?;
     m.add("RSGI_VERSION", rsgi::RSGI_VERSION)?;
+    m.add_class::<wsgi::Input>()?;
+    m.add_class::<wsgi::StartResponse>()?;
+    m.add_class::<wsgi::Write>()?;
+    m.add_class::<wsgi::FileWrapper>()?;
     m.add(
         "ClientDisconnected",
         m.py().get_type::<bridge::ClientDisconnected>(),

@@ -66,7 +66,7 @@ def _bool_env(name: str, text: str) -> bool:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="diorite",
-        description="Serve a Python web application (ASGI or RSGI) with a Rust core.",
+        description="Serve a Python web application (ASGI, RSGI or WSGI) with a Rust core.",
         epilog="Every option can also be set as DIORITE_<OPTION>, e.g. DIORITE_PORT=9000.",
     )
     p.add_argument("app", metavar="APP", nargs="?", help="the application, as module:attribute")
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--interface",
         choices=INTERFACES,
         default="asgi",
-        help="application interface: asgi, asginl (ASGI without lifespan) or rsgi (default: asgi)",
+        help="application interface: asgi, asginl (ASGI without lifespan), rsgi or wsgi (default: asgi)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8000, help="port to bind (default: 8000)")
@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=1,
         help="tokio I/O threads per worker (default: 1)",
+    )
+    p.add_argument(
+        "--blocking-threads",
+        type=_positive,
+        default=32,
+        help="WSGI: threads the app runs on (default: 32)",
     )
     p.add_argument("--backlog", type=_positive, default=1024, help="listen backlog (default: 1024)")
     p.add_argument(
@@ -190,6 +196,7 @@ def parse(argv: list[str] | None = None) -> Config:
         http1_keep_alive=args.http1_keep_alive,
         http2_max_concurrent_streams=args.http2_max_concurrent_streams,
         shutdown_timeout=args.shutdown_timeout,
+        blocking_threads=args.blocking_threads,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-INTERFACES = ("asgi", "asginl", "rsgi")
+INTERFACES = ("asgi", "asginl", "rsgi", "wsgi")
 HTTP_MODES = ("auto", "1", "2")
 LOOPS = ("auto", "asyncio", "uvloop")
 
@@ -27,6 +27,7 @@ class Config:
     http1_keep_alive: bool = True
     http2_max_concurrent_streams: int = 200
     shutdown_timeout: float = 30.0
+    blocking_threads: int = 32
 
     @property
     def effective_backpressure(self) -> int:

@@ -12,7 +12,7 @@ import signal
 import socket
 import sys
 
-from . import __version__, logs, rsgi
+from . import __version__, logs, rsgi, wsgi
 from .asgi import Lifespan, make_runner, scope_template, task_spawner
 from .config import Config
 from .loader import AppLoadError, load_app
@@ -89,6 +89,8 @@ async def serve(app, sock: socket.socket, config: Config) -> int:
     if config.interface == "rsgi":
         rsgi.call_hook(app, "__rsgi_init__", loop)
         worker.serve_rsgi(rsgi.make_runner(app), task_spawner(loop), loop)
+    elif config.interface == "wsgi":
+        worker.serve_wsgi(app, wsgi.report, wsgi.environ_template(), config.blocking_threads)
     else:
         state = lifespan.state if lifespan is not None and lifespan.supported else None
         worker.serve_asgi(make_runner(app), task_spawner(loop), loop, scope_template(), state)

@@ -35,7 +35,7 @@ pub async fn send_file(
         Ok::<_, std::io::Error>((file, len))
     }
     .await;
-    let (mut file, size) = match opened {
+    let (file, size) = match opened {
         Ok(opened) => opened,
         Err(err) => {
             let status = if err.kind() == std::io::ErrorKind::NotFound {
@@ -51,11 +51,23 @@ pub async fn send_file(
         Some(FileRange { start, end }) => (start.min(size), end.min(size)),
         None => (0, size),
     };
-    if start > 0 && file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
+    send_open_file(file, start, end - start, head, reply, on_abandon).await;
+}
+
+/// Streams `len` bytes of an open file from `start`, answering with `head`
+/// (adding a length if it has none).
+pub async fn send_open_file(
+    mut file: tokio::fs::File,
+    start: u64,
+    len: u64,
+    head: Response<()>,
+    reply: oneshot::Sender<Response<ResponseBody>>,
+    on_abandon: Box<dyn FnOnce() + Send>,
+) {
+    if file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
         let _ = reply.send(error_response(StatusCode::INTERNAL_SERVER_ERROR));
         return;
     }
-    let len = end - start;
     let mut file = file.take(len);
     let (tx, body) = ResponseBody::channel(Some(on_abandon));
     let mut response = head.map(|()| body);

@@ -10,6 +10,6 @@ mod response_body;
 
 pub use conn::ConnInfo;
 pub use exchange::{Admitted, Pending, Reply, admit};
-pub use file::{FileRange, send_file};
+pub use file::{FileRange, send_file, send_open_file};
 pub use request_body::{RequestBody, Take};
 pub use response_body::{BodyAborted, ResponseBody, StreamItem, StreamSender, error_response};

@@ -138,6 +138,9 @@ impl RequestBody {
     }
 
     fn take_locked(state: &mut State) -> Take {
+        if state.closed {
+            return Take::Failed;
+        }
         if !state.chunks.is_empty() {
             let body = if state.chunks.len() == 1 {
                 state.chunks.pop_front().unwrap_or_default()

@@ -16,11 +16,14 @@ use super::runtime::IoRuntime;
 use crate::asgi::{AsgiApp, AsgiHandler};
 use crate::bridge::{Bridge, PyObj};
 use crate::rsgi::{RsgiApp, RsgiHandler};
+use crate::wsgi::{WsgiApp, WsgiHandler};
 
 #[pyclass(frozen, module = "diorite._diorite")]
 pub struct Worker {
     bridge: Bridge,
     runtime: Mutex<Option<IoRuntime>>,
+    /// WSGI only: the bounded pool of threads the app runs on.
+    pool: Mutex<Option<tokio::runtime::Runtime>>,
     listener: Mutex<Option<std::net::TcpListener>>,
     serving: Mutex<Option<JoinHandle<bool>>>,
     stop: watch::Sender<Option<Duration>>,
@@ -109,6 +112,7 @@ impl Worker {
         Ok(Self {
             bridge,
             runtime: Mutex::new(Some(runtime)),
+            pool: Mutex::new(None),
             listener: Mutex::new(Some(listener)),
             serving: Mutex::new(None),
             stop,
@@ -168,6 +172,34 @@ impl Worker {
         self.start(RsgiHandler::new(app, self.backpressure))
     }
 
+    /// Starts serving a WSGI app on `blocking_threads` pool threads.
+    /// `template` holds the environ's constant keys; `report(message, exc)`
+    /// logs app errors.
+    fn serve_wsgi(
+        &self,
+        py: Python<'_>,
+        app: Py<PyAny>,
+        report: Py<PyAny>,
+        template: Py<PyAny>,
+        blocking_threads: usize,
+    ) -> PyResult<()> {
+        let pool = tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(blocking_threads.max(1))
+            .thread_name("diorite-wsgi")
+            .build()
+            .map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let app = WsgiApp::new(
+            py,
+            app,
+            report,
+            template,
+            pool.handle().clone(),
+            self.runtime_handle()?,
+        )?;
+        *self.pool.lock().unwrap_or_else(|p| p.into_inner()) = Some(pool);
+        self.start(WsgiHandler::new(app, self.backpressure))
+    }
+
     /// Stops accepting and lets open requests finish for up to `timeout`
     /// seconds; then `on_done(clean)` runs on the event-loop thread.
     fn shutdown(&self, timeout: f64, on_done: Py<PyAny>) -> PyResult<()> {
@@ -206,6 +238,12 @@ impl Worker {
             .take();
         if let Some(mut runtime) = runtime {
             py.detach(move || runtime.shutdown());
+        }
+        let pool = self.pool.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(pool) = pool {
+            // Apps still running get a moment; their threads are then left
+            // to finish on their own.
+            py.detach(move || pool.shutdown_timeout(Duration::from_secs(1)));
         }
         self.bridge.close();
         self.bridge.drain(py);

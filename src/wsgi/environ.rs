@@ -1,0 +1,169 @@
+//! Building the PEP 3333 environ.
+
+use std::net::SocketAddr;
+
+use hyper::Version;
+use hyper::header::{self, HeaderMap};
+use hyper::http::request::Parts;
+use percent_encoding::percent_decode;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+use crate::bridge::PyObj;
+use crate::http::ConnInfo;
+
+/// Builds environs from a template holding the constant keys (`wsgi.*`,
+/// `SCRIPT_NAME`) that Python prepared at start-up.
+pub struct EnvironBuilder {
+    template: PyObj,
+}
+
+/// Text from bytes, one character per byte (PEP 3333's "bytes as latin-1").
+fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// `Host` without its port, and the port (if any).
+fn split_host(host: &str) -> (&str, Option<&str>) {
+    if host.starts_with('[') {
+        // [v6]:port
+        return match host.rfind("]:") {
+            Some(i) => (&host[..=i], Some(&host[i + 2..])),
+            None => (host, None),
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => (name, Some(port)),
+        _ => (host, None),
+    }
+}
+
+/// The CGI-style name of a request header: `HTTP_` and upper case, with
+/// dashes as underscores.
+fn cgi_name(name: &str) -> String {
+    let mut key = String::with_capacity(5 + name.len());
+    key.push_str("HTTP_");
+    key.extend(name.chars().map(|c| {
+        if c == '-' {
+            '_'
+        } else {
+            c.to_ascii_uppercase()
+        }
+    }));
+    key
+}
+
+/// Values of a repeated header joined as PEP 3333 asks (cookies with `; `).
+fn joined(headers: &HeaderMap, name: &header::HeaderName) -> String {
+    let separator = if name == header::COOKIE { "; " } else { ", " };
+    let mut out = String::new();
+    for (i, value) in headers.get_all(name).iter().enumerate() {
+        if i > 0 {
+            out.push_str(separator);
+        }
+        out.push_str(&latin1(value.as_bytes()));
+    }
+    out
+}
+
+impl EnvironBuilder {
+    pub fn new(py: Python<'_>, template: Py<PyAny>) -> PyResult<Self> {
+        template.bind(py).cast::<PyDict>()?;
+        Ok(Self {
+            template: PyObj::new(template),
+        })
+    }
+
+    pub fn build<'py>(
+        &self,
+        py: Python<'py>,
+        head: &Parts,
+        conn: &ConnInfo,
+        input: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let env = self.template.bind(py).cast::<PyDict>()?.copy()?;
+        env.set_item(pyo3::intern!(py, "REQUEST_METHOD"), head.method.as_str())?;
+        let path = percent_decode(head.uri.path().as_bytes()).collect::<Vec<u8>>();
+        env.set_item(pyo3::intern!(py, "PATH_INFO"), latin1(&path))?;
+        env.set_item(
+            pyo3::intern!(py, "QUERY_STRING"),
+            head.uri.query().unwrap_or(""),
+        )?;
+        let protocol = match head.version {
+            Version::HTTP_09 => "HTTP/0.9",
+            Version::HTTP_10 => "HTTP/1.0",
+            Version::HTTP_2 => "HTTP/2",
+            Version::HTTP_3 => "HTTP/3",
+            _ => "HTTP/1.1",
+        };
+        env.set_item(pyo3::intern!(py, "SERVER_PROTOCOL"), protocol)?;
+
+        let host = head
+            .headers
+            .get(header::HOST)
+            .map(|h| latin1(h.as_bytes()))
+            .or_else(|| head.uri.authority().map(|a| a.as_str().to_owned()));
+        let default_port = if conn.scheme == "https" { "443" } else { "80" };
+        let (server_name, server_port) = match &host {
+            Some(host) => {
+                let (name, port) = split_host(host);
+                (name.to_owned(), port.unwrap_or(default_port).to_owned())
+            }
+            None => match conn.server {
+                Some(addr) => (addr.ip().to_string(), addr.port().to_string()),
+                None => ("localhost".to_owned(), default_port.to_owned()),
+            },
+        };
+        env.set_item(pyo3::intern!(py, "SERVER_NAME"), server_name)?;
+        env.set_item(pyo3::intern!(py, "SERVER_PORT"), server_port)?;
+        if let Some(SocketAddr::V4(_) | SocketAddr::V6(_)) = conn.client {
+            let client = conn.client.expect("matched Some");
+            env.set_item(pyo3::intern!(py, "REMOTE_ADDR"), client.ip().to_string())?;
+            env.set_item(pyo3::intern!(py, "REMOTE_PORT"), client.port().to_string())?;
+        }
+        if head.version == Version::HTTP_2
+            && !head.headers.contains_key(header::HOST)
+            && let Some(authority) = head.uri.authority()
+        {
+            env.set_item(pyo3::intern!(py, "HTTP_HOST"), authority.as_str())?;
+        }
+        for name in head.headers.keys() {
+            let value = joined(&head.headers, name);
+            if name == header::CONTENT_TYPE {
+                env.set_item(pyo3::intern!(py, "CONTENT_TYPE"), value)?;
+            } else if name == header::CONTENT_LENGTH {
+                env.set_item(pyo3::intern!(py, "CONTENT_LENGTH"), value)?;
+            } else {
+                env.set_item(PyString::new(py, &cgi_name(name.as_str())), value)?;
+            }
+        }
+        env.set_item(pyo3::intern!(py, "wsgi.input"), input)?;
+        Ok(env)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_and_port_are_split() {
+        assert_eq!(
+            split_host("example.com:8080"),
+            ("example.com", Some("8080"))
+        );
+        assert_eq!(split_host("example.com"), ("example.com", None));
+        assert_eq!(split_host("[::1]:9000"), ("[::1]", Some("9000")));
+        assert_eq!(split_host("[::1]"), ("[::1]", None));
+    }
+
+    #[test]
+    fn header_names_become_cgi_keys() {
+        assert_eq!(cgi_name("x-forwarded-for"), "HTTP_X_FORWARDED_FOR");
+    }
+
+    #[test]
+    fn latin1_keeps_every_byte() {
+        assert_eq!(latin1(&[0x63, 0xe9]), "cé");
+    }
+}

@@ -1,0 +1,114 @@
+//! WSGI (PEP 3333): the environ, `start_response` and `write`, a streaming
+//! `wsgi.input`, `wsgi.file_wrapper`, and the handler that runs the app on
+//! a bounded pool of blocking threads.
+//!
+//! The app never runs on a tokio I/O thread. A streamed response is
+//! iterated on a pool thread only while the client can take more: when the
+//! socket is backed up, the iterator is parked with tokio and the thread
+//! goes back to the pool until the client drains.
+
+mod environ;
+mod input;
+mod response;
+mod start;
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use pyo3::prelude::*;
+use tokio::runtime::Handle;
+use tokio::sync::Semaphore;
+
+use crate::bridge::PyObj;
+use crate::http::{Admitted, ConnInfo, ResponseBody, admit};
+use crate::server::Handler;
+
+pub use input::Input;
+pub use response::FileWrapper;
+pub use start::{StartResponse, Write};
+
+use environ::EnvironBuilder;
+
+/// Everything a pool thread needs to call the app.
+pub struct WsgiApp {
+    app: PyObj,
+    /// `report(message, exc)`: logs under `diorite.app`, with a traceback.
+    report: PyObj,
+    environ: EnvironBuilder,
+    /// The blocking pool the app runs on.
+    pool: Handle,
+    /// The I/O runtime, where parked iterators wait for the client.
+    io: Handle,
+}
+
+impl WsgiApp {
+    pub fn new(
+        py: Python<'_>,
+        app: Py<PyAny>,
+        report: Py<PyAny>,
+        template: Py<PyAny>,
+        pool: Handle,
+        io: Handle,
+    ) -> PyResult<Self> {
+        Ok(Self {
+            app: PyObj::new(app),
+            report: PyObj::new(report),
+            environ: EnvironBuilder::new(py, template)?,
+            pool,
+            io,
+        })
+    }
+
+    /// Logs `message` with the current exception's traceback.
+    fn report(&self, py: Python<'_>, message: &str, err: Option<PyErr>) {
+        let exc = err
+            .map(|e| e.into_value(py).into_any())
+            .unwrap_or_else(|| py.None());
+        if let Err(err) = self.report.bind(py).call1((message, exc)) {
+            err.print(py);
+        }
+    }
+}
+
+pub struct WsgiHandler {
+    app: Arc<WsgiApp>,
+    limiter: Arc<Semaphore>,
+}
+
+impl WsgiHandler {
+    pub fn new(app: WsgiApp, backpressure: usize) -> Self {
+        Self {
+            app: Arc::new(app),
+            limiter: Arc::new(Semaphore::new(backpressure.max(1))),
+        }
+    }
+}
+
+impl Handler for WsgiHandler {
+    async fn handle(&self, req: Request<Incoming>, conn: &Arc<ConnInfo>) -> Response<ResponseBody> {
+        let (admitted, pending) = match admit(&self.limiter, req).await {
+            Ok(admitted) => admitted,
+            Err(refused) => return refused,
+        };
+        let Admitted {
+            head,
+            body,
+            permit,
+            reply,
+        } = admitted;
+        let app = Arc::clone(&self.app);
+        let conn = Arc::clone(conn);
+        let gone_body = Arc::clone(&body);
+        let call = move || {
+            Python::attach(|py| response::call_app(py, app, head, &conn, body, reply, permit));
+        };
+        // Queued behind at most `--blocking-threads` running apps; if the
+        // pool is gone (shutdown), the closure is dropped with its reply
+        // and the client gets a 500 from `wait`.
+        drop(self.app.pool.spawn_blocking(call));
+        // A client that leaves before the head is ready stops the body
+        // reader; the app sees the end of `wsgi.input` as an error.
+        pending.wait(move || gone_body.close()).await
+    }
+}

@@ -1,0 +1,177 @@
+//! `start_response` and the `write` callable it returns, and the response
+//! state they share with the code that iterates the app's result.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use hyper::header::{HeaderName, HeaderValue, TRANSFER_ENCODING};
+use hyper::{HeaderMap, Response, StatusCode};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::bridge::{ClientDisconnected, body_bytes};
+use crate::http::{Reply, ResponseBody, StreamItem, StreamSender};
+
+/// The response of one WSGI call, as far as it got.
+pub struct ResponseState {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+pub struct Inner {
+    /// Set by `start_response`; taken when the head goes to hyper.
+    pub head: Option<Response<()>>,
+    /// Present until the head went to hyper.
+    pub reply: Option<Reply>,
+    /// The body's sender once the response is streamed.
+    pub stream: Option<StreamSender>,
+}
+
+impl Inner {
+    pub fn headers_sent(&self) -> bool {
+        self.reply.is_none()
+    }
+
+    /// The head with a complete body, in one piece (exact length).
+    pub fn send_full(&mut self, body: Bytes) -> Result<(), &'static str> {
+        let head = self
+            .head
+            .take()
+            .ok_or("the app did not call start_response")?;
+        let reply = self.reply.take().ok_or("the response was already sent")?;
+        let _ = reply.send(head.map(|()| ResponseBody::full(body)));
+        Ok(())
+    }
+
+    /// The body's sender, sending the head first if it is not out yet.
+    pub fn stream(&mut self) -> Result<StreamSender, &'static str> {
+        if let Some(tx) = &self.stream {
+            return Ok(tx.clone());
+        }
+        let head = self
+            .head
+            .take()
+            .ok_or("the app did not call start_response")?;
+        let reply = self.reply.take().ok_or("the response was already sent")?;
+        let (tx, body) = ResponseBody::channel(None);
+        let _ = reply.send(head.map(|()| body));
+        self.stream = Some(tx.clone());
+        Ok(tx)
+    }
+}
+
+impl ResponseState {
+    pub fn new(reply: Reply) -> Arc<Self> {
+        Arc::new(Self {
+            inner: Mutex::new(Inner {
+                reply: Some(reply),
+                ..Inner::default()
+            }),
+        })
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Parses `"200 OK"` and the header list into a response head.
+fn head(status: &str, headers: Vec<(String, String)>) -> PyResult<Response<()>> {
+    let code = status
+        .split_ascii_whitespace()
+        .next()
+        .and_then(|c| c.parse::<u16>().ok())
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or_else(|| PyValueError::new_err(format!("invalid WSGI status {status:?}")))?;
+    let mut map = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| PyValueError::new_err(format!("invalid header name {name:?}")))?;
+        // The server frames the body itself.
+        if name == TRANSFER_ENCODING {
+            continue;
+        }
+        let bytes: Vec<u8> = value
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)))
+            .collect::<Result<_, _>>()
+            .map_err(|_| PyValueError::new_err(format!("header '{name}' is not latin-1 text")))?;
+        let value = HeaderValue::from_bytes(&bytes)
+            .map_err(|_| PyValueError::new_err(format!("invalid value for header '{name}'")))?;
+        map.append(name, value);
+    }
+    let mut response = Response::new(());
+    *response.status_mut() = code;
+    *response.headers_mut() = map;
+    Ok(response)
+}
+
+#[pyclass(frozen, module = "diorite._diorite")]
+pub struct StartResponse {
+    state: Arc<ResponseState>,
+}
+
+impl StartResponse {
+    pub fn new(state: Arc<ResponseState>) -> Self {
+        Self { state }
+    }
+}
+
+#[pymethods]
+impl StartResponse {
+    #[pyo3(signature = (status, headers, exc_info = None))]
+    fn __call__(
+        &self,
+        status: &str,
+        headers: Vec<(String, String)>,
+        exc_info: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Write> {
+        let exc_info = exc_info.filter(|e| !e.is_none());
+        let head = head(status, headers)?;
+        let mut inner = self.state.lock();
+        match exc_info {
+            Some(exc_info) => {
+                if inner.headers_sent() {
+                    // PEP 3333: too late to change the response; re-raise.
+                    drop(inner);
+                    return Err(PyErr::from_value(exc_info.get_item(1)?));
+                }
+            }
+            None if inner.head.is_some() || inner.headers_sent() => {
+                return Err(PyRuntimeError::new_err(
+                    "start_response called a second time without exc_info",
+                ));
+            }
+            None => {}
+        }
+        inner.head = Some(head);
+        Ok(Write {
+            state: Arc::clone(&self.state),
+        })
+    }
+}
+
+/// The `write(data)` callable: the legacy, imperative way to send body
+/// bytes. It sends the head first, and blocks (without the interpreter)
+/// while the client is behind.
+#[pyclass(frozen, module = "diorite._diorite")]
+pub struct Write {
+    state: Arc<ResponseState>,
+}
+
+#[pymethods]
+impl Write {
+    fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let data = body_bytes(data)?;
+        let tx = self
+            .state
+            .lock()
+            .stream()
+            .map_err(PyRuntimeError::new_err)?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        py.detach(|| tx.blocking_send(StreamItem::Data(data)))
+            .map_err(|_| ClientDisconnected::new_err("client disconnected"))
+    }
+}
