@@ -27,6 +27,7 @@ FORBIDDEN = (
     "is unsendable",
     "PanicException",
     "Task was destroyed but it is pending",
+    "Fatal Python error",
 )
 
 

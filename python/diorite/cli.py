@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--interface",
         choices=INTERFACES,
         default="asgi",
-        help="application interface: asgi, asginl (ASGI without lifespan), rsgi or wsgi (default: asgi)",
+        help="asgi, asginl (ASGI without lifespan), rsgi or wsgi (default: asgi)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8000, help="port to bind (default: 8000)")

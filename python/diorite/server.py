@@ -8,15 +8,21 @@ the worker's bridge (see src/bridge/).
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import signal
 import socket
 import sys
+import threading
 
 from . import __version__, logs, rsgi, wsgi
 from .asgi import Lifespan, make_runner, scope_template, task_spawner
 from .config import Config
 from .loader import AppLoadError, load_app
 from .logs import logger
+
+# Set when the process must end without finalizing the interpreter.
+_HARD_EXIT = threading.Event()
 
 
 def bind(config: Config) -> socket.socket:
@@ -64,10 +70,16 @@ def run(config: Config) -> int:
         return 1
     asyncio.set_event_loop(loop)
     try:
-        return loop.run_until_complete(serve(app, sock, config))
+        code = loop.run_until_complete(serve(app, sock, config))
     finally:
         sock.close()
         loop.close()
+    if _HARD_EXIT.is_set():
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 async def serve(app, sock: socket.socket, config: Config) -> int:
@@ -124,7 +136,12 @@ async def serve(app, sock: socket.socket, config: Config) -> int:
     if not clean:
         logger.warning("requests still running after %ss were cut off", config.shutdown_timeout)
     loop.remove_reader(worker.fileno())
-    worker.close()
+    if not worker.close():
+        # App code is still running on a pool thread (a WSGI request that
+        # outlived the shutdown timeout). Finalizing the interpreter under
+        # it would crash, so the process ends without finalizing.
+        logger.warning("app code still running after shutdown; exiting without waiting for it")
+        _HARD_EXIT.set()
     await _cancel_app_tasks()
     if lifespan is not None:
         await lifespan.shutdown()

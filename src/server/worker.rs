@@ -2,6 +2,7 @@
 //! runtime, its listener and its bridge to the event loop.
 
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,8 +23,9 @@ use crate::wsgi::{WsgiApp, WsgiHandler};
 pub struct Worker {
     bridge: Bridge,
     runtime: Mutex<Option<IoRuntime>>,
-    /// WSGI only: the bounded pool of threads the app runs on.
-    pool: Mutex<Option<tokio::runtime::Runtime>>,
+    /// WSGI only: the bounded pool of threads the app runs on, and the
+    /// count of its unfinished jobs.
+    pool: Mutex<Option<(tokio::runtime::Runtime, Arc<AtomicUsize>)>>,
     listener: Mutex<Option<std::net::TcpListener>>,
     serving: Mutex<Option<JoinHandle<bool>>>,
     stop: watch::Sender<Option<Duration>>,
@@ -196,7 +198,7 @@ impl Worker {
             pool.handle().clone(),
             self.runtime_handle()?,
         )?;
-        *self.pool.lock().unwrap_or_else(|p| p.into_inner()) = Some(pool);
+        *self.pool.lock().unwrap_or_else(|p| p.into_inner()) = Some((pool, app.busy()));
         self.start(WsgiHandler::new(app, self.backpressure))
     }
 
@@ -229,8 +231,10 @@ impl Worker {
     }
 
     /// Stops the runtime. Tasks still running are dropped; the Python
-    /// objects they held are released on this (attached) thread.
-    fn close(&self, py: Python<'_>) {
+    /// objects they held are released on this (attached) thread. Returns
+    /// false when app code is still running on a pool thread: the process
+    /// must then exit without finalizing the interpreter under it.
+    fn close(&self, py: Python<'_>) -> bool {
         let runtime = self
             .runtime
             .lock()
@@ -240,12 +244,15 @@ impl Worker {
             py.detach(move || runtime.shutdown());
         }
         let pool = self.pool.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(pool) = pool {
+        let mut idle = true;
+        if let Some((pool, busy)) = pool {
             // Apps still running get a moment; their threads are then left
             // to finish on their own.
-            py.detach(move || pool.shutdown_timeout(Duration::from_secs(1)));
+            py.detach(|| pool.shutdown_timeout(Duration::from_secs(1)));
+            idle = busy.load(Ordering::SeqCst) == 0;
         }
         self.bridge.close();
         self.bridge.drain(py);
+        idle
     }
 }

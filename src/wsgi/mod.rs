@@ -13,6 +13,7 @@ mod response;
 mod start;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -40,6 +41,25 @@ pub struct WsgiApp {
     pool: Handle,
     /// The I/O runtime, where parked iterators wait for the client.
     io: Handle,
+    /// Jobs queued or running on the pool; shutdown checks it before the
+    /// interpreter may finalize.
+    busy: Arc<AtomicUsize>,
+}
+
+/// Counts one pool job for as long as it lives.
+struct Busy(Arc<AtomicUsize>);
+
+impl Busy {
+    fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::clone(counter))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl WsgiApp {
@@ -57,7 +77,23 @@ impl WsgiApp {
             environ: EnvironBuilder::new(py, template)?,
             pool,
             io,
+            busy: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// The counter of pool jobs not yet finished.
+    pub fn busy(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.busy)
+    }
+
+    /// Runs `job` on the pool, attached to the interpreter.
+    fn run_on_pool(&self, job: impl FnOnce(Python<'_>) + Send + 'static) {
+        let busy = Busy::new(&self.busy);
+        // If the pool is gone (shutdown), the closure is dropped unrun.
+        drop(self.pool.spawn_blocking(move || {
+            let _busy = busy;
+            Python::attach(job);
+        }));
     }
 
     /// Logs `message` with the current exception's traceback.
@@ -100,13 +136,12 @@ impl Handler for WsgiHandler {
         let app = Arc::clone(&self.app);
         let conn = Arc::clone(conn);
         let gone_body = Arc::clone(&body);
-        let call = move || {
-            Python::attach(|py| response::call_app(py, app, head, &conn, body, reply, permit));
-        };
         // Queued behind at most `--blocking-threads` running apps; if the
         // pool is gone (shutdown), the closure is dropped with its reply
         // and the client gets a 500 from `wait`.
-        drop(self.app.pool.spawn_blocking(call));
+        let run_app = Arc::clone(&app);
+        run_app
+            .run_on_pool(move |py| response::call_app(py, app, head, &conn, body, reply, permit));
         // A client that leaves before the head is ready stops the body
         // reader; the app sees the end of `wsgi.input` as an error.
         pending.wait(move || gone_body.close()).await

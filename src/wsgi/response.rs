@@ -309,8 +309,8 @@ impl Pump {
             // Sent or refused (client gone), the iteration goes on: the
             // next step sees a closed stream and finishes (calling close()).
             let _ = tx.send(item).await;
-            let pool = self.app.pool.clone();
-            drop(pool.spawn_blocking(move || Python::attach(|py| self.run(py))));
+            let app = Arc::clone(&self.app);
+            app.run_on_pool(move |py| self.run(py));
         });
     }
 

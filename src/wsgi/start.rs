@@ -130,13 +130,12 @@ impl StartResponse {
         let head = head(status, headers)?;
         let mut inner = self.state.lock();
         match exc_info {
-            Some(exc_info) => {
-                if inner.headers_sent() {
-                    // PEP 3333: too late to change the response; re-raise.
-                    drop(inner);
-                    return Err(PyErr::from_value(exc_info.get_item(1)?));
-                }
+            // PEP 3333: too late to change the response; re-raise.
+            Some(exc_info) if inner.headers_sent() => {
+                drop(inner);
+                return Err(PyErr::from_value(exc_info.get_item(1)?));
             }
+            Some(_) => {}
             None if inner.head.is_some() || inner.headers_sent() => {
                 return Err(PyRuntimeError::new_err(
                     "start_response called a second time without exc_info",
