@@ -33,6 +33,7 @@ PIN_CLIENT: list[str] = []
 SCENARIOS = {
     "asgi": "examples.hello_asgi:app",
     "rsgi": "examples.hello_rsgi:app",
+    "wsgi": "examples.hello_wsgi:app",
 }
 
 CEILING_DIR = ROOT / "bench" / "ceiling"

@@ -13,6 +13,8 @@ from conftest import run_cli
         (["--interface", "cgi"], "--interface"),
         (["--http", "3"], "--http"),
         (["--runtime-threads", "0"], "--runtime-threads"),
+        (["--blocking-threads", "0"], "--blocking-threads"),
+        (["--shutdown-timeout", "-1"], "--shutdown-timeout"),
         (["--backlog", "-1"], "--backlog"),
         (["--backpressure", "x"], "--backpressure"),
         (["--log-level", "loud"], "--log-level"),

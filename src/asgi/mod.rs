@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use tokio::sync::Semaphore;
 
 use crate::bridge::{Bridge, PyObj};
-use crate::http::{Admitted, ConnInfo, ResponseBody, admit, error_response};
+use crate::http::{Admitted, ConnInfo, ResponseBody, exchange};
 use crate::server::Handler;
 
 pub use protocol::{Receive, Send};
@@ -101,29 +101,28 @@ impl AsgiHandler {
 
 impl Handler for AsgiHandler {
     async fn handle(&self, req: Request<Incoming>, conn: &Arc<ConnInfo>) -> Response<ResponseBody> {
-        let (admitted, pending) = match admit(&self.limiter, req).await {
-            Ok(admitted) => admitted,
-            Err(refused) => return refused,
-        };
-        let Admitted {
-            head,
-            body,
-            permit,
-            reply,
-        } = admitted;
-        let cycle = Arc::new(Cycle::new(Arc::clone(&self.app), body, reply, permit));
-        let app = Arc::clone(&self.app);
-        let conn = Arc::clone(conn);
-        let job_cycle = Arc::clone(&cycle);
-        let submitted = self
-            .app
-            .bridge
-            .submit(Box::new(move |py| app.start(py, head, &conn, job_cycle)));
-        if !submitted {
-            return error_response(StatusCode::SERVICE_UNAVAILABLE);
-        }
-        // The client leaving before the head is ready reaches the app
-        // through `receive()`.
-        pending.wait(move || cycle.client_gone()).await
+        exchange(&self.limiter, req, |admitted| {
+            let Admitted {
+                head,
+                body,
+                permit,
+                reply,
+            } = admitted;
+            let cycle = Arc::new(Cycle::new(Arc::clone(&self.app), body, reply, permit));
+            let app = Arc::clone(&self.app);
+            let conn = Arc::clone(conn);
+            let job_cycle = Arc::clone(&cycle);
+            if !self
+                .app
+                .bridge
+                .submit(Box::new(move |py| app.start(py, head, &conn, job_cycle)))
+            {
+                return Err(StatusCode::SERVICE_UNAVAILABLE);
+            }
+            // The client leaving before the head is ready reaches the app
+            // through `receive()`.
+            Ok(move || cycle.client_gone())
+        })
+        .await
     }
 }

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use hyper::header::{HeaderName, HeaderValue};
 use hyper::{HeaderMap, Response, StatusCode};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -11,7 +10,7 @@ use pyo3::types::{PyDict, PyString};
 use super::cycle::{Cycle, Phase, State};
 use super::message::Sent;
 use crate::bridge::{ClientDisconnected, PyObj, Ready, body_bytes, is_done, send_or_wait};
-use crate::http::{ResponseBody, StreamItem, StreamSender, Take};
+use crate::http::{ResponseBody, StreamItem, StreamSender, Take, append_header};
 
 #[pyclass(frozen, module = "diorite._diorite")]
 pub struct Receive {
@@ -338,19 +337,9 @@ fn header_map(headers: Option<Bound<'_, PyAny>>) -> PyResult<HeaderMap> {
     };
     for pair in headers.try_iter()? {
         let pair = pair?;
-        let name = pair.get_item(0)?;
-        let value = pair.get_item(1)?;
-        let name = header_bytes(&name)?;
-        let value = header_bytes(&value)?;
-        let name = HeaderName::from_bytes(&name).map_err(|_| {
-            PyValueError::new_err(format!(
-                "invalid header name {:?}",
-                String::from_utf8_lossy(&name)
-            ))
-        })?;
-        let value = HeaderValue::from_bytes(&value)
-            .map_err(|_| PyValueError::new_err(format!("invalid value for header '{name}'")))?;
-        map.append(name, value);
+        let name = header_bytes(&pair.get_item(0)?)?;
+        let value = header_bytes(&pair.get_item(1)?)?;
+        append_header(&mut map, &name, &value).map_err(PyValueError::new_err)?;
     }
     Ok(map)
 }

@@ -69,3 +69,22 @@ impl Pending {
         response.unwrap_or_else(|_| error_response(StatusCode::INTERNAL_SERVER_ERROR))
     }
 }
+
+/// One whole exchange as an interface's handler runs it: admit `req`, let
+/// `start` hand it to the app (returning what to do if the client leaves
+/// before the head is ready, or the error status to answer at once), and
+/// wait for the head.
+pub async fn exchange<G: FnOnce()>(
+    limiter: &Arc<Semaphore>,
+    req: Request<Incoming>,
+    start: impl FnOnce(Admitted) -> Result<G, StatusCode>,
+) -> Response<ResponseBody> {
+    let (admitted, pending) = match admit(limiter, req).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
+    };
+    match start(admitted) {
+        Ok(on_gone) => pending.wait(on_gone).await,
+        Err(status) => error_response(status),
+    }
+}

@@ -5,11 +5,13 @@
 mod conn;
 mod exchange;
 mod file;
+mod head;
 mod request_body;
 mod response_body;
 
 pub use conn::ConnInfo;
-pub use exchange::{Admitted, Pending, Reply, admit};
+pub use exchange::{Admitted, Reply, exchange};
 pub use file::{FileRange, send_file, send_open_file};
+pub use head::{append_header, response_head};
 pub use request_body::{RequestBody, Take};
 pub use response_body::{BodyAborted, ResponseBody, StreamItem, StreamSender, error_response};

@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use tokio::sync::Semaphore;
 
 use crate::bridge::{Bridge, Done, PyObj};
-use crate::http::{Admitted, ConnInfo, ResponseBody, admit, error_response};
+use crate::http::{self, Admitted, ConnInfo, ResponseBody};
 use crate::server::Handler;
 
 pub use protocol::{BodyChunks, HttpProtocol, StreamTransport};
@@ -92,27 +92,26 @@ impl RsgiHandler {
 
 impl Handler for RsgiHandler {
     async fn handle(&self, req: Request<Incoming>, conn: &Arc<ConnInfo>) -> Response<ResponseBody> {
-        let (admitted, pending) = match admit(&self.limiter, req).await {
-            Ok(admitted) => admitted,
-            Err(refused) => return refused,
-        };
-        let Admitted {
-            head,
-            body,
-            permit,
-            reply,
-        } = admitted;
-        let exchange = Arc::new(Exchange::new(Arc::clone(&self.app), body, reply, permit));
-        let app = Arc::clone(&self.app);
-        let conn = Arc::clone(conn);
-        let job_exchange = Arc::clone(&exchange);
-        let submitted = self
-            .app
-            .bridge
-            .submit(Box::new(move |py| app.start(py, head, conn, job_exchange)));
-        if !submitted {
-            return error_response(StatusCode::SERVICE_UNAVAILABLE);
-        }
-        pending.wait(move || exchange.client_gone()).await
+        http::exchange(&self.limiter, req, |admitted| {
+            let Admitted {
+                head,
+                body,
+                permit,
+                reply,
+            } = admitted;
+            let exchange = Arc::new(Exchange::new(Arc::clone(&self.app), body, reply, permit));
+            let app = Arc::clone(&self.app);
+            let conn = Arc::clone(conn);
+            let job_exchange = Arc::clone(&exchange);
+            if !self
+                .app
+                .bridge
+                .submit(Box::new(move |py| app.start(py, head, conn, job_exchange)))
+            {
+                return Err(StatusCode::SERVICE_UNAVAILABLE);
+            }
+            Ok(move || exchange.client_gone())
+        })
+        .await
     }
 }

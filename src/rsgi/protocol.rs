@@ -5,15 +5,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use hyper::header::{HeaderName, HeaderValue};
-use hyper::{HeaderMap, Response, StatusCode};
+use hyper::{HeaderMap, Response};
 use pyo3::exceptions::{PyRuntimeError, PyStopAsyncIteration, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::exchange::{BodyWaiter, Exchange};
 use crate::bridge::{ClientDisconnected, PyObj, Ready, body_bytes, is_done, resolve, send_or_wait};
-use crate::http::{FileRange, ResponseBody, StreamItem, Take, send_file};
+use crate::http::{
+    FileRange, ResponseBody, StreamItem, Take, append_header, response_head, send_file,
+};
 
 #[pyclass(frozen, module = "diorite._diorite")]
 pub struct HttpProtocol {
@@ -54,20 +55,12 @@ impl HttpProtocol {
 
 /// Builds a response head from RSGI's `status` and `(name, value)` pairs.
 fn head(status: u16, headers: Vec<(String, String)>) -> PyResult<Response<()>> {
-    let status = StatusCode::from_u16(status)
-        .map_err(|_| PyValueError::new_err(format!("invalid HTTP status code {status}")))?;
     let mut map = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| PyValueError::new_err(format!("invalid header name {name:?}")))?;
-        let value = HeaderValue::from_str(&value)
-            .map_err(|_| PyValueError::new_err(format!("invalid value for header '{name}'")))?;
-        map.append(name, value);
+    for (name, value) in &headers {
+        append_header(&mut map, name.as_bytes(), value.as_bytes())
+            .map_err(PyValueError::new_err)?;
     }
-    let mut response = Response::new(());
-    *response.status_mut() = status;
-    *response.headers_mut() = map;
-    Ok(response)
+    response_head(status, map).map_err(PyValueError::new_err)
 }
 
 /// What a body read can answer now, with the exchange locked so that a

@@ -22,7 +22,7 @@ use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
 use crate::bridge::PyObj;
-use crate::http::{Admitted, ConnInfo, ResponseBody, admit};
+use crate::http::{Admitted, ConnInfo, ResponseBody, exchange};
 use crate::server::Handler;
 
 pub use input::Input;
@@ -123,27 +123,27 @@ impl WsgiHandler {
 
 impl Handler for WsgiHandler {
     async fn handle(&self, req: Request<Incoming>, conn: &Arc<ConnInfo>) -> Response<ResponseBody> {
-        let (admitted, pending) = match admit(&self.limiter, req).await {
-            Ok(admitted) => admitted,
-            Err(refused) => return refused,
-        };
-        let Admitted {
-            head,
-            body,
-            permit,
-            reply,
-        } = admitted;
-        let app = Arc::clone(&self.app);
-        let conn = Arc::clone(conn);
-        let gone_body = Arc::clone(&body);
-        // Queued behind at most `--blocking-threads` running apps; if the
-        // pool is gone (shutdown), the closure is dropped with its reply
-        // and the client gets a 500 from `wait`.
-        let run_app = Arc::clone(&app);
-        run_app
-            .run_on_pool(move |py| response::call_app(py, app, head, &conn, body, reply, permit));
-        // A client that leaves before the head is ready stops the body
-        // reader; the app sees the end of `wsgi.input` as an error.
-        pending.wait(move || gone_body.close()).await
+        exchange(&self.limiter, req, |admitted| {
+            let Admitted {
+                head,
+                body,
+                permit,
+                reply,
+            } = admitted;
+            let app = Arc::clone(&self.app);
+            let conn = Arc::clone(conn);
+            let gone_body = Arc::clone(&body);
+            // Queued behind at most `--blocking-threads` running apps; if the
+            // pool is gone (shutdown), the closure is dropped with its reply
+            // and the client gets a 500.
+            let run_app = Arc::clone(&app);
+            run_app.run_on_pool(move |py| {
+                response::call_app(py, app, head, &conn, body, reply, permit)
+            });
+            // A client that leaves before the head is ready stops the body
+            // reader; the app sees the end of `wsgi.input` as an error.
+            Ok(move || gone_body.close())
+        })
+        .await
     }
 }

@@ -4,13 +4,13 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use hyper::header::{HeaderName, HeaderValue, TRANSFER_ENCODING};
-use hyper::{HeaderMap, Response, StatusCode};
+use hyper::header::TRANSFER_ENCODING;
+use hyper::{HeaderMap, Response};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::bridge::{ClientDisconnected, body_bytes};
-use crate::http::{Reply, ResponseBody, StreamItem, StreamSender};
+use crate::http::{Reply, ResponseBody, StreamItem, StreamSender, append_header, response_head};
 
 /// The response of one WSGI call, as far as it got.
 pub struct ResponseState {
@@ -81,29 +81,22 @@ fn head(status: &str, headers: Vec<(String, String)>) -> PyResult<Response<()>> 
         .split_ascii_whitespace()
         .next()
         .and_then(|c| c.parse::<u16>().ok())
-        .and_then(|c| StatusCode::from_u16(c).ok())
         .ok_or_else(|| PyValueError::new_err(format!("invalid WSGI status {status:?}")))?;
     let mut map = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| PyValueError::new_err(format!("invalid header name {name:?}")))?;
+    for (name, value) in &headers {
         // The server frames the body itself.
-        if name == TRANSFER_ENCODING {
+        if name.eq_ignore_ascii_case(TRANSFER_ENCODING.as_str()) {
             continue;
         }
+        // PEP 3333: header values are str holding latin-1.
         let bytes: Vec<u8> = value
             .chars()
             .map(|c| u8::try_from(u32::from(c)))
             .collect::<Result<_, _>>()
             .map_err(|_| PyValueError::new_err(format!("header '{name}' is not latin-1 text")))?;
-        let value = HeaderValue::from_bytes(&bytes)
-            .map_err(|_| PyValueError::new_err(format!("invalid value for header '{name}'")))?;
-        map.append(name, value);
+        append_header(&mut map, name.as_bytes(), &bytes).map_err(PyValueError::new_err)?;
     }
-    let mut response = Response::new(());
-    *response.status_mut() = code;
-    *response.headers_mut() = map;
-    Ok(response)
+    response_head(code, map).map_err(PyValueError::new_err)
 }
 
 #[pyclass(frozen, module = "diorite._diorite")]
