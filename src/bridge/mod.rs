@@ -7,12 +7,14 @@
 
 mod awaitable;
 mod bytes;
+mod pool;
 mod pyobj;
 mod queue;
 mod send;
 
 pub use awaitable::{ClientDisconnected, Done, Ready};
 pub use bytes::body_bytes;
+pub use pool::PythonPool;
 pub use pyobj::{PyObj, deferred_release_count, release_deferred};
 pub use queue::{Bridge, Job};
 pub use send::{is_done, resolve, send_or_wait};

@@ -2,7 +2,6 @@
 //! runtime, its listener and its bridge to the event loop.
 
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use super::Handler;
 use super::accept::{self, HttpMode, HttpOptions};
 use super::runtime::IoRuntime;
 use crate::asgi::{AsgiApp, AsgiHandler};
-use crate::bridge::{Bridge, PyObj};
+use crate::bridge::{Bridge, PyObj, PythonPool};
 use crate::rsgi::{RsgiApp, RsgiHandler};
 use crate::wsgi::{WsgiApp, WsgiHandler};
 
@@ -23,9 +22,8 @@ use crate::wsgi::{WsgiApp, WsgiHandler};
 pub struct Worker {
     bridge: Bridge,
     runtime: Mutex<Option<IoRuntime>>,
-    /// WSGI only: the bounded pool of threads the app runs on, and the
-    /// count of its unfinished jobs.
-    pool: Mutex<Option<(tokio::runtime::Runtime, Arc<AtomicUsize>)>>,
+    /// WSGI only: the bounded pool of threads the app runs on.
+    pool: Mutex<Option<Arc<PythonPool>>>,
     listener: Mutex<Option<std::net::TcpListener>>,
     serving: Mutex<Option<JoinHandle<bool>>>,
     stop: watch::Sender<Option<Duration>>,
@@ -185,20 +183,18 @@ impl Worker {
         template: Py<PyAny>,
         blocking_threads: usize,
     ) -> PyResult<()> {
-        let pool = tokio::runtime::Builder::new_current_thread()
-            .max_blocking_threads(blocking_threads.max(1))
-            .thread_name("diorite-wsgi")
-            .build()
-            .map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let pool = Arc::new(
+            PythonPool::start(blocking_threads).map_err(|e| PyOSError::new_err(e.to_string()))?,
+        );
         let app = WsgiApp::new(
             py,
             app,
             report,
             template,
-            pool.handle().clone(),
+            Arc::clone(&pool),
             self.runtime_handle()?,
         )?;
-        *self.pool.lock().unwrap_or_else(|p| p.into_inner()) = Some((pool, app.busy()));
+        *self.pool.lock().unwrap_or_else(|p| p.into_inner()) = Some(pool);
         self.start(WsgiHandler::new(app, self.backpressure))
     }
 
@@ -245,11 +241,10 @@ impl Worker {
         }
         let pool = self.pool.lock().unwrap_or_else(|p| p.into_inner()).take();
         let mut idle = true;
-        if let Some((pool, busy)) = pool {
+        if let Some(pool) = pool {
             // Apps still running get a moment; their threads are then left
             // to finish on their own.
-            py.detach(|| pool.shutdown_timeout(Duration::from_secs(1)));
-            idle = busy.load(Ordering::SeqCst) == 0;
+            idle = py.detach(|| pool.shutdown(Duration::from_secs(1)));
         }
         self.bridge.close();
         self.bridge.drain(py);

@@ -13,7 +13,6 @@ mod response;
 mod start;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -21,7 +20,7 @@ use pyo3::prelude::*;
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
-use crate::bridge::PyObj;
+use crate::bridge::{PyObj, PythonPool};
 use crate::http::{Admitted, ConnInfo, ResponseBody, exchange};
 use crate::server::Handler;
 
@@ -37,29 +36,10 @@ pub struct WsgiApp {
     /// `report(message, exc)`: logs under `diorite.app`, with a traceback.
     report: PyObj,
     environ: EnvironBuilder,
-    /// The blocking pool the app runs on.
-    pool: Handle,
+    /// The threads the app runs on.
+    pool: Arc<PythonPool>,
     /// The I/O runtime, where parked iterators wait for the client.
     io: Handle,
-    /// Jobs queued or running on the pool; shutdown checks it before the
-    /// interpreter may finalize.
-    busy: Arc<AtomicUsize>,
-}
-
-/// Counts one pool job for as long as it lives.
-struct Busy(Arc<AtomicUsize>);
-
-impl Busy {
-    fn new(counter: &Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::SeqCst);
-        Self(Arc::clone(counter))
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 impl WsgiApp {
@@ -68,7 +48,7 @@ impl WsgiApp {
         app: Py<PyAny>,
         report: Py<PyAny>,
         template: Py<PyAny>,
-        pool: Handle,
+        pool: Arc<PythonPool>,
         io: Handle,
     ) -> PyResult<Self> {
         Ok(Self {
@@ -77,23 +57,14 @@ impl WsgiApp {
             environ: EnvironBuilder::new(py, template)?,
             pool,
             io,
-            busy: Arc::new(AtomicUsize::new(0)),
         })
     }
 
-    /// The counter of pool jobs not yet finished.
-    pub fn busy(&self) -> Arc<AtomicUsize> {
-        Arc::clone(&self.busy)
-    }
-
-    /// Runs `job` on the pool, attached to the interpreter.
+    /// Runs `job` on a pool thread. If the pool is closed (shutdown), the
+    /// job is dropped unrun, which is safe: it holds Python objects only
+    /// through `PyObj`.
     fn run_on_pool(&self, job: impl FnOnce(Python<'_>) + Send + 'static) {
-        let busy = Busy::new(&self.busy);
-        // If the pool is gone (shutdown), the closure is dropped unrun.
-        drop(self.pool.spawn_blocking(move || {
-            let _busy = busy;
-            Python::attach(job);
-        }));
+        self.pool.submit(Box::new(job));
     }
 
     /// Logs `message` with the current exception's traceback.

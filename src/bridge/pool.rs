@@ -1,0 +1,247 @@
+//! [`PythonPool`]: a fixed set of threads that run blocking Python work
+//! (WSGI apps), each attached to the interpreter for its whole life.
+//!
+//! Two costs dominate handing work to threads that run Python: creating
+//! a thread's interpreter state on every call, and waking threads that
+//! then only fight over the GIL. So each thread keeps its state and
+//! releases the GIL only while it sleeps; a thread that finishes a job
+//! takes the next queued one without releasing the GIL; and more threads
+//! are woken only when the ones working stop making progress (their jobs
+//! block, on I/O or `sleep`): a monitor checks every [`STALL`] while jobs
+//! wait. Quick jobs are thus run back to back by one thread, while slow,
+//! blocking jobs still spread over the whole pool within milliseconds.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use pyo3::prelude::*;
+
+use super::Job;
+
+/// How long queued jobs may see no progress before another thread wakes.
+const STALL: Duration = Duration::from_millis(1);
+
+pub struct PythonPool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Sleeping threads wait here for jobs.
+    work: Condvar,
+    /// The monitor waits here while there is nothing queued.
+    queued: Condvar,
+    /// `shutdown` waits here for threads to finish.
+    finished: Condvar,
+}
+
+struct State {
+    queue: VecDeque<Job>,
+    /// Threads waiting for work, and wake-ups sent but not yet taken.
+    sleeping: usize,
+    waking: usize,
+    /// Threads running a job.
+    running: usize,
+    /// When a job last started or finished.
+    progress: Instant,
+    /// Jobs queued or running, and threads still alive.
+    busy: usize,
+    alive: usize,
+    closed: bool,
+}
+
+impl State {
+    fn wake_one(&mut self, shared: &Shared) {
+        if self.sleeping > self.waking {
+            self.waking += 1;
+            shared.work.notify_one();
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl PythonPool {
+    pub fn start(threads: usize) -> std::io::Result<Self> {
+        let threads = threads.max(1);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                sleeping: 0,
+                waking: 0,
+                running: 0,
+                progress: Instant::now(),
+                busy: 0,
+                alive: threads,
+                closed: false,
+            }),
+            work: Condvar::new(),
+            queued: Condvar::new(),
+            finished: Condvar::new(),
+        });
+        for i in 0..threads {
+            let worker = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name(format!("diorite-py-{i}"))
+                .spawn(move || Python::attach(|py| run(py, &worker)))?;
+        }
+        let watcher = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("diorite-py-monitor".into())
+            .spawn(move || monitor(&watcher))?;
+        Ok(Self { shared })
+    }
+
+    /// Queues `job` for a pool thread. Refused (dropped) once closed.
+    pub fn submit(&self, job: Job) -> bool {
+        let mut state = self.shared.lock();
+        if state.closed {
+            return false;
+        }
+        let was_empty = state.queue.is_empty();
+        state.queue.push_back(job);
+        state.busy += 1;
+        if state.running == 0 && state.waking == 0 {
+            // Nobody is working: start someone.
+            state.progress = Instant::now();
+            state.wake_one(&self.shared);
+        } else if was_empty {
+            self.shared.queued.notify_one();
+        }
+        true
+    }
+
+    /// Refuses new jobs and waits up to `grace` for queued and running ones.
+    /// Returns true when no job is left: only then may the interpreter be
+    /// finalized under these threads.
+    pub fn shutdown(&self, grace: Duration) -> bool {
+        let deadline = Instant::now() + grace;
+        let mut state = self.shared.lock();
+        state.closed = true;
+        self.shared.work.notify_all();
+        self.shared.queued.notify_all();
+        while state.busy > 0 || state.alive > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = self
+                .shared
+                .finished
+                .wait_timeout(state, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        state.busy == 0
+    }
+}
+
+/// A pool thread's life: attached throughout, detached only to sleep.
+fn run(py: Python<'_>, shared: &Shared) {
+    loop {
+        let job = {
+            let mut state = shared.lock();
+            match state.queue.pop_front() {
+                Some(job) => {
+                    state.running += 1;
+                    state.progress = Instant::now();
+                    Some(job)
+                }
+                None if state.closed => None,
+                None => {
+                    drop(state);
+                    py.detach(|| wait_for_job(shared))
+                }
+            }
+        };
+        let Some(job) = job else { break };
+        // A job is our own code and should never panic; if one does, the
+        // thread must survive to keep the pool's size and counts right.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(py))).is_err() {
+            eprintln!("diorite: internal error: a pool job panicked");
+        }
+        let mut state = shared.lock();
+        state.running -= 1;
+        state.busy -= 1;
+        state.progress = Instant::now();
+        if state.busy == 0 {
+            shared.finished.notify_all();
+        }
+    }
+    let mut state = shared.lock();
+    state.alive -= 1;
+    shared.finished.notify_all();
+}
+
+/// Sleeps (without the GIL) until a job or shutdown comes.
+fn wait_for_job(shared: &Shared) -> Option<Job> {
+    let mut state = shared.lock();
+    loop {
+        if let Some(job) = state.queue.pop_front() {
+            state.running += 1;
+            state.progress = Instant::now();
+            return Some(job);
+        }
+        if state.closed {
+            return None;
+        }
+        state.sleeping += 1;
+        state = shared.work.wait(state).unwrap_or_else(|p| p.into_inner());
+        state.sleeping -= 1;
+        // Whatever woke us (a job another thread then took, shutdown, or
+        // a spurious wake-up), that wake-up is spent.
+        state.waking = state.waking.saturating_sub(1);
+    }
+}
+
+/// Wakes another thread whenever queued jobs see no progress for
+/// [`STALL`]: the threads running are blocked (or busy for long).
+fn monitor(shared: &Shared) {
+    let mut state = shared.lock();
+    while !state.closed {
+        if state.queue.is_empty() {
+            state = shared.queued.wait(state).unwrap_or_else(|p| p.into_inner());
+            continue;
+        }
+        if state.progress.elapsed() >= STALL && state.waking == 0 {
+            state.progress = Instant::now();
+            state.wake_one(shared);
+        }
+        state = shared
+            .queued
+            .wait_timeout(state, STALL)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocking_jobs_spread_over_the_pool() {
+        Python::initialize();
+        let pool = PythonPool::start(8).unwrap();
+        let started = Instant::now();
+        let (done, finished) = std::sync::mpsc::channel();
+        for _ in 0..8 {
+            let done = done.clone();
+            pool.submit(Box::new(move |py| {
+                py.detach(|| std::thread::sleep(Duration::from_millis(200)));
+                done.send(()).unwrap();
+            }));
+        }
+        for _ in 0..8 {
+            finished.recv_timeout(Duration::from_secs(5)).unwrap();
+        }
+        // Run one after another they would take 1.6 s.
+        assert!(started.elapsed() < Duration::from_millis(1000));
+        assert!(pool.shutdown(Duration::from_secs(1)));
+    }
+}
