@@ -4,7 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PYO3_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: test venv build lint fmt bench clean
+.PHONY: test test-other-pythons venv build lint fmt bench clean
+
+# Other supported Pythons found on the machine (pyenv's layout, or on PATH).
+OTHER_PYTHONS := $(foreach v,3.12 3.13,$(firstword $(wildcard $(HOME)/.pyenv/versions/$(v).*/bin/python$(v)) $(shell command -v python$(v) 2>/dev/null)))
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +23,22 @@ build: venv
 test: build
 	cargo test -q
 	$(BIN)/python -m pytest -q tests
+	$(MAKE) --no-print-directory test-other-pythons
+
+# The whole suite again on each other Python present (each in its own venv
+# and target directory): the leak this project must never have showed up
+# only on Python 3.12.
+test-other-pythons:
+	@for py in $(OTHER_PYTHONS); do \
+		ver=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+		echo "== Python $$ver ($$py)"; \
+		venv=.venv-$$ver; \
+		[ -x $$venv/bin/python ] || $$py -m venv $$venv || exit 1; \
+		$$venv/bin/python -m pip install -q -r requirements-test.txt || exit 1; \
+		PYO3_PYTHON=$(CURDIR)/$$venv/bin/python CARGO_TARGET_DIR=target/py$$ver VIRTUAL_ENV=$(CURDIR)/$$venv \
+			$$venv/bin/maturin develop -q || exit 1; \
+		$$venv/bin/python -m pytest -q -p no:cacheprovider tests || exit 1; \
+	done
 
 lint: venv
 	cargo fmt --check
@@ -38,4 +57,4 @@ bench: venv
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) target
+	rm -rf $(VENV) .venv-3.* target
