@@ -10,14 +10,14 @@ use std::net::SocketAddr;
 use std::collections::HashMap;
 
 use hyper::Version;
-use hyper::header::{self, HeaderName};
+use hyper::header::HeaderName;
 use hyper::http::request::Parts;
 use percent_encoding::percent_decode;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::bridge::PyObj;
-use crate::http::ConnInfo;
+use crate::http::{COMMON_REQUEST_HEADERS, ConnInfo};
 
 pub struct ScopeBuilder {
     template: PyObj,
@@ -28,34 +28,6 @@ pub struct ScopeBuilder {
     /// Request header names as `bytes`, made once (immutable after start).
     header_names: HashMap<HeaderName, Py<PyBytes>>,
 }
-
-/// Header names common enough to keep as ready-made `bytes`.
-const COMMON_HEADERS: &[HeaderName] = &[
-    header::ACCEPT,
-    header::ACCEPT_ENCODING,
-    header::ACCEPT_LANGUAGE,
-    header::AUTHORIZATION,
-    header::CACHE_CONTROL,
-    header::CONNECTION,
-    header::CONTENT_LENGTH,
-    header::CONTENT_TYPE,
-    header::COOKIE,
-    header::HOST,
-    header::IF_MODIFIED_SINCE,
-    header::IF_NONE_MATCH,
-    header::ORIGIN,
-    header::PRAGMA,
-    header::RANGE,
-    header::REFERER,
-    header::TE,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::USER_AGENT,
-    header::SEC_WEBSOCKET_KEY,
-    header::SEC_WEBSOCKET_VERSION,
-    header::SEC_WEBSOCKET_PROTOCOL,
-    header::SEC_WEBSOCKET_EXTENSIONS,
-];
 
 struct Keys {
     http_version: Py<PyString>,
@@ -98,7 +70,7 @@ impl ScopeBuilder {
             },
             methods,
             versions: [s("1.0"), s("1.1"), s("2"), s("3")],
-            header_names: COMMON_HEADERS
+            header_names: COMMON_REQUEST_HEADERS
                 .iter()
                 .map(|name| {
                     (

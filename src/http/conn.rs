@@ -30,3 +30,32 @@ impl ConnInfo {
         }
     }
 }
+
+/// Request header names common enough for interfaces to keep their
+/// Python form ready-made.
+pub const COMMON_REQUEST_HEADERS: &[hyper::header::HeaderName] = &[
+    hyper::header::ACCEPT,
+    hyper::header::ACCEPT_ENCODING,
+    hyper::header::ACCEPT_LANGUAGE,
+    hyper::header::AUTHORIZATION,
+    hyper::header::CACHE_CONTROL,
+    hyper::header::CONNECTION,
+    hyper::header::CONTENT_LENGTH,
+    hyper::header::CONTENT_TYPE,
+    hyper::header::COOKIE,
+    hyper::header::HOST,
+    hyper::header::IF_MODIFIED_SINCE,
+    hyper::header::IF_NONE_MATCH,
+    hyper::header::ORIGIN,
+    hyper::header::PRAGMA,
+    hyper::header::RANGE,
+    hyper::header::REFERER,
+    hyper::header::TE,
+    hyper::header::TRANSFER_ENCODING,
+    hyper::header::UPGRADE,
+    hyper::header::USER_AGENT,
+    hyper::header::SEC_WEBSOCKET_KEY,
+    hyper::header::SEC_WEBSOCKET_VERSION,
+    hyper::header::SEC_WEBSOCKET_PROTOCOL,
+    hyper::header::SEC_WEBSOCKET_EXTENSIONS,
+];

@@ -9,7 +9,7 @@ mod head;
 mod request_body;
 mod response_body;
 
-pub use conn::ConnInfo;
+pub use conn::{COMMON_REQUEST_HEADERS, ConnInfo};
 pub use exchange::{Admitted, Reply, exchange};
 pub use file::{FileRange, send_file, send_open_file};
 pub use head::{append_header, response_head};

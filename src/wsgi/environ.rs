@@ -1,21 +1,29 @@
 //! Building the PEP 3333 environ.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
 
 use hyper::Version;
-use hyper::header::{self, HeaderMap};
+use hyper::header::{self, HeaderMap, HeaderName};
 use hyper::http::request::Parts;
 use percent_encoding::percent_decode;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
 use crate::bridge::PyObj;
-use crate::http::ConnInfo;
+use crate::http::{COMMON_REQUEST_HEADERS, ConnInfo};
 
 /// Builds environs from a template holding the constant keys (`wsgi.*`,
 /// `SCRIPT_NAME`) that Python prepared at start-up.
 pub struct EnvironBuilder {
     template: PyObj,
+    /// `HTTP_*` keys of common headers, made once.
+    cgi_names: HashMap<HeaderName, Py<PyString>>,
+}
+
+/// `REMOTE_ADDR` and `REMOTE_PORT`, made once per connection.
+struct Remote {
+    addr: PyObj,
+    port: PyObj,
 }
 
 /// Text from bytes, one character per byte (PEP 3333's "bytes as latin-1").
@@ -53,8 +61,27 @@ fn cgi_name(name: &str) -> String {
     key
 }
 
+/// The connection's `REMOTE_*` values, cached on it.
+fn remote<'a>(py: Python<'_>, conn: &'a ConnInfo) -> Option<&'a Remote> {
+    let client = conn.client?;
+    let cached = conn.interface_cache.get_or_init(|| {
+        Box::new(Remote {
+            addr: PyObj::from_bound(PyString::new(py, &client.ip().to_string()).into_any()),
+            port: PyObj::from_bound(PyString::new(py, &client.port().to_string()).into_any()),
+        })
+    });
+    cached.downcast_ref::<Remote>()
+}
+
 /// Values of a repeated header joined as PEP 3333 asks (cookies with `; `).
 fn joined(headers: &HeaderMap, name: &header::HeaderName) -> String {
+    let mut values = headers.get_all(name).iter();
+    if let (Some(only), None) = (values.next(), values.next()) {
+        return match only.to_str() {
+            Ok(text) => text.to_owned(),
+            Err(_) => latin1(only.as_bytes()),
+        };
+    }
     let separator = if name == header::COOKIE { "; " } else { ", " };
     let mut out = String::new();
     for (i, value) in headers.get_all(name).iter().enumerate() {
@@ -69,8 +96,18 @@ fn joined(headers: &HeaderMap, name: &header::HeaderName) -> String {
 impl EnvironBuilder {
     pub fn new(py: Python<'_>, template: Py<PyAny>) -> PyResult<Self> {
         template.bind(py).cast::<PyDict>()?;
+        let cgi_names = COMMON_REQUEST_HEADERS
+            .iter()
+            .map(|name| {
+                (
+                    name.clone(),
+                    PyString::intern(py, &cgi_name(name.as_str())).unbind(),
+                )
+            })
+            .collect();
         Ok(Self {
             template: PyObj::new(template),
+            cgi_names,
         })
     }
 
@@ -116,10 +153,9 @@ impl EnvironBuilder {
         };
         env.set_item(pyo3::intern!(py, "SERVER_NAME"), server_name)?;
         env.set_item(pyo3::intern!(py, "SERVER_PORT"), server_port)?;
-        if let Some(SocketAddr::V4(_) | SocketAddr::V6(_)) = conn.client {
-            let client = conn.client.expect("matched Some");
-            env.set_item(pyo3::intern!(py, "REMOTE_ADDR"), client.ip().to_string())?;
-            env.set_item(pyo3::intern!(py, "REMOTE_PORT"), client.port().to_string())?;
+        if let Some(remote) = remote(py, conn) {
+            env.set_item(pyo3::intern!(py, "REMOTE_ADDR"), remote.addr.bind(py))?;
+            env.set_item(pyo3::intern!(py, "REMOTE_PORT"), remote.port.bind(py))?;
         }
         if head.version == Version::HTTP_2
             && !head.headers.contains_key(header::HOST)
@@ -133,6 +169,8 @@ impl EnvironBuilder {
                 env.set_item(pyo3::intern!(py, "CONTENT_TYPE"), value)?;
             } else if name == header::CONTENT_LENGTH {
                 env.set_item(pyo3::intern!(py, "CONTENT_LENGTH"), value)?;
+            } else if let Some(key) = self.cgi_names.get(name) {
+                env.set_item(key.bind(py), value)?;
             } else {
                 env.set_item(PyString::new(py, &cgi_name(name.as_str())), value)?;
             }
