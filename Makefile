@@ -7,7 +7,7 @@ export PYO3_PYTHON := $(abspath $(BIN)/python)
 .PHONY: test test-other-pythons venv build lint fmt bench clean
 
 # Other supported Pythons found on the machine (pyenv's layout, or on PATH).
-OTHER_PYTHONS := $(foreach v,3.12 3.13,$(firstword $(wildcard $(HOME)/.pyenv/versions/$(v).*/bin/python$(v)) $(shell command -v python$(v) 2>/dev/null)))
+OTHER_PYTHONS := $(foreach v,3.10 3.12 3.13,$(firstword $(wildcard $(HOME)/.pyenv/versions/$(v).*/bin/python$(v)) $(shell command -v python$(v) 2>/dev/null)))
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

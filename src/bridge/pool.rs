@@ -110,7 +110,10 @@ impl PythonPool {
             // Nobody is working: start someone.
             state.progress = Instant::now();
             state.wake_one(&self.shared);
-        } else if was_empty {
+        }
+        if was_empty {
+            // The monitor sleeps while nothing is queued; it must watch
+            // this job in case the thread that takes it blocks.
             self.shared.queued.notify_one();
         }
         true
@@ -223,6 +226,30 @@ fn monitor(shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_burst_of_blocking_jobs_spreads_over_the_pool() {
+        // Submitted faster than a thread wakes: every job after the first
+        // is queued while the first wake-up is still in flight, and the
+        // monitor must still see them.
+        Python::initialize();
+        let pool = PythonPool::start(8).unwrap();
+        let started = Instant::now();
+        let (done, finished) = std::sync::mpsc::channel();
+        for _ in 0..8 {
+            let done = done.clone();
+            pool.submit(Box::new(move |py| {
+                py.detach(|| std::thread::sleep(Duration::from_millis(300)));
+                done.send(()).unwrap();
+            }));
+        }
+        for _ in 0..8 {
+            finished.recv_timeout(Duration::from_secs(5)).unwrap();
+        }
+        // One after another they would take 2.4 s.
+        assert!(started.elapsed() < Duration::from_millis(1200));
+        assert!(pool.shutdown(Duration::from_secs(1)));
+    }
 
     #[test]
     fn blocking_jobs_spread_over_the_pool() {
