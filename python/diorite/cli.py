@@ -143,6 +143,38 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         help="seconds in-flight requests get to finish on SIGINT/SIGTERM (default: 30)",
     )
+    p.add_argument("--workers", type=_positive, default=1, help="worker processes (default: 1)")
+    p.add_argument(
+        "--respawn-failed-workers",
+        action="store_true",
+        default=False,
+        help="replace workers that die unexpectedly",
+    )
+    p.add_argument(
+        "--respawn-interval",
+        type=_seconds,
+        default=3.5,
+        help="seconds to wait before replacing a failed worker (default: 3.5)",
+    )
+    p.add_argument(
+        "--workers-lifetime",
+        type=_seconds,
+        default=None,
+        help="replace each worker after this many seconds, one at a time",
+    )
+    p.add_argument(
+        "--workers-max-rss",
+        type=_positive,
+        default=None,
+        help="replace a worker whose memory (RSS) exceeds this many MiB",
+    )
+    p.add_argument(
+        "--workers-kill-timeout",
+        type=_seconds,
+        default=30.0,
+        help="seconds a stopping worker gets before SIGKILL (default: 30)",
+    )
+    p.add_argument("--pid-file", default=None, help="write the server's process id to this file")
     p.add_argument("--version", action="version", version=f"diorite {__version__}")
     return p
 
@@ -197,11 +229,21 @@ def parse(argv: list[str] | None = None) -> Config:
         http2_max_concurrent_streams=args.http2_max_concurrent_streams,
         shutdown_timeout=args.shutdown_timeout,
         blocking_threads=args.blocking_threads,
+        workers=args.workers,
+        respawn_failed_workers=args.respawn_failed_workers,
+        respawn_interval=args.respawn_interval,
+        workers_lifetime=args.workers_lifetime,
+        workers_max_rss=args.workers_max_rss,
+        workers_kill_timeout=args.workers_kill_timeout,
+        pid_file=args.pid_file,
     )
 
 
 def main(argv: list[str] | None = None) -> None:
     config = parse(argv)
-    from .server import run
+    if config.supervised:
+        from .supervisor import run
+    else:
+        from .server import run
 
     sys.exit(run(config))

@@ -28,6 +28,23 @@ class Config:
     http2_max_concurrent_streams: int = 200
     shutdown_timeout: float = 30.0
     blocking_threads: int = 32
+    workers: int = 1
+    respawn_failed_workers: bool = False
+    respawn_interval: float = 3.5
+    workers_lifetime: float | None = None
+    workers_max_rss: int | None = None
+    workers_kill_timeout: float = 30.0
+    pid_file: str | None = None
+
+    @property
+    def supervised(self) -> bool:
+        """Whether a supervisor process runs the workers."""
+        return (
+            self.workers > 1
+            or self.respawn_failed_workers
+            or self.workers_lifetime is not None
+            or self.workers_max_rss is not None
+        )
 
     @property
     def effective_backpressure(self) -> int:

@@ -29,7 +29,9 @@ def configure(level: str, enabled: bool) -> None:
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        logging.Formatter("[%(asctime)s] %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
+        logging.Formatter(
+            "[%(asctime)s] [%(process)d] %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"
+        )
     )
     logger.addHandler(handler)
     logger.setLevel(LEVELS[level])

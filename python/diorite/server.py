@@ -14,8 +14,9 @@ import signal
 import socket
 import sys
 import threading
+from dataclasses import dataclass
 
-from . import __version__, logs, rsgi, wsgi
+from . import __version__, logs, pidfile, rsgi, wsgi
 from .asgi import Lifespan, make_runner, scope_template, task_spawner
 from .config import Config
 from .loader import AppLoadError, load_app
@@ -23,6 +24,14 @@ from .logs import logger
 
 # Set when the process must end without finalizing the interpreter.
 _HARD_EXIT = threading.Event()
+
+
+@dataclass
+class Inherited:
+    """What a supervised worker gets from the supervisor."""
+
+    fd: int
+    ready_fd: int
 
 
 def bind(config: Config) -> socket.socket:
@@ -49,9 +58,14 @@ def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-def run(config: Config) -> int:
-    """Serves until SIGINT/SIGTERM; returns the process exit status."""
+def run(config: Config, inherited: Inherited | None = None) -> int:
+    """Serves until SIGINT/SIGTERM; returns the process exit status.
+
+    A worker started by the supervisor gets `inherited`: the listening
+    socket the supervisor bound and a pipe to say it is ready on."""
     logs.configure(config.log_level, config.log_enabled)
+    if inherited is None and config.pid_file:
+        pidfile.write(config.pid_file)
     try:
         app = load_app(config.app, config.factory, config.working_dir)
     except AppLoadError as exc:
@@ -63,17 +77,23 @@ def run(config: Config) -> int:
     except ImportError:
         logger.error("--loop uvloop was asked for, but uvloop is not installed")
         return 2
-    try:
-        sock = bind(config)
-    except OSError as exc:
-        logger.error("cannot listen on %s:%s: %s", config.host, config.port, exc.strerror or exc)
-        return 1
+    if inherited is not None:
+        sock = socket.socket(fileno=inherited.fd)
+    else:
+        try:
+            sock = bind(config)
+        except OSError as exc:
+            logger.error("cannot listen on %s:%s: %s", config.host, config.port, exc.strerror)
+            return 1
     asyncio.set_event_loop(loop)
+    ready_fd = inherited.ready_fd if inherited is not None else None
     try:
-        code = loop.run_until_complete(serve(app, sock, config))
+        code = loop.run_until_complete(serve(app, sock, config, ready_fd))
     finally:
         sock.close()
         loop.close()
+        if inherited is None and config.pid_file:
+            pidfile.remove(config.pid_file)
     if _HARD_EXIT.is_set():
         logging.shutdown()
         sys.stdout.flush()
@@ -82,7 +102,7 @@ def run(config: Config) -> int:
     return code
 
 
-async def serve(app, sock: socket.socket, config: Config) -> int:
+async def serve(app, sock: socket.socket, config: Config, ready_fd: int | None = None) -> int:
     from ._diorite import Worker
 
     loop = asyncio.get_running_loop()
@@ -119,6 +139,9 @@ async def serve(app, sock: socket.socket, config: Config) -> int:
         f"[{host}]" if ":" in host else host,
         port,
     )
+    if ready_fd is not None:
+        os.write(ready_fd, b"R")
+        os.close(ready_fd)
     await stopping.wait()
     logger.info("shutting down: waiting up to %ss for in-flight requests", config.shutdown_timeout)
 

@@ -1,0 +1,280 @@
+"""The supervisor: binds the socket once, runs `--workers` worker processes
+on it, replaces them when they die, age or grow, and stops them gracefully.
+
+It runs no app code: workers are fresh interpreters (`python -m
+diorite.worker`) that inherit the listening socket, so a worker restart
+never closes the socket and never refuses a connection.
+
+Signals: SIGINT/SIGTERM stop every worker gracefully (SIGKILL after
+`--workers-kill-timeout`); SIGHUP replaces the workers one by one, each
+new one ready before the old one is told to stop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+
+from . import logs, pidfile
+from .config import Config
+from .logs import logger
+from .server import bind
+from .worker import CONFIG_ENV, FD_ENV, READY_ENV
+
+# A worker that dies before it is ready this many times in a row is a
+# crash loop: the server stops instead of spinning.
+CRASH_LOOP_LIMIT = 3
+READY_TIMEOUT = 60.0
+TICK = 0.5
+
+
+class Worker:
+    def __init__(self, proc: subprocess.Popen, ready_fd: int):
+        self.proc = proc
+        self.ready_fd = ready_fd
+        self.ready = False
+        self.started = time.monotonic()
+        self.retiring = False
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss_mib(self) -> float:
+        try:
+            with open(f"/proc/{self.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return 0.0
+
+
+def describe(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+class Supervisor:
+    def __init__(self, config: Config):
+        self.config = config
+        self.sock = bind(config)
+        self.sock.setblocking(True)
+        self.workers: dict[int, Worker] = {}
+        self.selector = selectors.DefaultSelector()
+        self.stopping = False
+        self.failed = False
+        self.crashes = 0
+        self.pending_respawns: list[float] = []
+        self.rolling: list[Worker] = []
+        self.sigr, self.sigw = os.pipe()
+        os.set_blocking(self.sigw, False)
+        os.set_blocking(self.sigr, False)
+        signal.set_wakeup_fd(self.sigw)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, lambda *_: None)
+        self.selector.register(self.sigr, selectors.EVENT_READ, "signal")
+
+    def spawn(self) -> Worker:
+        ready_r, ready_w = os.pipe()
+        env = dict(os.environ)
+        env[CONFIG_ENV] = json.dumps(dataclasses.asdict(self.config))
+        env[FD_ENV] = str(self.sock.fileno())
+        env[READY_ENV] = str(ready_w)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "diorite.worker"],
+            pass_fds=(self.sock.fileno(), ready_w),
+            env=env,
+            # Workers get signals from the supervisor only, not from the
+            # terminal's Ctrl-C, so a stop is one orderly sequence.
+            start_new_session=True,
+        )
+        os.close(ready_w)
+        worker = Worker(proc, ready_r)
+        self.workers[proc.pid] = worker
+        self.selector.register(ready_r, selectors.EVENT_READ, worker)
+        logger.info("started worker %d", proc.pid)
+        return worker
+
+    def forget(self, worker: Worker) -> None:
+        self.workers.pop(worker.pid, None)
+        try:
+            self.selector.unregister(worker.ready_fd)
+        except (KeyError, ValueError):
+            pass
+        os.close(worker.ready_fd)
+
+    def stop_worker(self, worker: Worker) -> None:
+        worker.retiring = True
+        worker.retire_deadline = time.monotonic() + self.config.workers_kill_timeout
+        try:
+            worker.proc.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    # The event loop -------------------------------------------------------
+
+    def run(self) -> int:
+        host, port = self.sock.getsockname()[:2]
+        logger.info(
+            "diorite supervisor %d serving %s (%s) on http://%s:%s with %d workers",
+            os.getpid(),
+            self.config.app,
+            self.config.interface,
+            host,
+            port,
+            self.config.workers,
+        )
+        for _ in range(self.config.workers):
+            self.spawn()
+        while self.workers or (self.pending_respawns and not self.stopping):
+            for key, _ in self.selector.select(TICK):
+                if key.data == "signal":
+                    self.on_signals()
+                else:
+                    self.on_ready(key.data)
+            self.reap()
+            self.tick()
+        return 1 if self.failed else 0
+
+    def on_signals(self) -> None:
+        try:
+            data = os.read(self.sigr, 512)
+        except BlockingIOError:
+            return
+        for signum in data:
+            if signum in (signal.SIGINT, signal.SIGTERM) and not self.stopping:
+                logger.info("stopping: workers get %ss to finish", self.config.workers_kill_timeout)
+                self.stopping = True
+                self.pending_respawns.clear()
+                for worker in list(self.workers.values()):
+                    self.stop_worker(worker)
+            elif signum == signal.SIGHUP and not self.stopping:
+                logger.info("SIGHUP: replacing workers one by one")
+                self.rolling = [w for w in self.workers.values() if not w.retiring]
+
+    def on_ready(self, worker: Worker) -> None:
+        try:
+            data = os.read(worker.ready_fd, 16)
+        except OSError:
+            data = b""
+        self.selector.unregister(worker.ready_fd)
+        if data and not worker.ready:
+            worker.ready = True
+            self.crashes = 0
+            logger.info("worker %d is ready", worker.pid)
+
+    def reap(self) -> None:
+        for worker in list(self.workers.values()):
+            code = worker.proc.poll()
+            if code is None:
+                continue
+            self.forget(worker)
+            if worker.retiring or self.stopping:
+                if code != 0 and not worker.retiring:
+                    self.failed = True
+                logger.info("worker %d stopped (%s)", worker.pid, describe(code))
+                continue
+            logger.error("worker %d died unexpectedly (%s)", worker.pid, describe(code))
+            if not worker.ready:
+                self.crashes += 1
+                if self.crashes >= CRASH_LOOP_LIMIT:
+                    logger.error(
+                        "workers keep dying during start-up (%d times in a row); stopping",
+                        self.crashes,
+                    )
+                    self.failed = True
+                    self.begin_stop()
+                    continue
+            if self.config.respawn_failed_workers:
+                self.pending_respawns.append(time.monotonic() + self.config.respawn_interval)
+            else:
+                logger.error("stopping (start with --respawn-failed-workers to replace workers)")
+                self.failed = True
+                self.begin_stop()
+
+    def begin_stop(self) -> None:
+        self.stopping = True
+        self.pending_respawns.clear()
+        for other in list(self.workers.values()):
+            self.stop_worker(other)
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        for worker in self.workers.values():
+            if worker.retiring and now >= getattr(worker, "retire_deadline", now):
+                logger.warning("worker %d did not stop in time; killing it", worker.pid)
+                try:
+                    worker.proc.kill()
+                except ProcessLookupError:
+                    pass
+                worker.retire_deadline = now + 3600
+        if self.stopping:
+            return
+        due = [t for t in self.pending_respawns if t <= now]
+        for t in due:
+            self.pending_respawns.remove(t)
+            self.spawn()
+        self.replace_one_if_needed(now)
+
+    def replace_one_if_needed(self, now: float) -> None:
+        """Replaces at most one worker at a time: the new one must be ready
+        before the old one is told to stop, so capacity never drops."""
+        if any(not w.ready and not w.retiring for w in self.workers.values()):
+            return  # a replacement is still starting
+        config = self.config
+        for worker in list(self.workers.values()):
+            if worker.retiring or not worker.ready:
+                continue
+            reason = None
+            if worker in self.rolling:
+                reason = "reload requested"
+            elif config.workers_lifetime and now - worker.started >= config.workers_lifetime:
+                reason = f"lifetime of {config.workers_lifetime}s reached"
+            elif config.workers_max_rss is not None and worker.rss_mib() > config.workers_max_rss:
+                reason = f"memory above {config.workers_max_rss} MiB"
+            if reason is None:
+                continue
+            if getattr(worker, "successor", None) is None:
+                logger.info("replacing worker %d: %s", worker.pid, reason)
+                worker.successor = self.spawn()
+                return
+            if worker.successor.ready:
+                if worker in self.rolling:
+                    self.rolling.remove(worker)
+                self.stop_worker(worker)
+            return
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(-1)
+        self.sock.close()
+
+
+def run(config: Config) -> int:
+    logs.configure(config.log_level, config.log_enabled)
+    if config.pid_file:
+        pidfile.write(config.pid_file)
+    try:
+        try:
+            supervisor = Supervisor(config)
+        except OSError as exc:
+            logger.error("cannot listen on %s:%s: %s", config.host, config.port, exc.strerror)
+            return 1
+        try:
+            return supervisor.run()
+        finally:
+            supervisor.close()
+    finally:
+        if config.pid_file:
+            pidfile.remove(config.pid_file)
