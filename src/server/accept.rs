@@ -16,6 +16,9 @@ use tokio_util::task::TaskTracker;
 use super::Handler;
 use crate::http::ConnInfo;
 
+/// How long just-accepted connections get to be read before draining.
+const SETTLE: Duration = Duration::from_millis(200);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpMode {
     Auto,
@@ -139,6 +142,12 @@ pub async fn serve<H: Handler>(
     }
     drop(listener);
     let grace = stop.borrow().unwrap_or_default();
+    // A connection accepted just before the stop has usually not had its
+    // first request read yet, and hyper closes such "idle" connections at
+    // once when told to drain: the client would lose a request it sent in
+    // good time. So they get a moment to be read first.
+    let settle = grace.min(SETTLE);
+    tokio::time::sleep(settle).await;
     draining.cancel();
     connections.close();
     tokio::time::timeout(grace, connections.wait())
