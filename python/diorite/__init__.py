@@ -1,5 +1,6 @@
 """Diorite: an HTTP server for Python web applications with its core in Rust."""
 
 from ._diorite import __version__
+from .api import Server, serve
 
-__all__ = ["__version__"]
+__all__ = ["Server", "__version__", "serve"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 from . import __version__
@@ -54,6 +55,16 @@ def _seconds(text: str) -> float:
 _seconds.__name__ = "number of seconds"
 
 
+def _octal(text: str) -> int:
+    value = int(text.removeprefix("0o"), 8)
+    if not 0 <= value <= 0o777:
+        raise ValueError
+    return value
+
+
+_octal.__name__ = "octal mode (e.g. 660)"
+
+
 def _bool_env(name: str, text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -61,6 +72,17 @@ def _bool_env(name: str, text: str) -> bool:
     if lowered in ("0", "false", "no", "off", ""):
         return False
     raise ValueError(f"{name}: expected true or false, got {text!r}")
+
+
+def load_env_files(paths: list[str]) -> None:
+    """Loads dotenv files into the environment (what is already set wins),
+    before the app is imported; workers inherit the result."""
+    if not paths:
+        return
+    from dotenv import load_dotenv
+
+    for path in paths:
+        load_dotenv(path, override=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,6 +197,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a stopping worker gets before SIGKILL (default: 30)",
     )
     p.add_argument("--pid-file", default=None, help="write the server's process id to this file")
+    p.add_argument("--uds", default=None, help="listen on this Unix domain socket instead of TCP")
+    p.add_argument(
+        "--uds-permissions",
+        type=_octal,
+        default=None,
+        help="permissions of the --uds socket file, in octal (e.g. 660)",
+    )
+    p.add_argument("--process-name", default=None, help="name the server's processes show")
+    p.add_argument(
+        "--env-files",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="load environment variables from this dotenv file before the app (repeatable)",
+    )
+    p.add_argument(
+        "--reload",
+        action="store_true",
+        default=False,
+        help="restart workers when files change (development; needs watchfiles)",
+    )
+    p.add_argument(
+        "--reload-paths",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a path --reload watches (repeatable; default: the working directory)",
+    )
+    p.add_argument(
+        "--reload-ignore-patterns",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="changed paths matching this regular expression do not trigger a reload (repeatable)",
+    )
     p.add_argument("--version", action="version", version=f"diorite {__version__}")
     return p
 
@@ -211,6 +268,26 @@ def parse(argv: list[str] | None = None) -> Config:
         args.app = os.environ.get(ENV_PREFIX + "APP")
     if not args.app:
         parser.error("the APP argument is required (module:attribute), or set DIORITE_APP")
+    if args.reload:
+        try:
+            import watchfiles  # noqa: F401
+        except ImportError:
+            parser.error("argument --reload: needs the watchfiles package (pip install watchfiles)")
+    if args.env_files:
+        try:
+            import dotenv  # noqa: F401
+        except ImportError:
+            parser.error("argument --env-files: needs python-dotenv (pip install python-dotenv)")
+        for path in args.env_files:
+            if not os.path.isfile(path):
+                parser.error(f"argument --env-files: no such file: {path}")
+    for pattern in args.reload_ignore_patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            parser.error(
+                f"argument --reload-ignore-patterns: invalid regular expression {pattern!r}: {exc}"
+            )
     return Config(
         app=args.app,
         interface=args.interface,
@@ -236,11 +313,19 @@ def parse(argv: list[str] | None = None) -> Config:
         workers_max_rss=args.workers_max_rss,
         workers_kill_timeout=args.workers_kill_timeout,
         pid_file=args.pid_file,
+        uds=args.uds,
+        uds_permissions=args.uds_permissions,
+        process_name=args.process_name,
+        env_files=args.env_files,
+        reload=args.reload,
+        reload_paths=args.reload_paths,
+        reload_ignore_patterns=args.reload_ignore_patterns,
     )
 
 
 def main(argv: list[str] | None = None) -> None:
     config = parse(argv)
+    load_env_files(config.env_files)
     if config.supervised:
         from .supervisor import run
     else:

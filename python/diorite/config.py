@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 INTERFACES = ("asgi", "asginl", "rsgi", "wsgi")
 HTTP_MODES = ("auto", "1", "2")
@@ -35,6 +35,13 @@ class Config:
     workers_max_rss: int | None = None
     workers_kill_timeout: float = 30.0
     pid_file: str | None = None
+    uds: str | None = None
+    uds_permissions: int | None = None
+    process_name: str | None = None
+    env_files: list[str] = field(default_factory=list)
+    reload: bool = False
+    reload_paths: list[str] = field(default_factory=list)
+    reload_ignore_patterns: list[str] = field(default_factory=list)
 
     @property
     def supervised(self) -> bool:
@@ -44,6 +51,7 @@ class Config:
             or self.respawn_failed_workers
             or self.workers_lifetime is not None
             or self.workers_max_rss is not None
+            or self.reload
         )
 
     @property

@@ -8,10 +8,13 @@ the worker's bridge (see src/bridge/).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import logging
 import os
 import signal
 import socket
+import stat
 import sys
 import threading
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ from .asgi import Lifespan, make_runner, scope_template, task_spawner
 from .config import Config
 from .loader import AppLoadError, load_app
 from .logs import logger
+from .proctitle import set_title
 
 # Set when the process must end without finalizing the interpreter.
 _HARD_EXIT = threading.Event()
@@ -35,6 +39,8 @@ class Inherited:
 
 
 def bind(config: Config) -> socket.socket:
+    if config.uds:
+        return bind_unix(config)
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -44,6 +50,36 @@ def bind(config: Config) -> socket.socket:
     sock.listen(config.backlog)
     sock.setblocking(False)
     return sock
+
+
+def bind_unix(config: Config) -> socket.socket:
+    path = config.uds
+    # A socket file left by an earlier run is replaced; any other file is not.
+    if os.path.exists(path):
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
+        os.remove(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    if config.uds_permissions is not None:
+        os.chmod(path, config.uds_permissions)
+    sock.listen(config.backlog)
+    sock.setblocking(False)
+    return sock
+
+
+def unbind(config: Config) -> None:
+    if config.uds:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(config.uds)
+
+
+def where(sock: socket.socket) -> str:
+    """How the log names the listening socket."""
+    if sock.family == socket.AF_UNIX:
+        return f"unix:{sock.getsockname()}"
+    host, port = sock.getsockname()[:2]
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
@@ -58,16 +94,19 @@ def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-def run(config: Config, inherited: Inherited | None = None) -> int:
+def run(config: Config, inherited: Inherited | None = None, app=None) -> int:
     """Serves until SIGINT/SIGTERM; returns the process exit status.
 
     A worker started by the supervisor gets `inherited`: the listening
     socket the supervisor bound and a pipe to say it is ready on."""
     logs.configure(config.log_level, config.log_enabled)
+    if config.process_name:
+        set_title(config.process_name if inherited is None else f"{config.process_name} [worker]")
     if inherited is None and config.pid_file:
         pidfile.write(config.pid_file)
     try:
-        app = load_app(config.app, config.factory, config.working_dir)
+        if app is None:
+            app = load_app(config.app, config.factory, config.working_dir)
     except AppLoadError as exc:
         # Shown even with --no-log: the process cannot start without it.
         print(f"diorite: error: {exc}", file=sys.stderr)
@@ -83,17 +122,20 @@ def run(config: Config, inherited: Inherited | None = None) -> int:
         try:
             sock = bind(config)
         except OSError as exc:
-            logger.error("cannot listen on %s:%s: %s", config.host, config.port, exc.strerror)
+            target = config.uds or f"{config.host}:{config.port}"
+            logger.error("cannot listen on %s: %s", target, exc.strerror or exc)
             return 1
     asyncio.set_event_loop(loop)
     ready_fd = inherited.ready_fd if inherited is not None else None
     try:
-        code = loop.run_until_complete(serve(app, sock, config, ready_fd))
+        code = loop.run_until_complete(serve_app(app, sock, config, ready_fd))
     finally:
         sock.close()
         loop.close()
-        if inherited is None and config.pid_file:
-            pidfile.remove(config.pid_file)
+        if inherited is None:
+            unbind(config)
+            if config.pid_file:
+                pidfile.remove(config.pid_file)
     if _HARD_EXIT.is_set():
         logging.shutdown()
         sys.stdout.flush()
@@ -102,7 +144,15 @@ def run(config: Config, inherited: Inherited | None = None) -> int:
     return code
 
 
-async def serve(app, sock: socket.socket, config: Config, ready_fd: int | None = None) -> int:
+async def serve_app(
+    app,
+    sock: socket.socket,
+    config: Config,
+    ready_fd: int | None = None,
+    handle_signals: bool = True,
+) -> int:
+    """Serves until SIGINT/SIGTERM (or, with `handle_signals` off, until the
+    calling task is cancelled), then stops gracefully."""
     from ._diorite import Worker
 
     loop = asyncio.get_running_loop()
@@ -111,6 +161,7 @@ async def serve(app, sock: socket.socket, config: Config, ready_fd: int | None =
         return 1
     worker = Worker(
         sock.fileno(),
+        unix=sock.family == socket.AF_UNIX,
         http=config.http,
         runtime_threads=config.runtime_threads,
         backpressure=config.effective_backpressure,
@@ -128,21 +179,22 @@ async def serve(app, sock: socket.socket, config: Config, ready_fd: int | None =
         worker.serve_asgi(make_runner(app), task_spawner(loop), loop, scope_template(), state)
 
     stopping = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
-    host, port = sock.getsockname()[:2]
+    if handle_signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
     logger.info(
-        "diorite %s serving %s (%s) on http://%s:%s",
-        __version__,
-        config.app,
-        config.interface,
-        f"[{host}]" if ":" in host else host,
-        port,
+        "diorite %s serving %s (%s) on %s", __version__, config.app, config.interface, where(sock)
     )
     if ready_fd is not None:
         os.write(ready_fd, b"R")
         os.close(ready_fd)
-    await stopping.wait()
+    cancelled = False
+    try:
+        await stopping.wait()
+    except asyncio.CancelledError:
+        if handle_signals:
+            raise
+        cancelled = True  # the host program stops us: shut down, then re-raise
     logger.info("shutting down: waiting up to %ss for in-flight requests", config.shutdown_timeout)
 
     stopped = loop.create_future()
@@ -152,9 +204,10 @@ async def serve(app, sock: socket.socket, config: Config, ready_fd: int | None =
             stopped.set_result(clean)
 
     worker.shutdown(config.shutdown_timeout, on_stopped)
-    # A second signal skips the wait.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_stopped, False)
+    if handle_signals:
+        # A second signal skips the wait.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_stopped, False)
     clean = await stopped
     if not clean:
         logger.warning("requests still running after %ss were cut off", config.shutdown_timeout)
@@ -165,23 +218,30 @@ async def serve(app, sock: socket.socket, config: Config, ready_fd: int | None =
         # it would crash, so the process ends without finalizing.
         logger.warning("app code still running after shutdown; exiting without waiting for it")
         _HARD_EXIT.set()
-    await _cancel_app_tasks()
+    await _cancel_app_tasks(only_requests=not handle_signals)
     if lifespan is not None:
         await lifespan.shutdown()
     if config.interface == "rsgi":
         rsgi.call_hook(app, "__rsgi_del__", loop)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.remove_signal_handler(sig)
+    if handle_signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
     logger.info("stopped")
+    if cancelled:
+        raise asyncio.CancelledError
     return 0
 
 
-async def _cancel_app_tasks() -> None:
+async def _cancel_app_tasks(only_requests: bool) -> None:
+    """Cancels what the app left running: in a process of our own every task
+    but the lifespan's; embedded in a host program, only request tasks."""
     current = asyncio.current_task()
     tasks = [
         t
         for t in asyncio.all_tasks()
-        if t is not current and not t.get_name().startswith("lifespan")
+        if t is not current
+        and not t.get_name().startswith("lifespan")
+        and (t.get_name() == "diorite-request" or not only_requests)
     ]
     for task in tasks:
         task.cancel()

@@ -24,7 +24,8 @@ import time
 from . import logs, pidfile
 from .config import Config
 from .logs import logger
-from .server import bind
+from .proctitle import set_title
+from .server import bind, unbind, where
 from .worker import CONFIG_ENV, FD_ENV, READY_ENV
 
 # A worker that dies before it is ready this many times in a row is a
@@ -85,6 +86,10 @@ class Supervisor:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, lambda *_: None)
         self.selector.register(self.sigr, selectors.EVENT_READ, "signal")
+        self.watcher: Watcher | None = None
+        if config.reload:
+            self.watcher = Watcher(config)
+            self.selector.register(self.watcher.wake_r, selectors.EVENT_READ, "reload")
 
     def spawn(self) -> Worker:
         ready_r, ready_w = os.pipe()
@@ -107,6 +112,23 @@ class Supervisor:
         logger.info("started worker %d", proc.pid)
         return worker
 
+    def on_reload(self) -> None:
+        changed = self.watcher.take()
+        if not changed or self.stopping:
+            return
+        shown = ", ".join(changed[:3]) + (
+            f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        )
+        logger.info("changes in %s: restarting workers", shown)
+        self.crashes = 0
+        live = [w for w in self.workers.values() if not w.retiring]
+        if not live:
+            # The last start failed: try the new code straight away.
+            for _ in range(self.config.workers):
+                self.spawn()
+            return
+        self.rolling = live
+
     def forget(self, worker: Worker) -> None:
         self.workers.pop(worker.pid, None)
         try:
@@ -126,22 +148,24 @@ class Supervisor:
     # The event loop -------------------------------------------------------
 
     def run(self) -> int:
-        host, port = self.sock.getsockname()[:2]
         logger.info(
-            "diorite supervisor %d serving %s (%s) on http://%s:%s with %d workers",
+            "diorite supervisor %d serving %s (%s) on %s with %d workers",
             os.getpid(),
             self.config.app,
             self.config.interface,
-            host,
-            port,
+            where(self.sock),
             self.config.workers,
         )
         for _ in range(self.config.workers):
             self.spawn()
-        while self.workers or (self.pending_respawns and not self.stopping):
+        while (
+            self.workers or (self.pending_respawns and not self.stopping) or self.waiting_for_fix()
+        ):
             for key, _ in self.selector.select(TICK):
                 if key.data == "signal":
                     self.on_signals()
+                elif key.data == "reload":
+                    self.on_reload()
                 else:
                     self.on_ready(key.data)
             self.reap()
@@ -187,6 +211,18 @@ class Supervisor:
                 logger.info("worker %d stopped (%s)", worker.pid, describe(code))
                 continue
             logger.error("worker %d died unexpectedly (%s)", worker.pid, describe(code))
+            replaced = next(
+                (w for w in self.workers.values() if getattr(w, "successor", None) is worker), None
+            )
+            if replaced is not None and self.config.reload:
+                # New code that does not start: the old workers keep serving.
+                replaced.successor = None
+                self.rolling.clear()
+                logger.error("the new code failed to start; the running workers keep serving it")
+                continue
+            if self.config.reload and not worker.ready:
+                logger.error("the app failed to start; waiting for a change to retry")
+                continue
             if not worker.ready:
                 self.crashes += 1
                 if self.crashes >= CRASH_LOOP_LIMIT:
@@ -256,25 +292,82 @@ class Supervisor:
                 self.stop_worker(worker)
             return
 
+    def waiting_for_fix(self) -> bool:
+        """With --reload, a server whose app failed to start waits for the
+        next change instead of exiting."""
+        return self.watcher is not None and not self.stopping
+
     def close(self) -> None:
         signal.set_wakeup_fd(-1)
+        if self.watcher is not None:
+            self.watcher.stop()
         self.sock.close()
+
+
+class Watcher:
+    """Watches files for --reload on a thread (watchfiles, Rust-backed) and
+    wakes the supervisor's loop through a pipe."""
+
+    def __init__(self, config: Config):
+        import re
+        import threading
+
+        from watchfiles import DefaultFilter, watch
+
+        ignore = [re.compile(p) for p in config.reload_ignore_patterns]
+
+        class Filter(DefaultFilter):
+            def __call__(self, change, path: str) -> bool:
+                return super().__call__(change, path) and not any(r.search(path) for r in ignore)
+
+        self.paths = config.reload_paths or [config.working_dir or os.getcwd()]
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+        self.changed: list[str] = []
+
+        def run() -> None:
+            for changes in watch(*self.paths, watch_filter=Filter(), stop_event=self.stop_event):
+                with self.lock:
+                    self.changed.extend(sorted({path for _, path in changes}))
+                os.write(self.wake_w, b"R")
+
+        self.thread = threading.Thread(target=run, name="diorite-reload", daemon=True)
+        self.thread.start()
+        logger.info("watching %s for changes", ", ".join(self.paths))
+
+    def take(self) -> list[str]:
+        try:
+            os.read(self.wake_r, 512)
+        except BlockingIOError:
+            pass
+        with self.lock:
+            changed, self.changed = self.changed, []
+        return changed
+
+    def stop(self) -> None:
+        self.stop_event.set()
 
 
 def run(config: Config) -> int:
     logs.configure(config.log_level, config.log_enabled)
+    if config.process_name:
+        set_title(config.process_name)
     if config.pid_file:
         pidfile.write(config.pid_file)
     try:
         try:
             supervisor = Supervisor(config)
         except OSError as exc:
-            logger.error("cannot listen on %s:%s: %s", config.host, config.port, exc.strerror)
+            target = config.uds or f"{config.host}:{config.port}"
+            logger.error("cannot listen on %s: %s", target, exc.strerror or exc)
             return 1
         try:
             return supervisor.run()
         finally:
             supervisor.close()
     finally:
+        unbind(config)
         if config.pid_file:
             pidfile.remove(config.pid_file)

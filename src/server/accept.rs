@@ -8,7 +8,7 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -84,59 +84,97 @@ macro_rules! spawn_graceful {
     }};
 }
 
-/// Serves until `stop` holds a grace period, then lets open connections
-/// finish for up to that long and returns whether they all did.
-pub async fn serve<H: Handler>(
-    listener: TcpListener,
+/// A listening socket: TCP, or a Unix domain socket (`--uds`).
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+/// What every connection of one server shares.
+struct Connections<H> {
     handler: Arc<H>,
-    opts: HttpOptions,
-    mut stop: watch::Receiver<Option<Duration>>,
-) -> bool {
-    let auto = builder(&opts);
-    let h1 = http1_builder(&opts);
-    let h2 = http2_builder(&opts);
-    let draining = CancellationToken::new();
-    let connections = TaskTracker::new();
-    let server = listener.local_addr().ok();
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            _ = stop.changed() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(err) => {
-                // Running out of descriptors must not end the server; wait
-                // for some connections to close.
-                eprintln!("diorite: accept failed: {err}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let conn = Arc::new(ConnInfo::new(Some(peer), server, "http"));
-        let handler = Arc::clone(&handler);
+    mode: HttpMode,
+    auto: auto::Builder<TokioExecutor>,
+    h1: hyper::server::conn::http1::Builder,
+    h2: hyper::server::conn::http2::Builder<TokioExecutor>,
+    draining: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl<H: Handler> Connections<H> {
+    fn serve<IO>(&self, io: IO, conn: ConnInfo)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let conn = Arc::new(conn);
+        let handler = Arc::clone(&self.handler);
         let service = service_fn(move |req| {
             let handler = Arc::clone(&handler);
             let conn = Arc::clone(&conn);
             async move { Ok::<_, Infallible>(handler.handle(req, &conn).await) }
         });
-        let io = TokioIo::new(stream);
-        match opts.mode {
+        let io = TokioIo::new(io);
+        let (connections, draining) = (&self.tracker, &self.draining);
+        match self.mode {
             HttpMode::Auto => {
-                let conn = auto
+                let conn = self
+                    .auto
                     .serve_connection_with_upgrades(io, service)
                     .into_owned();
                 spawn_graceful!(connections, draining, conn);
             }
             HttpMode::Http1 => {
-                let conn = h1.serve_connection(io, service).with_upgrades();
+                let conn = self.h1.serve_connection(io, service).with_upgrades();
                 spawn_graceful!(connections, draining, conn);
             }
             HttpMode::Http2 => {
-                let conn = h2.serve_connection(io, service);
+                let conn = self.h2.serve_connection(io, service);
                 spawn_graceful!(connections, draining, conn);
+            }
+        }
+    }
+}
+
+/// Serves until `stop` holds a grace period, then lets open connections
+/// finish for up to that long and returns whether they all did.
+pub async fn serve<H: Handler>(
+    listener: Listener,
+    handler: Arc<H>,
+    opts: HttpOptions,
+    mut stop: watch::Receiver<Option<Duration>>,
+) -> bool {
+    let connections = Connections {
+        handler,
+        mode: opts.mode,
+        auto: builder(&opts),
+        h1: http1_builder(&opts),
+        h2: http2_builder(&opts),
+        draining: CancellationToken::new(),
+        tracker: TaskTracker::new(),
+    };
+    let server = match &listener {
+        Listener::Tcp(l) => l.local_addr().ok(),
+        Listener::Unix(_) => None,
+    };
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            accepted = accept(&listener) => accepted,
+        };
+        match accepted {
+            Ok(Accepted::Tcp(stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                connections.serve(stream, ConnInfo::new(Some(peer), server, "http"));
+            }
+            Ok(Accepted::Unix(stream)) => {
+                connections.serve(stream, ConnInfo::new(None, None, "http"))
+            }
+            Err(err) => {
+                // Running out of descriptors must not end the server; wait
+                // for some connections to close.
+                eprintln!("diorite: accept failed: {err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
@@ -148,9 +186,21 @@ pub async fn serve<H: Handler>(
     // good time. So they get a moment to be read first.
     let settle = grace.min(SETTLE);
     tokio::time::sleep(settle).await;
-    draining.cancel();
-    connections.close();
-    tokio::time::timeout(grace, connections.wait())
+    connections.draining.cancel();
+    connections.tracker.close();
+    tokio::time::timeout(grace.saturating_sub(settle), connections.tracker.wait())
         .await
         .is_ok()
+}
+
+enum Accepted {
+    Tcp(TcpStream, std::net::SocketAddr),
+    Unix(UnixStream),
+}
+
+async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
+    match listener {
+        Listener::Tcp(l) => l.accept().await.map(|(s, peer)| Accepted::Tcp(s, peer)),
+        Listener::Unix(l) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+    }
 }

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::Handler;
-use super::accept::{self, HttpMode, HttpOptions};
+use super::accept::{self, HttpMode, HttpOptions, Listener};
 use super::runtime::IoRuntime;
 use crate::asgi::{AsgiApp, AsgiHandler};
 use crate::bridge::{Bridge, PyObj, PythonPool};
@@ -24,7 +24,8 @@ pub struct Worker {
     runtime: Mutex<Option<IoRuntime>>,
     /// WSGI only: the bounded pool of threads the app runs on.
     pool: Mutex<Option<Arc<PythonPool>>>,
-    listener: Mutex<Option<std::net::TcpListener>>,
+    listener: Mutex<Option<OwnedFd>>,
+    unix: bool,
     serving: Mutex<Option<JoinHandle<bool>>>,
     stop: watch::Sender<Option<Duration>>,
     opts: HttpOptions,
@@ -45,8 +46,18 @@ impl Worker {
             .ok_or_else(|| PyRuntimeError::new_err("worker is already serving"))?;
         let listener = {
             let _entered = runtime.handle().enter();
-            tokio::net::TcpListener::from_std(listener)
-                .map_err(|e| PyOSError::new_err(e.to_string()))?
+            let made = if self.unix {
+                let std = std::os::unix::net::UnixListener::from(listener);
+                std.set_nonblocking(true)
+                    .and_then(|()| tokio::net::UnixListener::from_std(std))
+                    .map(Listener::Unix)
+            } else {
+                let std = std::net::TcpListener::from(listener);
+                std.set_nonblocking(true)
+                    .and_then(|()| tokio::net::TcpListener::from_std(std))
+                    .map(Listener::Tcp)
+            };
+            made.map_err(|e| PyOSError::new_err(e.to_string()))?
         };
         let serving = runtime.handle().spawn(accept::serve(
             listener,
@@ -73,9 +84,11 @@ impl Worker {
     /// `fd` is a listening TCP socket; the worker serves a duplicate of it,
     /// so the caller keeps ownership of its own.
     #[new]
-    #[pyo3(signature = (fd, *, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, h2_max_concurrent_streams = 200))]
+    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, h2_max_concurrent_streams = 200))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         fd: i32,
+        unix: bool,
         http: &str,
         runtime_threads: usize,
         backpressure: usize,
@@ -99,11 +112,7 @@ impl Worker {
                 std::io::Error::last_os_error().to_string(),
             ));
         }
-        let owned = unsafe { OwnedFd::from_raw_fd(dup) };
-        let listener = std::net::TcpListener::from(owned);
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let listener = unsafe { OwnedFd::from_raw_fd(dup) };
         let runtime =
             IoRuntime::start(runtime_threads).map_err(|e| PyOSError::new_err(e.to_string()))?;
         let bridge =
@@ -114,6 +123,7 @@ impl Worker {
             runtime: Mutex::new(Some(runtime)),
             pool: Mutex::new(None),
             listener: Mutex::new(Some(listener)),
+            unix,
             serving: Mutex::new(None),
             stop,
             opts: HttpOptions {

@@ -1,0 +1,70 @@
+"""The Python API: `Server(...).serve()` runs diorite as the command would;
+`await serve(app, ...)` runs it inside an asyncio program that is already
+running."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from . import cli
+from .config import Config
+
+
+def _config(target, options: dict) -> Config:
+    names = {f.name for f in dataclasses.fields(Config)}
+    unknown = set(options) - names
+    if unknown:
+        raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    app = target if isinstance(target, str) else "<app object>"
+    return Config(app=app, **options)
+
+
+class Server:
+    """A server configured like the command line, with the same option names
+    (as keyword arguments: `Server("main:app", interface="wsgi", workers=2)`).
+
+    `target` is "module:attribute", or the app object itself when it runs in
+    this process (one worker, no supervisor)."""
+
+    def __init__(self, target, **options):
+        self.target = target
+        self.config = _config(target, options)
+        if not isinstance(target, str) and self.config.supervised:
+            raise ValueError("worker processes import the app: give it as 'module:attribute'")
+
+    def serve(self) -> int:
+        """Serves until SIGINT/SIGTERM; returns the exit status."""
+        cli.load_env_files(self.config.env_files)
+        if self.config.supervised:
+            from .supervisor import run
+
+            return run(self.config)
+        from .server import run
+
+        app = None if isinstance(self.target, str) else self.target
+        return run(self.config, app=app)
+
+
+async def serve(app, **options) -> None:
+    """Serves `app` (an object, or "module:attribute") from the running event
+    loop until the calling task is cancelled, then stops gracefully (in-flight
+    requests get `shutdown_timeout` seconds). Signals are left to the host
+    program. Only the async interfaces fit here: asgi, asginl, rsgi (and
+    wsgi, whose threads are the server's own)."""
+    from . import logs
+    from .loader import load_app
+    from .server import bind, serve_app, unbind
+
+    config = _config(app, options)
+    logs.configure(config.log_level, config.log_enabled)
+    if isinstance(app, str):
+        app = load_app(app, config.factory, config.working_dir)
+    sock = bind(config)
+    try:
+        await serve_app(app, sock, config, handle_signals=False)
+    finally:
+        sock.close()
+        unbind(config)
+
+
+__all__ = ["Server", "serve"]
