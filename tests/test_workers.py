@@ -167,3 +167,144 @@ def _swallow(server):
         httpx.get(server.url + "/sleep?s=30", timeout=30)
     except httpx.HTTPError:
         pass
+
+
+def test_unix_domain_socket(serve, tmp_path):
+    import stat
+
+    path = tmp_path / "diorite.sock"
+    server = serve(
+        "wsgi_app:app", *WSGI, "--uds", str(path), "--uds-permissions", "660", ready=False
+    )
+    assert wait_for(lambda: "serving" in server.log() and path.exists())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o660
+    transport = httpx.HTTPTransport(uds=str(path))
+    with httpx.Client(transport=transport) as client:
+        assert client.get("http://diorite/").text == "Hello, world!"
+        env = client.get("http://diorite/environ").json()
+    assert "REMOTE_ADDR" not in env
+    server.stop()
+    assert not path.exists()
+
+
+def test_unix_domain_socket_with_workers(serve, tmp_path):
+    path = tmp_path / "w.sock"
+    server = serve("asgi_app:app", "--workers", "2", "--uds", str(path), ready=False)
+    assert wait_for(lambda: server.log().count("is ready") == 2)
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(path))) as client:
+        assert client.get("http://diorite/").text == "Hello, world!"
+
+
+def test_env_files_and_process_name(serve, tmp_path):
+    env_file = tmp_path / "app.env"
+    env_file.write_text("GREETING_FROM_ENV=hello from dotenv\nexport SECOND=2\n")
+    server = serve(
+        "env_app:app",
+        *WSGI,
+        "--env-files",
+        str(env_file),
+        "--process-name",
+        "diorite-test",
+        env={"SECOND": "from the real environment"},
+    )
+    data = httpx.get(server.url + "/").json()
+    assert data["GREETING_FROM_ENV"] == "hello from dotenv"
+    assert data["SECOND"] == "from the real environment"  # the environment wins
+    with open(f"/proc/{server.proc.pid}/comm") as f:
+        assert f.read().strip().startswith("diorite-test")
+
+
+def test_missing_env_file_is_a_clear_error():
+    result = run_cli("wsgi_app:app", "--env-files", "/nonexistent.env", "--port", "0")
+    assert result.returncode == 2
+    assert "--env-files" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_reload_keeps_old_code_when_new_code_breaks(serve, tmp_path):
+    app_dir = tmp_path / "proj"
+    app_dir.mkdir()
+    module = app_dir / "reload_app.py"
+    source = (
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [b'version %d']\n"
+    )
+    module.write_text(source % 1)
+    server = serve(
+        "reload_app:app",
+        *WSGI,
+        "--reload",
+        "--reload-paths",
+        str(app_dir),
+        "--working-dir",
+        str(app_dir),
+    )
+    assert wait_for(lambda: server.log().count("is ready") == 1)
+    assert httpx.get(server.url + "/").text == "version 1"
+    module.write_text(source % 2)
+    assert wait_for(lambda: httpx.get(server.url + "/").text == "version 2", timeout=20)
+    module.write_text("this is not python\n")
+    assert wait_for(lambda: "the new code failed to start" in server.log(), timeout=20)
+    assert httpx.get(server.url + "/").text == "version 2"
+    module.write_text(source % 3)
+    assert wait_for(lambda: httpx.get(server.url + "/").text == "version 3", timeout=20)
+
+
+def test_python_api_server_object_and_embedding(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import APPS, ROOT, free_port
+
+    port = free_port()
+    script = tmp_path / "embed.py"
+    script.write_text(
+        "import asyncio, httpx, diorite\n"
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] != 'http': return\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "    await send({'type': 'http.response.body', 'body': b'embedded'})\n"
+        "async def main():\n"
+        f"    server = asyncio.create_task(diorite.serve(app, port={port}, log_enabled=False))\n"
+        "    async with httpx.AsyncClient() as client:\n"
+        "        for _ in range(100):\n"
+        "            try:\n"
+        f"                r = await client.get('http://127.0.0.1:{port}/')\n"
+        "                break\n"
+        "            except httpx.ConnectError:\n"
+        "                await asyncio.sleep(0.05)\n"
+        "    print(r.text)\n"
+        "    server.cancel()\n"
+        "    try:\n"
+        "        await server\n"
+        "    except asyncio.CancelledError:\n"
+        "        print('stopped cleanly')\n"
+        "asyncio.run(main())\n"
+    )
+    env = {"PYTHONPATH": f"{APPS}:{ROOT}", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.stdout.split() == ["embedded", "stopped", "cleanly"], result.stderr
+
+    port = free_port()
+    runner = tmp_path / "api.py"
+    runner.write_text(
+        "import diorite, wsgi_app\n"
+        f"raise SystemExit(diorite.Server(wsgi_app.app, interface='wsgi', port={port}).serve())\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(runner)], env=env, stderr=subprocess.PIPE)
+    try:
+        assert wait_for(lambda: _answers(port))
+        assert httpx.get(f"http://127.0.0.1:{port}/").text == "Hello, world!"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
+
+
+def _answers(port):
+    try:
+        httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+        return True
+    except httpx.HTTPError:
+        return False
