@@ -56,12 +56,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+WORKERS = [1]
+
+
 def server_command(server: str, interface: str, app: str, port: int) -> list[str]:
     common = ["--interface", interface, "--host", "127.0.0.1", "--port", str(port)]
+    common += ["--workers", str(WORKERS[0])]
     if server == "diorite":
         return [str(BIN / "diorite"), *common, "--log-level", "warning", app]
     if server == "granian":
-        return [str(BIN / "granian"), *common, "--workers", "1", "--log-level", "warning", app]
+        return [str(BIN / "granian"), *common, "--log-level", "warning", app]
     if server == "ceiling":
         return [str(CEILING_BIN), str(port)]
     raise ValueError(server)
@@ -128,7 +132,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--interface", choices=tuple(SCENARIOS), action="append")
     parser.add_argument("--pin", action="store_true", help="server on CPU 1, wrk on CPU 0")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes per server")
     args = parser.parse_args()
+    WORKERS[0] = args.workers
     if args.pin:
         PIN_SERVER[:] = ["taskset", "-c", "1"]
         PIN_CLIENT[:] = ["taskset", "-c", "0"]
@@ -137,7 +143,8 @@ def main() -> None:
     interfaces = args.interface or list(SCENARIOS)
     build_ceiling()
     pinned = ", server and wrk pinned to one core each" if args.pin else ""
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}{pinned}")
+    workers = f", {args.workers} workers each" if args.workers > 1 else ""
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}{pinned}{workers}")
     ceiling: list[float] = []
     rows = []
     for interface in interfaces:
