@@ -63,6 +63,10 @@ def test_killed_worker_is_replaced_without_refusing_connections(serve):
     log = server.log()
     assert f"worker {victim} died unexpectedly (signal SIGKILL)" in log
     assert victim not in worker_pids(server)
+    # The server went on, but its exit status reports the failure.
+    server.check_log = False
+    assert server.stop() == 1
+    server.assert_clean_log()
 
 
 def test_sighup_replaces_workers_without_losing_requests(serve):

@@ -211,6 +211,8 @@ class Supervisor:
                 logger.info("worker %d stopped (%s)", worker.pid, describe(code))
                 continue
             logger.error("worker %d died unexpectedly (%s)", worker.pid, describe(code))
+            # Replaced or not, the exit status will say something failed.
+            self.failed = True
             replaced = next(
                 (w for w in self.workers.values() if getattr(w, "successor", None) is worker), None
             )
