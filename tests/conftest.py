@@ -113,6 +113,14 @@ class Server:
         self._log.close()
         return self.proc.returncode
 
+    def rss_mib(self) -> float:
+        """The server process's resident memory."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        raise AssertionError("no VmRSS line")
+
     def assert_clean_log(self) -> None:
         text = self.log()
         for bad in FORBIDDEN:

@@ -34,6 +34,20 @@ def hang_up_mid_response(host, port, path, read=1, rst=False):
     return got
 
 
+def cut_streams(server, path, clients=CLIENTS, read=4096):
+    """`clients` concurrent requests for `path`, each hung up (half of them
+    with a reset) once `read` bytes of the response arrived."""
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        jobs = [
+            pool.submit(
+                hang_up_mid_response, server.host, server.port, path, read=read, rst=bool(i % 2)
+            )
+            for i in range(clients)
+        ]
+        for job in jobs:
+            assert job.result().startswith(b"HTTP/1.1 200")
+
+
 def stats(server):
     return httpx.get(server.url + "/stats").json()
 
@@ -49,20 +63,7 @@ def wait_for(predicate, timeout=15):
 
 def test_streams_cancelled_by_client_disconnect(serve):
     server = serve("asgi_app:app")
-    with concurrent.futures.ThreadPoolExecutor(32) as pool:
-        jobs = [
-            pool.submit(
-                hang_up_mid_response,
-                server.host,
-                server.port,
-                "/stream?n=100000&size=4096&delay=0.001",
-                read=4096,
-                rst=bool(i % 2),
-            )
-            for i in range(CLIENTS)
-        ]
-        for job in jobs:
-            assert job.result().startswith(b"HTTP/1.1 200")
+    cut_streams(server, "/stream?n=100000&size=4096&delay=0.001")
     assert wait_for(lambda: stats(server)["stream_cancelled"] == CLIENTS), stats(server)
     assert httpx.get(server.url + "/").text == "Hello, world!"
 
@@ -125,14 +126,7 @@ def test_callbacks_from_background_threads(serve):
 
 def test_large_responses_do_not_leak(serve):
     server = serve("asgi_app:app")
-    pid = server.proc.pid
-
-    def rss_mib():
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        raise AssertionError("no VmRSS")
+    rss_mib = server.rss_mib
 
     def fetch(n):
         with httpx.Client(timeout=30) as client:

@@ -8,7 +8,7 @@ import time
 
 import httpx
 import pytest
-from test_ownership import hang_up_mid_response, wait_for
+from test_ownership import cut_streams, wait_for
 
 RSGI = ("--interface", "rsgi")
 
@@ -116,9 +116,7 @@ def test_large_file_keeps_worker_memory_flat(serve, tmp_path):
     with open(path, "wb") as f:
         f.write(b"z" * (50 * 1024 * 1024))
 
-    def rss_mib():
-        with open(f"/proc/{server.proc.pid}/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+    rss_mib = server.rss_mib
 
     before = rss_mib()
     peak = before
@@ -161,20 +159,7 @@ def test_client_disconnect_awaitable(serve):
 
 def test_streams_cut_by_clients(serve):
     server = serve("rsgi_app:app", *RSGI)
-    with concurrent.futures.ThreadPoolExecutor(32) as pool:
-        jobs = [
-            pool.submit(
-                hang_up_mid_response,
-                server.host,
-                server.port,
-                "/stream?n=100000&size=4096&delay=0.001",
-                read=4096,
-                rst=bool(i % 2),
-            )
-            for i in range(200)
-        ]
-        for job in jobs:
-            assert job.result().startswith(b"HTTP/1.1 200")
+    cut_streams(server, "/stream?n=100000&size=4096&delay=0.001", clients=200)
 
     def all_cancelled():
         return httpx.get(server.url + "/stats").json()["stream_cancelled"] == 200
@@ -208,9 +193,7 @@ def test_graceful_shutdown(serve):
 def test_large_responses_do_not_leak(serve, http2):
     server = serve("rsgi_app:app", *RSGI)
 
-    def rss_mib():
-        with open(f"/proc/{server.proc.pid}/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+    rss_mib = server.rss_mib
 
     with httpx.Client(http1=not http2, http2=http2, timeout=30) as client:
         for _ in range(10):

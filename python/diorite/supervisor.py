@@ -211,8 +211,6 @@ class Supervisor:
                 logger.info("worker %d stopped (%s)", worker.pid, describe(code))
                 continue
             logger.error("worker %d died unexpectedly (%s)", worker.pid, describe(code))
-            # Replaced or not, the exit status will say something failed.
-            self.failed = True
             replaced = next(
                 (w for w in self.workers.values() if getattr(w, "successor", None) is worker), None
             )
@@ -225,6 +223,10 @@ class Supervisor:
             if self.config.reload and not worker.ready:
                 logger.error("the app failed to start; waiting for a change to retry")
                 continue
+            # Replaced or not, the exit status will say something failed.
+            # (Under --reload, new code that does not start is not a failure
+            # of the server: it is what editing looks like.)
+            self.failed = True
             if not worker.ready:
                 self.crashes += 1
                 if self.crashes >= CRASH_LOOP_LIMIT:
