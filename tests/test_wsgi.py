@@ -285,3 +285,16 @@ def test_shutdown_with_app_still_running(serve):
     t.join(20)
     assert caught
     server.wait_log("still running after shutdown")
+
+
+def test_large_responses_do_not_leak(serve):
+    # Bodies of 16 KiB and more are shared with hyper and released off the
+    # pool; with no event loop in a WSGI worker, the pool must release them.
+    server = serve("wsgi_app:app", *WSGI)
+    with httpx.Client(timeout=30) as client:
+        for _ in range(10):
+            client.get(server.url + "/big")
+        before = server.rss_mib()
+        for _ in range(150):
+            assert len(client.get(server.url + "/big").content) == 4 * 1024 * 1024
+    assert server.rss_mib() - before < 100

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use pyo3::prelude::*;
 
 use super::Job;
+use super::pyobj::release_deferred;
 
 /// How long queued jobs may see no progress before another thread wakes.
 const STALL: Duration = Duration::from_millis(1);
@@ -168,6 +169,10 @@ fn run(py: Python<'_>, shared: &Shared) {
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(py))).is_err() {
             eprintln!("diorite: internal error: a pool job panicked");
         }
+        // References that tokio threads dropped (response bodies shared
+        // with hyper, parked iterators) wait for an attached thread; with
+        // WSGI there is no event loop to release them, so the pool does.
+        release_deferred(py);
         let mut state = shared.lock();
         state.running -= 1;
         state.busy -= 1;
