@@ -1,22 +1,22 @@
-//! Sending into a bounded tokio channel from the event-loop thread.
+//! Sending a streamed body's chunks from the event-loop thread.
 
 use pyo3::prelude::*;
-use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
 use super::{Bridge, ClientDisconnected, PyObj};
+use crate::http::{StreamItem, StreamSender};
 
 /// Queues `item` and returns what the app should await: `done` when the
 /// channel had room, or a future (from `create_future`) that a tokio task
 /// resolves once the reader made room. A closed channel means the client
 /// left: `ClientDisconnected`.
-pub fn send_or_wait<T: Send + 'static>(
+pub fn send_or_wait(
     py: Python<'_>,
     bridge: &Bridge,
     create_future: &PyObj,
     done: &Py<PyAny>,
-    tx: &mpsc::Sender<T>,
-    item: T,
+    tx: &StreamSender,
+    item: StreamItem,
 ) -> PyResult<Py<PyAny>> {
     match tx.try_send(item) {
         Ok(()) => Ok(done.clone_ref(py)),

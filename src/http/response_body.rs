@@ -16,8 +16,7 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{HeaderMap, Response, StatusCode};
 use tokio::sync::mpsc;
 
-/// Frames buffered between the app and the socket before `send` waits.
-pub const STREAM_CAPACITY: usize = 8;
+use super::stream::{Queued, StreamSender};
 
 pub enum StreamItem {
     Data(Bytes),
@@ -27,7 +26,6 @@ pub enum StreamItem {
     Abort,
 }
 
-pub type StreamSender = mpsc::Sender<StreamItem>;
 type Abandon = Box<dyn FnOnce() + Send>;
 
 pub enum ResponseBody {
@@ -36,7 +34,7 @@ pub enum ResponseBody {
 }
 
 pub struct StreamBody {
-    rx: mpsc::Receiver<StreamItem>,
+    rx: mpsc::UnboundedReceiver<Queued>,
     ended: bool,
     on_abandon: Option<Abandon>,
 }
@@ -64,7 +62,7 @@ impl ResponseBody {
 
     /// A streamed body and the sender that feeds it.
     pub fn channel(on_abandon: Option<Abandon>) -> (StreamSender, Self) {
-        let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
+        let (tx, rx) = StreamSender::new();
         let body = StreamBody {
             rx,
             ended: false,
@@ -94,24 +92,28 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyAborted>>> {
         match self.get_mut() {
             Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Self::Stream(stream) => match stream.rx.poll_recv(cx) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(Some(StreamItem::Data(bytes))) => {
-                    Poll::Ready(Some(Ok(Frame::data(bytes))))
+            // The frame's charge against the byte budget is released as
+            // hyper takes it (dropped by the `map` below).
+            Self::Stream(stream) => {
+                match stream.rx.poll_recv(cx).map(|q| q.map(|(item, _)| item)) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Some(StreamItem::Data(bytes))) => {
+                        Poll::Ready(Some(Ok(Frame::data(bytes))))
+                    }
+                    Poll::Ready(Some(StreamItem::Trailers(map))) => {
+                        stream.ended = true;
+                        Poll::Ready(Some(Ok(Frame::trailers(map))))
+                    }
+                    Poll::Ready(Some(StreamItem::Abort)) => {
+                        stream.ended = true;
+                        Poll::Ready(Some(Err(BodyAborted)))
+                    }
+                    Poll::Ready(None) => {
+                        stream.ended = true;
+                        Poll::Ready(None)
+                    }
                 }
-                Poll::Ready(Some(StreamItem::Trailers(map))) => {
-                    stream.ended = true;
-                    Poll::Ready(Some(Ok(Frame::trailers(map))))
-                }
-                Poll::Ready(Some(StreamItem::Abort)) => {
-                    stream.ended = true;
-                    Poll::Ready(Some(Err(BodyAborted)))
-                }
-                Poll::Ready(None) => {
-                    stream.ended = true;
-                    Poll::Ready(None)
-                }
-            },
+            }
         }
     }
 

@@ -1,0 +1,215 @@
+//! [`StreamSender`]: the sending half of a streamed response body, with
+//! back-pressure counted in bytes.
+//!
+//! A count of frames would let tiny chunks (a streamed generator's lines)
+//! wait on the client after a few hundred bytes, and let big chunks buffer
+//! megabytes. Instead up to [`BUDGET`] bytes may wait between the app and
+//! the socket; a sender that would exceed it waits (asynchronously, or
+//! blocking a pool thread with the GIL released) until hyper took enough.
+//! One chunk larger than the budget still passes when nothing else waits.
+
+use std::sync::{Arc, Condvar, Mutex};
+
+use tokio::sync::Notify;
+use tokio::sync::mpsc::{self, error::SendError, error::TrySendError};
+
+use super::StreamItem;
+
+/// Bytes buffered per streamed response before senders wait.
+pub const BUDGET: usize = 512 * 1024;
+
+#[derive(Default)]
+pub struct Budget {
+    used: Mutex<usize>,
+    freed: Notify,
+    freed_blocking: Condvar,
+}
+
+impl Budget {
+    fn try_take(self: &Arc<Self>, n: usize) -> Option<Charge> {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        if *used == 0 || *used + n <= BUDGET {
+            *used += n;
+            Some(Charge {
+                budget: Arc::clone(self),
+                n,
+            })
+        } else {
+            None
+        }
+    }
+
+    async fn take(self: &Arc<Self>, n: usize) -> Charge {
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if let Some(charge) = self.try_take(n) {
+                return charge;
+            }
+            freed.await;
+        }
+    }
+
+    fn take_blocking(self: &Arc<Self>, n: usize) -> Charge {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        while !(*used == 0 || *used + n <= BUDGET) {
+            used = self
+                .freed_blocking
+                .wait(used)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        *used += n;
+        Charge {
+            budget: Arc::clone(self),
+            n,
+        }
+    }
+}
+
+/// Bytes counted against the budget until the frame reaches hyper.
+pub struct Charge {
+    budget: Arc<Budget>,
+    n: usize,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        let mut used = self.budget.used.lock().unwrap_or_else(|p| p.into_inner());
+        *used -= self.n;
+        drop(used);
+        self.budget.freed.notify_waiters();
+        self.budget.freed_blocking.notify_all();
+    }
+}
+
+pub type Queued = (StreamItem, Option<Charge>);
+
+#[derive(Clone)]
+pub struct StreamSender {
+    tx: mpsc::UnboundedSender<Queued>,
+    budget: Arc<Budget>,
+}
+
+fn size(item: &StreamItem) -> usize {
+    match item {
+        StreamItem::Data(bytes) => bytes.len(),
+        _ => 0,
+    }
+}
+
+impl StreamSender {
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<Queued>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sender = Self {
+            tx,
+            budget: Arc::new(Budget::default()),
+        };
+        (sender, rx)
+    }
+
+    fn queue(&self, item: StreamItem, charge: Option<Charge>) -> Result<(), StreamItem> {
+        self.tx
+            .send((item, charge))
+            .map_err(|SendError((item, _))| item)
+    }
+
+    /// Queues `item` if the budget allows; `Full` when the client is
+    /// behind, `Closed` when it is gone.
+    pub fn try_send(&self, item: StreamItem) -> Result<(), TrySendError<StreamItem>> {
+        if self.tx.is_closed() {
+            return Err(TrySendError::Closed(item));
+        }
+        let n = size(&item);
+        let charge = if n > 0 {
+            match self.budget.try_take(n) {
+                Some(charge) => Some(charge),
+                None => return Err(TrySendError::Full(item)),
+            }
+        } else {
+            None
+        };
+        self.queue(item, charge).map_err(TrySendError::Closed)
+    }
+
+    /// Queues `item` once the budget allows. `Err` when the client is gone.
+    pub async fn send(&self, item: StreamItem) -> Result<(), SendError<StreamItem>> {
+        let n = size(&item);
+        let charge = if n > 0 {
+            tokio::select! {
+                charge = self.budget.take(n) => Some(charge),
+                () = self.tx.closed() => return Err(SendError(item)),
+            }
+        } else {
+            None
+        };
+        self.queue(item, charge).map_err(SendError)
+    }
+
+    /// Like [`StreamSender::send`], for threads outside tokio: blocks the
+    /// calling thread (call it with the GIL released).
+    pub fn blocking_send(&self, item: StreamItem) -> Result<(), SendError<StreamItem>> {
+        let n = size(&item);
+        let charge = (n > 0).then(|| self.budget.take_blocking(n));
+        self.queue(item, charge).map_err(SendError)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    #[test]
+    fn small_chunks_fill_the_budget_before_waiting() {
+        let (tx, mut rx) = StreamSender::new();
+        let chunk = Bytes::from(vec![0u8; 1024]);
+        for _ in 0..BUDGET / 1024 {
+            assert!(tx.try_send(StreamItem::Data(chunk.clone())).is_ok());
+        }
+        assert!(matches!(
+            tx.try_send(StreamItem::Data(chunk.clone())),
+            Err(TrySendError::Full(_))
+        ));
+        // hyper takes one frame: its bytes are free again.
+        drop(rx.try_recv().unwrap());
+        assert!(tx.try_send(StreamItem::Data(chunk)).is_ok());
+    }
+
+    #[test]
+    fn one_big_chunk_passes_when_nothing_waits() {
+        let (tx, mut rx) = StreamSender::new();
+        assert!(
+            tx.try_send(StreamItem::Data(Bytes::from(vec![0u8; 4 * BUDGET])))
+                .is_ok()
+        );
+        assert!(
+            tx.try_send(StreamItem::Data(Bytes::from_static(b"x")))
+                .is_err()
+        );
+        drop(rx.try_recv().unwrap());
+        assert!(
+            tx.try_send(StreamItem::Data(Bytes::from_static(b"x")))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn closed_when_the_body_is_gone() {
+        let (tx, rx) = StreamSender::new();
+        drop(rx);
+        assert!(matches!(
+            tx.try_send(StreamItem::Abort),
+            Err(TrySendError::Closed(_))
+        ));
+        assert!(
+            tx.blocking_send(StreamItem::Data(Bytes::from_static(b"x")))
+                .is_err()
+        );
+    }
+}
