@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PYO3_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: test test-other-pythons venv build lint fmt bench clean
+.PHONY: test test-other-pythons venv build lint fmt bench bench-all clean
 
 # Other supported Pythons found on the machine (pyenv's layout, or on PATH).
 OTHER_PYTHONS := $(foreach v,3.10 3.12 3.13,$(firstword $(wildcard $(HOME)/.pyenv/versions/$(v).*/bin/python$(v)) $(shell command -v python$(v) 2>/dev/null)))
@@ -55,6 +55,13 @@ bench: venv
 	$(BIN)/pip install -q granian
 	$(BIN)/maturin develop -q --release
 	$(BIN)/python bench/run.py
+
+# Every interface and scenario against Granian, Uvicorn and Gunicorn
+# (also needs h2load: apt-get install nghttp2-client).
+bench-all: venv
+	$(BIN)/pip install -q granian uvicorn httptools gunicorn matplotlib
+	$(BIN)/maturin develop -q --release
+	$(BIN)/python bench/harness.py
 
 clean:
 	rm -rf $(VENV) .venv-3.* target
