@@ -106,3 +106,17 @@ def test_no_log_silences_the_server(serve):
     server = serve("asgi_app:app", "--no-log")
     assert httpx.get(server.url + "/").status_code == 200
     assert "serving" not in server.log()
+
+
+@pytest.mark.parametrize("extra", [[], ["--workers", "2"]])
+def test_port_in_use_is_a_clear_error(extra):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("asgi_app:app", "--port", str(port), *extra)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -68,6 +68,11 @@ def bind_unix(config: Config) -> socket.socket:
     return sock
 
 
+def report_listen_error(config: Config, exc: OSError) -> None:
+    target = config.uds or f"{config.host}:{config.port}"
+    logger.error("cannot listen on %s: %s", target, exc.strerror or exc)
+
+
 def unbind(config: Config) -> None:
     if config.uds:
         with contextlib.suppress(FileNotFoundError):
@@ -122,8 +127,7 @@ def run(config: Config, inherited: Inherited | None = None, app=None) -> int:
         try:
             sock = bind(config)
         except OSError as exc:
-            target = config.uds or f"{config.host}:{config.port}"
-            logger.error("cannot listen on %s: %s", target, exc.strerror or exc)
+            report_listen_error(config, exc)
             return 1
     asyncio.set_event_loop(loop)
     ready_fd = inherited.ready_fd if inherited is not None else None

@@ -25,7 +25,7 @@ from . import logs, pidfile
 from .config import Config
 from .logs import logger
 from .proctitle import set_title
-from .server import bind, unbind, where
+from .server import bind, report_listen_error, unbind, where
 from .worker import CONFIG_ENV, FD_ENV, READY_ENV
 
 # A worker that dies before it is ready this many times in a row is a
@@ -364,8 +364,7 @@ def run(config: Config) -> int:
         try:
             supervisor = Supervisor(config)
         except OSError as exc:
-            target = config.uds or f"{config.host}:{config.port}"
-            logger.error("cannot listen on %s: %s", target, exc.strerror or exc)
+            report_listen_error(config, exc)
             return 1
         try:
             return supervisor.run()

@@ -255,25 +255,4 @@ mod tests {
         assert!(started.elapsed() < Duration::from_millis(1200));
         assert!(pool.shutdown(Duration::from_secs(1)));
     }
-
-    #[test]
-    fn blocking_jobs_spread_over_the_pool() {
-        Python::initialize();
-        let pool = PythonPool::start(8).unwrap();
-        let started = Instant::now();
-        let (done, finished) = std::sync::mpsc::channel();
-        for _ in 0..8 {
-            let done = done.clone();
-            pool.submit(Box::new(move |py| {
-                py.detach(|| std::thread::sleep(Duration::from_millis(200)));
-                done.send(()).unwrap();
-            }));
-        }
-        for _ in 0..8 {
-            finished.recv_timeout(Duration::from_secs(5)).unwrap();
-        }
-        // Run one after another they would take 1.6 s.
-        assert!(started.elapsed() < Duration::from_millis(1000));
-        assert!(pool.shutdown(Duration::from_secs(1)));
-    }
 }
