@@ -113,6 +113,16 @@ class Server:
         self._log.close()
         return self.proc.returncode
 
+    def raw(self, request: bytes) -> bytes:
+        """Sends `request` as raw bytes and returns everything the server
+        answers until it closes the connection."""
+        with socket.create_connection((self.host, self.port), timeout=30) as s:
+            s.sendall(request)
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        return data
+
     def rss_mib(self) -> float:
         """The server process's resident memory."""
         with open(f"/proc/{self.proc.pid}/status") as f:

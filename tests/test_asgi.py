@@ -43,11 +43,7 @@ def test_scope_fields(serve):
 
 def test_http10_request(serve):
     server = serve("asgi_app:app")
-    with socket.create_connection((server.host, server.port)) as s:
-        s.sendall(b"GET /scope HTTP/1.0\r\n\r\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
+    data = server.raw(b"GET /scope HTTP/1.0\r\n\r\n")
     assert b'"http_version": "1.0"' in data
 
 
@@ -157,11 +153,9 @@ def test_trailers_over_http2(serve):
 
 def test_trailers_over_http1_chunked(serve):
     server = serve("asgi_app:app")
-    with socket.create_connection((server.host, server.port)) as s:
-        s.sendall(b"GET /trailers HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
+    data = server.raw(
+        b"GET /trailers HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nConnection: close\r\n\r\n"
+    )
     assert b"transfer-encoding: chunked" in data.lower()
     assert b"x-checksum: abc123" in data.lower()
 

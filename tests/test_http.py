@@ -29,15 +29,11 @@ def test_keep_alive_reuses_one_connection(serve):
 
 def test_pipelined_requests_answered_in_order(serve):
     server = serve("asgi_app:app")
-    with socket.create_connection((server.host, server.port)) as s:
-        s.sendall(
-            b"GET /scope?n=1 HTTP/1.1\r\nHost: x\r\n\r\n"
-            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
-            b"GET /scope?n=3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
+    data = server.raw(
+        b"GET /scope?n=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /scope?n=3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
     bodies = []
     while data:
         head, _, rest = data.partition(b"\r\n\r\n")
@@ -115,11 +111,7 @@ def test_malformed_request_gets_400(serve):
 
 def test_head_has_no_body(serve):
     server = serve("asgi_app:app")
-    with socket.create_connection((server.host, server.port)) as s:
-        s.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := s.recv(4096):
-            data += chunk
+    data = server.raw(b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
     assert body == b""

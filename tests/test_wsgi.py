@@ -126,11 +126,7 @@ def test_file_wrapper(serve, tmp_path):
 
 def test_head_has_no_body(serve):
     server = serve("wsgi_app:app", *WSGI)
-    with socket.create_connection((server.host, server.port)) as s:
-        s.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := s.recv(4096):
-            data += chunk
+    data = server.raw(b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
     assert b"content-length: 13" in head.lower()
