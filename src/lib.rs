@@ -15,6 +15,7 @@ pub mod bridge;
 pub mod http;
 pub mod rsgi;
 pub mod server;
+pub mod ws;
 pub mod wsgi;
 
 #[pymodule]
@@ -25,11 +26,16 @@ fn _diorite(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<bridge::Ready>()?;
     m.add_class::<asgi::Receive>()?;
     m.add_class::<asgi::Send>()?;
+    m.add_class::<asgi::WebsocketReceive>()?;
+    m.add_class::<asgi::WebsocketSend>()?;
     m.add_class::<rsgi::Scope>()?;
     m.add_class::<rsgi::Headers>()?;
     m.add_class::<rsgi::HttpProtocol>()?;
     m.add_class::<rsgi::BodyChunks>()?;
     m.add_class::<rsgi::StreamTransport>()?;
+    m.add_class::<rsgi::WebsocketProtocol>()?;
+    m.add_class::<rsgi::WebsocketTransport>()?;
+    m.add_class::<rsgi::WebsocketMessage>()?;
     m.add("RSGI_VERSION", rsgi::RSGI_VERSION)?;
     m.add_class::<wsgi::Input>()?;
     m.add_class::<wsgi::StartResponse>()?;

@@ -11,6 +11,7 @@ from .logs import app_logger, logger
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 EXTENSIONS = ("http.response.pathsend", "http.response.trailers")
+WEBSOCKET_EXTENSIONS = ("websocket.http.response",)
 
 
 def scope_template(scheme: str = "http", root_path: str = "") -> dict:
@@ -24,6 +25,22 @@ def scope_template(scheme: str = "http", root_path: str = "") -> dict:
     }
 
 
+def websocket_scope_template(scheme: str = "ws", root_path: str = "") -> dict:
+    """The keys every websocket scope shares."""
+    return {
+        "type": "websocket",
+        "asgi": dict(ASGI_VERSION),
+        "scheme": scheme,
+        "root_path": root_path,
+        "extensions": {name: {} for name in WEBSOCKET_EXTENSIONS},
+    }
+
+
+def _describe(scope) -> str:
+    """`GET /path` for a request, `websocket /path` for a websocket."""
+    return f"{scope.get('method', scope['type'])} {scope['path']}"
+
+
 def make_runner(app):
     """Wraps the app so that whatever it does, the exchange is finished:
     a response it never sent becomes a 500, an exception is logged with
@@ -34,7 +51,7 @@ def make_runner(app):
             await app(scope, receive, send)
         except ClientDisconnected:
             send.abort()
-            app_logger.debug("client disconnected during %s %s", scope["method"], scope["path"])
+            app_logger.debug("client disconnected during %s", _describe(scope))
         except asyncio.CancelledError:
             send.abort()
         except BaseException as exc:
@@ -45,10 +62,31 @@ def make_runner(app):
         else:
             problem = send.finish()
             if problem:
-                app_logger.error("%s (%s %s)", problem, scope["method"], scope["path"])
+                app_logger.error("%s (%s)", problem, _describe(scope))
                 send.abort()
 
     return run_http
+
+
+def make_websocket_runner(app):
+    """The runner for websocket scopes. `receive` and `send` are handed to
+    the app as coroutine functions, as Uvicorn's are: frameworks wrap them
+    in tasks (Django Channels runs `create_task(receive())`) and
+    background threads pass `send(...)` to `run_coroutine_threadsafe`."""
+    run = make_runner(app)
+
+    async def run_websocket(scope, receive, send):
+        async def receive_event():
+            return await receive()
+
+        async def send_event(message):
+            await send(message)
+
+        send_event.finish = send.finish
+        send_event.abort = send.abort
+        await run(scope, receive_event, send_event)
+
+    return run_websocket
 
 
 def task_spawner(loop: asyncio.AbstractEventLoop):

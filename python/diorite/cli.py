@@ -160,6 +160,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="HTTP/2 streams per connection (default: 200)",
     )
     p.add_argument(
+        "--ws",
+        dest="websockets",
+        action="store_true",
+        default=True,
+        help="serve websockets to ASGI and RSGI apps (default)",
+    )
+    p.add_argument(
+        "--no-ws",
+        dest="websockets",
+        action="store_false",
+        help="no websockets: upgrade requests reach the app as plain HTTP requests",
+    )
+    p.add_argument(
+        "--ws-max-message-size",
+        type=_positive,
+        default=16 * 1024 * 1024,
+        metavar="BYTES",
+        help="largest websocket message a client may send; bigger ones close "
+        "the connection with 1009 (default: 16777216, 16 MiB)",
+    )
+    p.add_argument(
         "--shutdown-timeout",
         type=_seconds,
         default=30.0,
@@ -304,6 +325,8 @@ def parse(argv: list[str] | None = None) -> Config:
         loop=args.loop,
         http1_keep_alive=args.http1_keep_alive,
         http2_max_concurrent_streams=args.http2_max_concurrent_streams,
+        websockets=args.websockets,
+        ws_max_message_size=args.ws_max_message_size,
         shutdown_timeout=args.shutdown_timeout,
         blocking_threads=args.blocking_threads,
         workers=args.workers,

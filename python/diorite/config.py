@@ -26,6 +26,8 @@ class Config:
     loop: str = "auto"
     http1_keep_alive: bool = True
     http2_max_concurrent_streams: int = 200
+    websockets: bool = True
+    ws_max_message_size: int = 16 * 1024 * 1024
     shutdown_timeout: float = 30.0
     blocking_threads: int = 32
     workers: int = 1

@@ -20,7 +20,14 @@ import threading
 from dataclasses import dataclass
 
 from . import __version__, logs, pidfile, rsgi, wsgi
-from .asgi import Lifespan, make_runner, scope_template, task_spawner
+from .asgi import (
+    Lifespan,
+    make_runner,
+    make_websocket_runner,
+    scope_template,
+    task_spawner,
+    websocket_scope_template,
+)
 from .config import Config
 from .loader import AppLoadError, load_app
 from .logs import logger
@@ -171,6 +178,8 @@ async def serve_app(
         backpressure=config.effective_backpressure,
         keep_alive=config.http1_keep_alive,
         h2_max_concurrent_streams=config.http2_max_concurrent_streams,
+        websockets=config.websockets,
+        ws_max_message_size=config.ws_max_message_size,
     )
     loop.add_reader(worker.fileno(), worker.drain)
     if config.interface == "rsgi":
@@ -180,7 +189,12 @@ async def serve_app(
         worker.serve_wsgi(app, wsgi.report, wsgi.environ_template(), config.blocking_threads)
     else:
         state = lifespan.state if lifespan is not None and lifespan.supported else None
-        worker.serve_asgi(make_runner(app), task_spawner(loop), loop, scope_template(), state)
+        websocket = (
+            (make_websocket_runner(app), websocket_scope_template()) if config.websockets else None
+        )
+        worker.serve_asgi(
+            make_runner(app), task_spawner(loop), loop, scope_template(), websocket, state
+        )
 
     stopping = asyncio.Event()
     if handle_signals:

@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 use crate::bridge::Done;
+use crate::ws::Received;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
 pub struct Messages {
@@ -19,6 +20,14 @@ pub struct Messages {
     pub path: Py<PyString>,
     pub http_request: Py<PyString>,
     pub http_disconnect: Py<PyString>,
+    pub text: Py<PyString>,
+    pub bytes: Py<PyString>,
+    pub code: Py<PyString>,
+    pub reason: Py<PyString>,
+    pub subprotocol: Py<PyString>,
+    pub ws_connect: Py<PyString>,
+    pub ws_receive: Py<PyString>,
+    pub ws_disconnect: Py<PyString>,
 }
 
 /// The `type` of a message the app sent.
@@ -27,6 +36,11 @@ pub enum Sent {
     Body,
     Trailers,
     PathSend,
+    WsAccept,
+    WsSend,
+    WsClose,
+    WsDenyStart,
+    WsDenyBody,
 }
 
 impl Messages {
@@ -44,6 +58,14 @@ impl Messages {
             path: s("path"),
             http_request: s("http.request"),
             http_disconnect: s("http.disconnect"),
+            text: s("text"),
+            bytes: s("bytes"),
+            code: s("code"),
+            reason: s("reason"),
+            subprotocol: s("subprotocol"),
+            ws_connect: s("websocket.connect"),
+            ws_receive: s("websocket.receive"),
+            ws_disconnect: s("websocket.disconnect"),
         }
     }
 
@@ -66,12 +88,45 @@ impl Messages {
         Ok(msg)
     }
 
+    /// A received websocket message as the ASGI event `receive()` returns:
+    /// `websocket.receive` with `text` or `bytes`, or `websocket.disconnect`.
+    pub fn websocket<'py>(&self, py: Python<'py>, msg: Received) -> PyResult<Bound<'py, PyDict>> {
+        let event = PyDict::new(py);
+        match msg {
+            Received::Text(text) => {
+                event.set_item(self.type_.bind(py), self.ws_receive.bind(py))?;
+                event.set_item(self.text.bind(py), text.as_str())?;
+            }
+            Received::Binary(bytes) => {
+                event.set_item(self.type_.bind(py), self.ws_receive.bind(py))?;
+                event.set_item(self.bytes.bind(py), PyBytes::new(py, &bytes))?;
+            }
+            Received::Closed { code, reason } => {
+                event.set_item(self.type_.bind(py), self.ws_disconnect.bind(py))?;
+                event.set_item(self.code.bind(py), code)?;
+                event.set_item(self.reason.bind(py), reason)?;
+            }
+        }
+        Ok(event)
+    }
+
+    pub fn websocket_connect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let event = PyDict::new(py);
+        event.set_item(self.type_.bind(py), self.ws_connect.bind(py))?;
+        Ok(event)
+    }
+
     pub fn kind(&self, kind: &str) -> Option<Sent> {
         match kind {
             "http.response.start" => Some(Sent::Start),
             "http.response.body" => Some(Sent::Body),
             "http.response.trailers" => Some(Sent::Trailers),
             "http.response.pathsend" => Some(Sent::PathSend),
+            "websocket.accept" => Some(Sent::WsAccept),
+            "websocket.send" => Some(Sent::WsSend),
+            "websocket.close" => Some(Sent::WsClose),
+            "websocket.http.response.start" => Some(Sent::WsDenyStart),
+            "websocket.http.response.body" => Some(Sent::WsDenyBody),
             _ => None,
         }
     }

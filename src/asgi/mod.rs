@@ -8,6 +8,7 @@ mod cycle;
 mod message;
 mod protocol;
 mod scope;
+mod websocket;
 
 use std::sync::Arc;
 
@@ -19,18 +20,23 @@ use tokio::sync::Semaphore;
 use crate::bridge::{Bridge, PyObj};
 use crate::http::{Admitted, ConnInfo, ResponseBody, exchange};
 use crate::server::Handler;
+use crate::ws::{self, Session};
 
 pub use protocol::{Receive, Send};
+pub use websocket::{WebsocketReceive, WebsocketSend};
 
 use cycle::Cycle;
 use message::Messages;
 use scope::ScopeBuilder;
+use websocket::WsCycle;
 
 /// What the event-loop side needs to start an app call; touched only by
 /// jobs running on the event-loop thread.
 pub struct AsgiApp {
     /// `run_http(app, scope, receive, send)` from `diorite.asgi`.
     runner: PyObj,
+    /// `run_websocket(...)`, the same for websocket scopes.
+    ws_runner: Option<PyObj>,
     /// Makes a task of a coroutine (`loop.create_task` or an eager task).
     spawn: PyObj,
     /// `loop.create_future`.
@@ -41,20 +47,24 @@ pub struct AsgiApp {
 }
 
 impl AsgiApp {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         py: Python<'_>,
         runner: Py<PyAny>,
         spawn: Py<PyAny>,
         event_loop: &Bound<'_, PyAny>,
         template: Py<PyAny>,
+        websocket: Option<(Py<PyAny>, Py<PyAny>)>,
         state: Option<Py<PyAny>>,
         bridge: Bridge,
     ) -> PyResult<Self> {
+        let (ws_runner, ws_template) = websocket.unzip();
         Ok(Self {
             runner: PyObj::new(runner),
+            ws_runner: ws_runner.map(PyObj::new),
             spawn: PyObj::new(spawn),
             create_future: PyObj::from_bound(event_loop.getattr("create_future")?),
-            scope: ScopeBuilder::new(py, template, state)?,
+            scope: ScopeBuilder::new(py, template, ws_template, state)?,
             messages: Messages::new(py),
             bridge,
         })
@@ -82,25 +92,79 @@ impl AsgiApp {
             cycle.abort();
         }
     }
+
+    /// Runs on the event-loop thread: starts the app on a websocket scope.
+    fn start_websocket(
+        self: &Arc<Self>,
+        py: Python<'_>,
+        head: hyper::http::request::Parts,
+        conn: &ConnInfo,
+        session: Arc<Session>,
+    ) {
+        let cycle = Arc::new(WsCycle::new(Arc::clone(self), session));
+        let started = (|| -> PyResult<()> {
+            let scope = self.scope.build_websocket(py, &head, conn)?;
+            let receive = Py::new(py, WebsocketReceive::new(Arc::clone(&cycle)))?;
+            let send = Py::new(py, WebsocketSend::new(Arc::clone(&cycle)))?;
+            let runner = self.ws_runner.as_ref().unwrap_or(&self.runner);
+            let coro = runner.bind(py).call1((scope, receive, send))?;
+            let task = self.spawn.bind(py).call1((coro,))?;
+            cycle.keep_task(task);
+            Ok(())
+        })();
+        if let Err(err) = started {
+            err.print(py);
+            cycle.finish(true);
+        }
+    }
 }
 
 /// The hyper-facing half: one per worker, shared by every connection.
 pub struct AsgiHandler {
     app: Arc<AsgiApp>,
     limiter: Arc<Semaphore>,
+    /// `None` with `--no-ws`: upgrade requests are then plain requests.
+    websockets: Option<ws::Config>,
 }
 
 impl AsgiHandler {
-    pub fn new(app: AsgiApp, backpressure: usize) -> Self {
+    pub fn new(app: AsgiApp, backpressure: usize, websockets: Option<ws::Config>) -> Self {
         Self {
             app: Arc::new(app),
             limiter: Arc::new(Semaphore::new(backpressure.max(1))),
+            websockets,
         }
+    }
+
+    async fn websocket(
+        &self,
+        req: Request<Incoming>,
+        conn: &Arc<ConnInfo>,
+        config: ws::Config,
+    ) -> Response<ResponseBody> {
+        ws::serve(&self.limiter, req, conn, config, |head, session| {
+            let app = Arc::clone(&self.app);
+            let conn = Arc::clone(conn);
+            let submitted = self.app.bridge.submit(Box::new(move |py| {
+                app.start_websocket(py, head, &conn, session)
+            }));
+            if submitted {
+                Ok(())
+            } else {
+                Err(StatusCode::SERVICE_UNAVAILABLE)
+            }
+        })
+        .await
     }
 }
 
 impl Handler for AsgiHandler {
     async fn handle(&self, req: Request<Incoming>, conn: &Arc<ConnInfo>) -> Response<ResponseBody> {
+        if let Some(config) = self.websockets
+            && ws::is_upgrade(&req)
+        {
+            return self.websocket(req, conn, config).await;
+        }
         exchange(&self.limiter, req, |admitted| {
             let Admitted {
                 head,

@@ -296,7 +296,7 @@ impl Send {
             Some(Sent::Body) => self.body(py, msg),
             Some(Sent::Trailers) => self.trailers(py, msg),
             Some(Sent::PathSend) => self.pathsend(py, msg),
-            None => Err(PyValueError::new_err(format!(
+            _ => Err(PyValueError::new_err(format!(
                 "unexpected ASGI message type '{kind}'"
             ))),
         }
@@ -313,7 +313,7 @@ impl Send {
     }
 }
 
-fn required<'py>(
+pub(super) fn required<'py>(
     msg: &Bound<'py, PyDict>,
     key: &Bound<'py, PyString>,
     what: &str,
@@ -322,7 +322,7 @@ fn required<'py>(
         .ok_or_else(|| PyValueError::new_err(format!("{what} is missing the '{key}' key")))
 }
 
-fn flag(msg: &Bound<'_, PyDict>, key: &Bound<'_, PyString>) -> PyResult<bool> {
+pub(super) fn flag(msg: &Bound<'_, PyDict>, key: &Bound<'_, PyString>) -> PyResult<bool> {
     match msg.get_item(key)? {
         Some(value) => value.is_truthy(),
         None => Ok(false),
@@ -330,7 +330,7 @@ fn flag(msg: &Bound<'_, PyDict>, key: &Bound<'_, PyString>) -> PyResult<bool> {
 }
 
 /// ASGI headers (an iterable of `[name, value]` byte pairs) as a header map.
-fn header_map(headers: Option<Bound<'_, PyAny>>) -> PyResult<HeaderMap> {
+pub(super) fn header_map(headers: Option<Bound<'_, PyAny>>) -> PyResult<HeaderMap> {
     let mut map = HeaderMap::new();
     let Some(headers) = headers else {
         return Ok(map);

@@ -21,6 +21,8 @@ use crate::http::{COMMON_REQUEST_HEADERS, ConnInfo};
 
 pub struct ScopeBuilder {
     template: PyObj,
+    /// The websocket scope's constant keys (`None` with `--no-ws`).
+    ws_template: Option<PyObj>,
     state: Option<PyObj>,
     keys: Keys,
     methods: Vec<(hyper::Method, Py<PyString>)>,
@@ -39,11 +41,20 @@ struct Keys {
     client: Py<PyString>,
     server: Py<PyString>,
     state: Py<PyString>,
+    subprotocols: Py<PyString>,
 }
 
 impl ScopeBuilder {
-    pub fn new(py: Python<'_>, template: Py<PyAny>, state: Option<Py<PyAny>>) -> PyResult<Self> {
+    pub fn new(
+        py: Python<'_>,
+        template: Py<PyAny>,
+        ws_template: Option<Py<PyAny>>,
+        state: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
         template.bind(py).cast::<PyDict>()?;
+        if let Some(ws) = &ws_template {
+            ws.bind(py).cast::<PyDict>()?;
+        }
         let s = |text: &str| PyString::intern(py, text).unbind();
         let methods = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"]
             .iter()
@@ -56,6 +67,7 @@ impl ScopeBuilder {
             .collect();
         Ok(Self {
             template: PyObj::new(template),
+            ws_template: ws_template.map(PyObj::new),
             state: state.map(PyObj::new),
             keys: Keys {
                 http_version: s("http_version"),
@@ -67,6 +79,7 @@ impl ScopeBuilder {
                 client: s("client"),
                 server: s("server"),
                 state: s("state"),
+                subprotocols: s("subprotocols"),
             },
             methods,
             versions: [s("1.0"), s("1.1"), s("2"), s("3")],
@@ -90,6 +103,42 @@ impl ScopeBuilder {
     ) -> PyResult<Bound<'py, PyDict>> {
         let scope = self.template.bind(py).cast::<PyDict>()?.copy()?;
         let k = &self.keys;
+        match self.methods.iter().find(|(m, _)| *m == head.method) {
+            Some((_, name)) => scope.set_item(k.method.bind(py), name.bind(py))?,
+            None => scope.set_item(k.method.bind(py), head.method.as_str())?,
+        }
+        self.fill(py, &scope, head, conn)?;
+        Ok(scope)
+    }
+
+    /// The `websocket` scope: the request's keys without `method`, plus
+    /// the subprotocols the client offered.
+    pub fn build_websocket<'py>(
+        &self,
+        py: Python<'py>,
+        head: &Parts,
+        conn: &ConnInfo,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let template = self
+            .ws_template
+            .as_ref()
+            .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("websockets are off"))?;
+        let scope = template.bind(py).cast::<PyDict>()?.copy()?;
+        self.fill(py, &scope, head, conn)?;
+        let offered = crate::ws::subprotocols(head);
+        scope.set_item(self.keys.subprotocols.bind(py), PyList::new(py, offered)?)?;
+        Ok(scope)
+    }
+
+    /// The keys both scopes share.
+    fn fill(
+        &self,
+        py: Python<'_>,
+        scope: &Bound<'_, PyDict>,
+        head: &Parts,
+        conn: &ConnInfo,
+    ) -> PyResult<()> {
+        let k = &self.keys;
         let version = match head.version {
             Version::HTTP_10 | Version::HTTP_09 => &self.versions[0],
             Version::HTTP_2 => &self.versions[2],
@@ -97,10 +146,6 @@ impl ScopeBuilder {
             _ => &self.versions[1],
         };
         scope.set_item(k.http_version.bind(py), version.bind(py))?;
-        match self.methods.iter().find(|(m, _)| *m == head.method) {
-            Some((_, name)) => scope.set_item(k.method.bind(py), name.bind(py))?,
-            None => scope.set_item(k.method.bind(py), head.method.as_str())?,
-        }
         let raw_path = head.uri.path();
         let path = percent_decode(raw_path.as_bytes()).decode_utf8_lossy();
         scope.set_item(k.path.bind(py), path.as_ref())?;
@@ -114,7 +159,7 @@ impl ScopeBuilder {
         if let Some(state) = &self.state {
             scope.set_item(k.state.bind(py), state.bind(py).cast::<PyDict>()?.copy()?)?;
         }
-        Ok(scope)
+        Ok(())
     }
 }
 

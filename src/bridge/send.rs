@@ -4,19 +4,19 @@ use pyo3::prelude::*;
 use tokio::sync::mpsc::error::TrySendError;
 
 use super::{Bridge, ClientDisconnected, PyObj};
-use crate::http::{StreamItem, StreamSender};
+use crate::http::{StreamSender, Weighed};
 
 /// Queues `item` and returns what the app should await: `done` when the
 /// channel had room, or a future (from `create_future`) that a tokio task
 /// resolves once the reader made room. A closed channel means the client
 /// left: `ClientDisconnected`.
-pub fn send_or_wait(
+pub fn send_or_wait<T: Weighed>(
     py: Python<'_>,
     bridge: &Bridge,
     create_future: &PyObj,
     done: &Py<PyAny>,
-    tx: &StreamSender,
-    item: StreamItem,
+    tx: &StreamSender<T>,
+    item: T,
 ) -> PyResult<Py<PyAny>> {
     match tx.try_send(item) {
         Ok(()) => Ok(done.clone_ref(py)),

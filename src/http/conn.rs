@@ -4,6 +4,18 @@ use std::any::Any;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The server's hold on work that outlives a request: connections and
+/// upgraded websockets are tracked so a graceful stop waits for them, and
+/// all of them watch `draining` to learn that the stop has begun.
+#[derive(Clone, Default)]
+pub struct ServerTasks {
+    pub tracker: TaskTracker,
+    pub draining: CancellationToken,
+}
+
 pub struct ConnInfo {
     /// The peer; `None` where the transport has no address (a Unix socket).
     pub client: Option<SocketAddr>,
@@ -14,6 +26,7 @@ pub struct ConnInfo {
     /// Per-connection values an interface derives once and reuses for
     /// every request on the connection (ASGI keeps its address tuples).
     pub interface_cache: OnceLock<Box<dyn Any + Send + Sync>>,
+    pub tasks: ServerTasks,
 }
 
 impl ConnInfo {
@@ -21,12 +34,14 @@ impl ConnInfo {
         client: Option<SocketAddr>,
         server: Option<SocketAddr>,
         scheme: &'static str,
+        tasks: ServerTasks,
     ) -> Self {
         Self {
             client,
             server,
             scheme,
             interface_cache: OnceLock::new(),
+            tasks,
         }
     }
 }

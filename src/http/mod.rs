@@ -10,10 +10,10 @@ mod request_body;
 mod response_body;
 mod stream;
 
-pub use conn::{COMMON_REQUEST_HEADERS, ConnInfo};
+pub use conn::{COMMON_REQUEST_HEADERS, ConnInfo, ServerTasks};
 pub use exchange::{Admitted, Reply, exchange};
 pub use file::{FileRange, send_file, send_open_file};
 pub use head::{append_header, response_head};
 pub use request_body::{RequestBody, Take};
 pub use response_body::{BodyAborted, ResponseBody, StreamItem, error_response};
-pub use stream::{BUDGET, StreamSender};
+pub use stream::{BUDGET, Queued, StreamSender, Weighed};

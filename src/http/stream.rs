@@ -83,23 +83,40 @@ impl Drop for Charge {
     }
 }
 
-pub type Queued = (StreamItem, Option<Charge>);
-
-#[derive(Clone)]
-pub struct StreamSender {
-    tx: mpsc::UnboundedSender<Queued>,
-    budget: Arc<Budget>,
+/// What an item costs against the budget: its payload bytes.
+pub trait Weighed: Send + 'static {
+    fn weight(&self) -> usize;
 }
 
-fn size(item: &StreamItem) -> usize {
-    match item {
-        StreamItem::Data(bytes) => bytes.len(),
-        _ => 0,
+impl Weighed for StreamItem {
+    fn weight(&self) -> usize {
+        match self {
+            StreamItem::Data(bytes) => bytes.len(),
+            _ => 0,
+        }
     }
 }
 
-impl StreamSender {
-    pub fn new() -> (Self, mpsc::UnboundedReceiver<Queued>) {
+pub type Queued<T = StreamItem> = (T, Option<Charge>);
+
+/// The sending half of a byte-budgeted channel: a streamed response body
+/// (`StreamItem`) or a websocket's outgoing messages.
+pub struct StreamSender<T = StreamItem> {
+    tx: mpsc::UnboundedSender<Queued<T>>,
+    budget: Arc<Budget>,
+}
+
+impl<T> Clone for StreamSender<T> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            budget: Arc::clone(&self.budget),
+        }
+    }
+}
+
+impl<T: Weighed> StreamSender<T> {
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<Queued<T>>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let sender = Self {
             tx,
@@ -108,7 +125,7 @@ impl StreamSender {
         (sender, rx)
     }
 
-    fn queue(&self, item: StreamItem, charge: Option<Charge>) -> Result<(), StreamItem> {
+    fn queue(&self, item: T, charge: Option<Charge>) -> Result<(), T> {
         self.tx
             .send((item, charge))
             .map_err(|SendError((item, _))| item)
@@ -116,11 +133,11 @@ impl StreamSender {
 
     /// Queues `item` if the budget allows; `Full` when the client is
     /// behind, `Closed` when it is gone.
-    pub fn try_send(&self, item: StreamItem) -> Result<(), TrySendError<StreamItem>> {
+    pub fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
         if self.tx.is_closed() {
             return Err(TrySendError::Closed(item));
         }
-        let n = size(&item);
+        let n = item.weight();
         let charge = if n > 0 {
             match self.budget.try_take(n) {
                 Some(charge) => Some(charge),
@@ -133,8 +150,8 @@ impl StreamSender {
     }
 
     /// Queues `item` once the budget allows. `Err` when the client is gone.
-    pub async fn send(&self, item: StreamItem) -> Result<(), SendError<StreamItem>> {
-        let n = size(&item);
+    pub async fn send(&self, item: T) -> Result<(), SendError<T>> {
+        let n = item.weight();
         let charge = if n > 0 {
             tokio::select! {
                 charge = self.budget.take(n) => Some(charge),
@@ -148,8 +165,8 @@ impl StreamSender {
 
     /// Like [`StreamSender::send`], for threads outside tokio: blocks the
     /// calling thread (call it with the GIL released).
-    pub fn blocking_send(&self, item: StreamItem) -> Result<(), SendError<StreamItem>> {
-        let n = size(&item);
+    pub fn blocking_send(&self, item: T) -> Result<(), SendError<T>> {
+        let n = item.weight();
         let charge = (n > 0).then(|| self.budget.take_blocking(n));
         self.queue(item, charge).map_err(SendError)
     }
@@ -167,7 +184,7 @@ mod tests {
 
     #[test]
     fn small_chunks_fill_the_budget_before_waiting() {
-        let (tx, mut rx) = StreamSender::new();
+        let (tx, mut rx) = StreamSender::<StreamItem>::new();
         let chunk = Bytes::from(vec![0u8; 1024]);
         for _ in 0..BUDGET / 1024 {
             assert!(tx.try_send(StreamItem::Data(chunk.clone())).is_ok());
@@ -183,7 +200,7 @@ mod tests {
 
     #[test]
     fn one_big_chunk_passes_when_nothing_waits() {
-        let (tx, mut rx) = StreamSender::new();
+        let (tx, mut rx) = StreamSender::<StreamItem>::new();
         assert!(
             tx.try_send(StreamItem::Data(Bytes::from(vec![0u8; 4 * BUDGET])))
                 .is_ok()
@@ -201,7 +218,7 @@ mod tests {
 
     #[test]
     fn closed_when_the_body_is_gone() {
-        let (tx, rx) = StreamSender::new();
+        let (tx, rx) = StreamSender::<StreamItem>::new();
         drop(rx);
         assert!(matches!(
             tx.try_send(StreamItem::Abort),

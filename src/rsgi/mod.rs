@@ -5,6 +5,7 @@
 mod exchange;
 mod protocol;
 mod scope;
+mod websocket;
 
 use std::sync::Arc;
 
@@ -16,9 +17,11 @@ use tokio::sync::Semaphore;
 use crate::bridge::{Bridge, Done, PyObj};
 use crate::http::{self, Admitted, ConnInfo, ResponseBody};
 use crate::server::Handler;
+use crate::ws::{self, Session};
 
 pub use protocol::{BodyChunks, HttpProtocol, StreamTransport};
 pub use scope::{Headers, Scope};
+pub use websocket::{WebsocketMessage, WebsocketProtocol, WebsocketTransport};
 
 use exchange::Exchange;
 
@@ -74,24 +77,77 @@ impl RsgiApp {
             exchange.finish(py, true);
         }
     }
+
+    /// Runs on the event-loop thread: starts the app on a `ws` scope.
+    fn start_websocket(
+        self: &Arc<Self>,
+        py: Python<'_>,
+        head: hyper::http::request::Parts,
+        conn: Arc<ConnInfo>,
+        session: Arc<Session>,
+    ) {
+        let protocol = WebsocketProtocol::new(Arc::clone(self), Arc::clone(&session));
+        let started = (|| -> PyResult<()> {
+            let scope = Py::new(py, Scope::websocket(head, conn))?;
+            let protocol = Py::new(py, protocol)?;
+            let coro = self
+                .runner
+                .bind(py)
+                .call1((scope, protocol.clone_ref(py)))?;
+            let task = self.spawn.bind(py).call1((coro,))?;
+            protocol.get().keep_task(task);
+            Ok(())
+        })();
+        if let Err(err) = started {
+            err.print(py);
+            session.finish(true);
+        }
+    }
 }
 
 pub struct RsgiHandler {
     app: Arc<RsgiApp>,
     limiter: Arc<Semaphore>,
+    /// `None` with `--no-ws`: upgrade requests are then plain requests.
+    websockets: Option<ws::Config>,
 }
 
 impl RsgiHandler {
-    pub fn new(app: RsgiApp, backpressure: usize) -> Self {
+    pub fn new(app: RsgiApp, backpressure: usize, websockets: Option<ws::Config>) -> Self {
         Self {
             app: Arc::new(app),
             limiter: Arc::new(Semaphore::new(backpressure.max(1))),
+            websockets,
         }
+    }
+
+    async fn websocket(
+        &self,
+        req: Request<Incoming>,
+        conn: &Arc<ConnInfo>,
+        config: ws::Config,
+    ) -> Response<ResponseBody> {
+        ws::serve(&self.limiter, req, conn, config, |head, session| {
+            let app = Arc::clone(&self.app);
+            let conn = Arc::clone(conn);
+            let job = Box::new(move |py: Python<'_>| app.start_websocket(py, head, conn, session));
+            if self.app.bridge.submit(job) {
+                Ok(())
+            } else {
+                Err(StatusCode::SERVICE_UNAVAILABLE)
+            }
+        })
+        .await
     }
 }
 
 impl Handler for RsgiHandler {
     async fn handle(&self, req: Request<Incoming>, conn: &Arc<ConnInfo>) -> Response<ResponseBody> {
+        if let Some(config) = self.websockets
+            && ws::is_upgrade(&req)
+        {
+            return self.websocket(req, conn, config).await;
+        }
         http::exchange(&self.limiter, req, |admitted| {
             let Admitted {
                 head,

@@ -18,6 +18,8 @@ use crate::http::ConnInfo;
 
 #[pyclass(frozen, module = "diorite._diorite")]
 pub struct Scope {
+    /// `"http"` or `"ws"`.
+    proto: &'static str,
     head: Arc<Parts>,
     conn: Arc<ConnInfo>,
 }
@@ -25,6 +27,15 @@ pub struct Scope {
 impl Scope {
     pub fn new(head: Parts, conn: Arc<ConnInfo>) -> Self {
         Self {
+            proto: "http",
+            head: Arc::new(head),
+            conn,
+        }
+    }
+
+    pub fn websocket(head: Parts, conn: Arc<ConnInfo>) -> Self {
+        Self {
+            proto: "ws",
             head: Arc::new(head),
             conn,
         }
@@ -39,7 +50,7 @@ fn address(addr: Option<std::net::SocketAddr>) -> String {
 impl Scope {
     #[getter]
     fn proto(&self) -> &'static str {
-        "http"
+        self.proto
     }
 
     #[getter]

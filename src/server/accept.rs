@@ -10,11 +10,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::Handler;
-use crate::http::ConnInfo;
+use crate::http::{ConnInfo, ServerTasks};
 
 /// How long just-accepted connections get to be read before draining.
 const SETTLE: Duration = Duration::from_millis(200);
@@ -97,8 +95,7 @@ struct Connections<H> {
     auto: auto::Builder<TokioExecutor>,
     h1: hyper::server::conn::http1::Builder,
     h2: hyper::server::conn::http2::Builder<TokioExecutor>,
-    draining: CancellationToken,
-    tracker: TaskTracker,
+    tasks: ServerTasks,
 }
 
 impl<H: Handler> Connections<H> {
@@ -114,7 +111,7 @@ impl<H: Handler> Connections<H> {
             async move { Ok::<_, Infallible>(handler.handle(req, &conn).await) }
         });
         let io = TokioIo::new(io);
-        let (connections, draining) = (&self.tracker, &self.draining);
+        let (connections, draining) = (&self.tasks.tracker, &self.tasks.draining);
         match self.mode {
             HttpMode::Auto => {
                 let conn = self
@@ -149,8 +146,7 @@ pub async fn serve<H: Handler>(
         auto: builder(&opts),
         h1: http1_builder(&opts),
         h2: http2_builder(&opts),
-        draining: CancellationToken::new(),
-        tracker: TaskTracker::new(),
+        tasks: ServerTasks::default(),
     };
     let server = match &listener {
         Listener::Tcp(l) => l.local_addr().ok(),
@@ -165,10 +161,12 @@ pub async fn serve<H: Handler>(
         match accepted {
             Ok(Accepted::Tcp(stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                connections.serve(stream, ConnInfo::new(Some(peer), server, "http"));
+                let info = ConnInfo::new(Some(peer), server, "http", connections.tasks.clone());
+                connections.serve(stream, info);
             }
             Ok(Accepted::Unix(stream)) => {
-                connections.serve(stream, ConnInfo::new(None, None, "http"))
+                let info = ConnInfo::new(None, None, "http", connections.tasks.clone());
+                connections.serve(stream, info);
             }
             Err(err) => {
                 // Running out of descriptors must not end the server; wait
@@ -186,11 +184,14 @@ pub async fn serve<H: Handler>(
     // good time. So they get a moment to be read first.
     let settle = grace.min(SETTLE);
     tokio::time::sleep(settle).await;
-    connections.draining.cancel();
-    connections.tracker.close();
-    tokio::time::timeout(grace.saturating_sub(settle), connections.tracker.wait())
-        .await
-        .is_ok()
+    connections.tasks.draining.cancel();
+    connections.tasks.tracker.close();
+    tokio::time::timeout(
+        grace.saturating_sub(settle),
+        connections.tasks.tracker.wait(),
+    )
+    .await
+    .is_ok()
 }
 
 enum Accepted {

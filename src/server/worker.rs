@@ -16,6 +16,7 @@ use super::runtime::IoRuntime;
 use crate::asgi::{AsgiApp, AsgiHandler};
 use crate::bridge::{Bridge, PyObj, PythonPool};
 use crate::rsgi::{RsgiApp, RsgiHandler};
+use crate::ws;
 use crate::wsgi::{WsgiApp, WsgiHandler};
 
 #[pyclass(frozen, module = "diorite._diorite")]
@@ -30,6 +31,8 @@ pub struct Worker {
     stop: watch::Sender<Option<Duration>>,
     opts: HttpOptions,
     backpressure: usize,
+    /// `None` with `--no-ws`.
+    websockets: Option<ws::Config>,
 }
 
 impl Worker {
@@ -84,7 +87,7 @@ impl Worker {
     /// `fd` is a listening TCP socket; the worker serves a duplicate of it,
     /// so the caller keeps ownership of its own.
     #[new]
-    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, h2_max_concurrent_streams = 200))]
+    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, h2_max_concurrent_streams = 200, websockets = true, ws_max_message_size = 16 * 1024 * 1024))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         fd: i32,
@@ -94,6 +97,8 @@ impl Worker {
         backpressure: usize,
         keep_alive: bool,
         h2_max_concurrent_streams: u32,
+        websockets: bool,
+        ws_max_message_size: usize,
     ) -> PyResult<Self> {
         let mode = match http {
             "auto" => HttpMode::Auto,
@@ -132,6 +137,9 @@ impl Worker {
                 h2_max_concurrent_streams,
             },
             backpressure,
+            websockets: websockets.then_some(ws::Config {
+                max_message_size: ws_max_message_size,
+            }),
         })
     }
 
@@ -147,7 +155,10 @@ impl Worker {
 
     /// Starts serving an ASGI app. `runner(scope, receive, send)` returns
     /// the coroutine to run; `spawn(coro)` makes it a task.
-    #[pyo3(signature = (runner, spawn, event_loop, template, state = None))]
+    /// `websocket`, when websockets are on, is the websocket runner and
+    /// the websocket scope's constant keys.
+    #[pyo3(signature = (runner, spawn, event_loop, template, websocket = None, state = None))]
+    #[allow(clippy::too_many_arguments)]
     fn serve_asgi(
         &self,
         py: Python<'_>,
@@ -155,18 +166,21 @@ impl Worker {
         spawn: Py<PyAny>,
         event_loop: Bound<'_, PyAny>,
         template: Py<PyAny>,
+        websocket: Option<(Py<PyAny>, Py<PyAny>)>,
         state: Option<Py<PyAny>>,
     ) -> PyResult<()> {
+        let websockets = self.websockets.filter(|_| websocket.is_some());
         let app = AsgiApp::new(
             py,
             runner,
             spawn,
             &event_loop,
             template,
+            websocket,
             state,
             self.bridge.clone(),
         )?;
-        self.start(AsgiHandler::new(app, self.backpressure))
+        self.start(AsgiHandler::new(app, self.backpressure, websockets))
     }
 
     /// Starts serving an RSGI app. `runner(scope, protocol)` returns the
@@ -179,7 +193,7 @@ impl Worker {
         event_loop: Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let app = RsgiApp::new(py, runner, spawn, &event_loop, self.bridge.clone())?;
-        self.start(RsgiHandler::new(app, self.backpressure))
+        self.start(RsgiHandler::new(app, self.backpressure, self.websockets))
     }
 
     /// Starts serving a WSGI app on `blocking_threads` pool threads.

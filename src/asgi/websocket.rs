@@ -1,0 +1,239 @@
+//! The ASGI `websocket` scope's `receive` and `send`: ASGI events on top
+//! of a [`ws::Session`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::BytesMut;
+use hyper::{Response, StatusCode};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+use super::AsgiApp;
+use super::message::Sent;
+use super::protocol::{flag, header_map, required};
+use crate::bridge::{Bridge, PyObj, Ready, body_bytes};
+use crate::http::ResponseBody;
+use crate::ws::{self, Delivery, Message, Received, Session};
+
+impl Delivery for AsgiApp {
+    fn to_python(&self, py: Python<'_>, msg: Received) -> PyResult<Py<PyAny>> {
+        Ok(self.messages.websocket(py, msg)?.into_any().unbind())
+    }
+
+    fn bridge(&self) -> &Bridge {
+        &self.bridge
+    }
+
+    fn create_future(&self) -> &PyObj {
+        &self.create_future
+    }
+
+    fn done(&self, py: Python<'_>) -> Py<PyAny> {
+        self.messages.done.clone_ref(py).into_any()
+    }
+}
+
+/// One websocket connection's state on the app side.
+pub struct WsCycle {
+    app: Arc<AsgiApp>,
+    session: Arc<Session>,
+    /// `websocket.connect` was handed out (it is always the first event).
+    connected: AtomicBool,
+    /// A denial response (`websocket.http.response.*`) being assembled.
+    denial: Mutex<Option<(Response<()>, BytesMut)>>,
+    /// Keeps the app's task alive: asyncio itself holds tasks weakly.
+    task: Mutex<Option<PyObj>>,
+}
+
+impl WsCycle {
+    pub fn new(app: Arc<AsgiApp>, session: Arc<Session>) -> Self {
+        Self {
+            app,
+            session,
+            connected: AtomicBool::new(false),
+            denial: Mutex::new(None),
+            task: Mutex::new(None),
+        }
+    }
+
+    pub fn keep_task(&self, task: Bound<'_, PyAny>) {
+        *self.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(PyObj::from_bound(task));
+    }
+
+    /// The app ended; `failed` when it raised.
+    pub fn finish(&self, failed: bool) {
+        self.session.finish(failed);
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(task);
+    }
+}
+
+#[pyclass(frozen, module = "diorite._diorite")]
+pub struct WebsocketReceive {
+    cycle: Arc<WsCycle>,
+}
+
+impl WebsocketReceive {
+    pub fn new(cycle: Arc<WsCycle>) -> Self {
+        Self { cycle }
+    }
+}
+
+#[pymethods]
+impl WebsocketReceive {
+    fn __call__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let cycle = &self.cycle;
+        if !cycle.connected.swap(true, Ordering::AcqRel) {
+            let event = cycle.app.messages.websocket_connect(py)?;
+            return Ok(Py::new(py, Ready::new(event.into_any().unbind()))?.into_any());
+        }
+        ws::receive(py, &cycle.session, &cycle.app)
+    }
+}
+
+#[pyclass(frozen, module = "diorite._diorite")]
+pub struct WebsocketSend {
+    cycle: Arc<WsCycle>,
+}
+
+impl WebsocketSend {
+    pub fn new(cycle: Arc<WsCycle>) -> Self {
+        Self { cycle }
+    }
+
+    fn done(&self, py: Python<'_>) -> Py<PyAny> {
+        self.cycle.app.done(py)
+    }
+
+    fn accept(&self, py: Python<'_>, msg: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+        let m = &self.cycle.app.messages;
+        let subprotocol: Option<String> = match msg.get_item(m.subprotocol.bind(py))? {
+            Some(value) if !value.is_none() => Some(value.extract()?),
+            _ => None,
+        };
+        let headers = header_map(msg.get_item(m.headers.bind(py))?)?;
+        self.cycle
+            .session
+            .accept(subprotocol.as_deref(), headers)
+            .map_err(PyRuntimeError::new_err)?;
+        Ok(self.done(py))
+    }
+
+    fn send(&self, py: Python<'_>, msg: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+        let m = &self.cycle.app.messages;
+        let message = match msg.get_item(m.bytes.bind(py))? {
+            Some(bytes) if !bytes.is_none() => Message::Binary(body_bytes(&bytes)?),
+            _ => match msg.get_item(m.text.bind(py))? {
+                Some(text) if !text.is_none() => {
+                    let text = text
+                        .cast::<PyString>()
+                        .map_err(|_| PyTypeError::new_err("'websocket.send' text must be a str"))?;
+                    Message::text(text.to_str()?.to_owned())
+                }
+                _ => {
+                    return Err(PyValueError::new_err(
+                        "'websocket.send' needs 'bytes' or 'text'",
+                    ));
+                }
+            },
+        };
+        ws::send(py, &self.cycle.session, self.cycle.app.as_ref(), message)
+    }
+
+    fn close(&self, py: Python<'_>, msg: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+        let m = &self.cycle.app.messages;
+        let code: u16 = match msg.get_item(m.code.bind(py))? {
+            Some(code) if !code.is_none() => code.extract()?,
+            _ => 1000,
+        };
+        let reason: String = match msg.get_item(m.reason.bind(py))? {
+            Some(reason) if !reason.is_none() => reason.extract()?,
+            _ => String::new(),
+        };
+        self.cycle
+            .session
+            .close(code, &reason)
+            .map_err(ws::refused)?;
+        Ok(self.done(py))
+    }
+
+    fn deny_start(&self, py: Python<'_>, msg: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+        let m = &self.cycle.app.messages;
+        let status: u16 =
+            required(msg, m.status.bind(py), "websocket.http.response.start")?.extract()?;
+        let status = StatusCode::from_u16(status)
+            .map_err(|_| PyValueError::new_err(format!("invalid HTTP status code {status}")))?;
+        let headers = header_map(msg.get_item(m.headers.bind(py))?)?;
+        let mut denial = self.cycle.denial.lock().unwrap_or_else(|p| p.into_inner());
+        if denial.is_some() || !self.cycle.session.is_connecting() {
+            return Err(PyRuntimeError::new_err(
+                "'websocket.http.response.start' is only allowed once, before 'websocket.accept'",
+            ));
+        }
+        let mut response = Response::new(());
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        *denial = Some((response, BytesMut::new()));
+        Ok(self.done(py))
+    }
+
+    fn deny_body(&self, py: Python<'_>, msg: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+        let m = &self.cycle.app.messages;
+        let more = flag(msg, m.more_body.bind(py))?;
+        let chunk = match msg.get_item(m.body.bind(py))? {
+            Some(body) => body_bytes(&body)?,
+            None => bytes::Bytes::new(),
+        };
+        let mut denial = self.cycle.denial.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((_, body)) = denial.as_mut() else {
+            return Err(PyRuntimeError::new_err(
+                "'websocket.http.response.body' sent before 'websocket.http.response.start'",
+            ));
+        };
+        body.extend_from_slice(&chunk);
+        if !more {
+            let (response, body) = denial.take().expect("checked above");
+            let response = response.map(|()| ResponseBody::full(body.freeze()));
+            self.cycle.session.deny(response).map_err(ws::refused)?;
+        }
+        Ok(self.done(py))
+    }
+}
+
+#[pymethods]
+impl WebsocketSend {
+    fn __call__(&self, py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let msg = message
+            .cast::<PyDict>()
+            .map_err(|_| PyTypeError::new_err("ASGI messages must be dicts"))?;
+        let messages = &self.cycle.app.messages;
+        let kind_obj = required(msg, messages.type_.bind(py), "an ASGI message")?;
+        let kind = kind_obj
+            .cast::<PyString>()
+            .map_err(|_| PyTypeError::new_err("ASGI message 'type' must be a str"))?
+            .to_str()?;
+        match messages.kind(kind) {
+            Some(Sent::WsSend) => self.send(py, msg),
+            Some(Sent::WsAccept) => self.accept(py, msg),
+            Some(Sent::WsClose) => self.close(py, msg),
+            Some(Sent::WsDenyStart) => self.deny_start(py, msg),
+            Some(Sent::WsDenyBody) => self.deny_body(py, msg),
+            _ => Err(PyValueError::new_err(format!(
+                "unexpected ASGI message type '{kind}' for a websocket"
+            ))),
+        }
+    }
+
+    /// Called by the runner when the app returned.
+    fn finish(&self) -> Option<&'static str> {
+        self.cycle.finish(false);
+        None
+    }
+
+    /// Called by the runner when the app raised.
+    fn abort(&self) {
+        self.cycle.finish(true);
+    }
+}

@@ -1,0 +1,139 @@
+//! RSGI websockets: the protocol object (`accept`, `close`), the transport
+//! `accept` returns (`receive`, `send_bytes`, `send_str`) and the messages
+//! `receive` gives, on top of a [`ws::Session`].
+
+use std::sync::{Arc, Mutex};
+
+use hyper::header::HeaderMap;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
+
+use super::RsgiApp;
+use crate::bridge::{Bridge, PyObj, Ready, body_bytes};
+use crate::ws::{self, Delivery, Message, Received, Session};
+
+/// `WebsocketMessage.kind` values from the RSGI spec.
+const KIND_CLOSE: u8 = 0;
+const KIND_BYTES: u8 = 1;
+const KIND_STRING: u8 = 2;
+
+impl Delivery for RsgiApp {
+    fn to_python(&self, py: Python<'_>, msg: Received) -> PyResult<Py<PyAny>> {
+        let (kind, data) = match msg {
+            Received::Binary(bytes) => (KIND_BYTES, PyBytes::new(py, &bytes).into_any().unbind()),
+            Received::Text(text) => (
+                KIND_STRING,
+                PyString::new(py, text.as_str()).into_any().unbind(),
+            ),
+            Received::Closed { .. } => (KIND_CLOSE, py.None()),
+        };
+        Ok(Py::new(py, WebsocketMessage { kind, data })?.into_any())
+    }
+
+    fn bridge(&self) -> &Bridge {
+        &self.bridge
+    }
+
+    fn create_future(&self) -> &PyObj {
+        &self.create_future
+    }
+
+    fn done(&self, py: Python<'_>) -> Py<PyAny> {
+        self.done.clone_ref(py)
+    }
+}
+
+/// A message from the client: `kind` 0 (closed), 1 (bytes) or 2 (str).
+#[pyclass(frozen, get_all, module = "diorite._diorite")]
+pub struct WebsocketMessage {
+    kind: u8,
+    data: Py<PyAny>,
+}
+
+#[pymethods]
+impl WebsocketMessage {
+    fn __repr__(&self) -> String {
+        format!("<WebsocketMessage kind={}>", self.kind)
+    }
+}
+
+#[pyclass(frozen, module = "diorite._diorite")]
+pub struct WebsocketProtocol {
+    app: Arc<RsgiApp>,
+    session: Arc<Session>,
+    /// Keeps the app's task alive: asyncio itself holds tasks weakly.
+    task: Mutex<Option<PyObj>>,
+}
+
+impl WebsocketProtocol {
+    pub fn new(app: Arc<RsgiApp>, session: Arc<Session>) -> Self {
+        Self {
+            app,
+            session,
+            task: Mutex::new(None),
+        }
+    }
+
+    pub fn keep_task(&self, task: Bound<'_, PyAny>) {
+        *self.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(PyObj::from_bound(task));
+    }
+}
+
+#[pymethods]
+impl WebsocketProtocol {
+    /// Completes the handshake; the awaitable gives the transport.
+    fn accept(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.session
+            .accept(None, HeaderMap::new())
+            .map_err(PyRuntimeError::new_err)?;
+        let transport = WebsocketTransport {
+            app: Arc::clone(&self.app),
+            session: Arc::clone(&self.session),
+        };
+        let transport = Py::new(py, transport)?.into_any();
+        Ok(Py::new(py, Ready::new(transport))?.into_any())
+    }
+
+    /// Closes the websocket with `status` (1000 when not given); before
+    /// `accept`, refuses the handshake with 403.
+    #[pyo3(signature = (status = None))]
+    fn close(&self, status: Option<u16>) -> PyResult<()> {
+        match self.session.close(status.unwrap_or(1000), "") {
+            // Closing twice, or after the client left, has nothing to do.
+            Ok(()) | Err(ws::Refused::ClosedByApp | ws::Refused::ClientGone) => Ok(()),
+            Err(other) => Err(ws::refused(other)),
+        }
+    }
+
+    /// Called by the runner when the app ended (`failed` when it raised).
+    /// Returns false: a websocket app that never accepted has refused.
+    fn _finish(&self, failed: bool) -> bool {
+        self.session.finish(failed);
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(task);
+        false
+    }
+}
+
+#[pyclass(frozen, module = "diorite._diorite")]
+pub struct WebsocketTransport {
+    app: Arc<RsgiApp>,
+    session: Arc<Session>,
+}
+
+#[pymethods]
+impl WebsocketTransport {
+    fn receive(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        ws::receive(py, &self.session, &self.app)
+    }
+
+    fn send_bytes(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let message = Message::Binary(body_bytes(data)?);
+        ws::send(py, &self.session, self.app.as_ref(), message)
+    }
+
+    fn send_str(&self, py: Python<'_>, data: String) -> PyResult<Py<PyAny>> {
+        ws::send(py, &self.session, self.app.as_ref(), Message::text(data))
+    }
+}

@@ -1,0 +1,105 @@
+//! The Python-facing halves of a websocket's `receive` and `send`, shared
+//! by ASGI and RSGI; each interface only says how a [`Received`] message
+//! looks in Python ([`Delivery`]).
+
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+
+use super::inbox::Received;
+use super::session::{Refused, Session};
+use crate::bridge::{Bridge, ClientDisconnected, PyObj, Ready, is_done, send_or_wait};
+use pyo3::exceptions::PyRuntimeError;
+use tokio_tungstenite::tungstenite::Message;
+
+/// How an interface hands received messages to its app; implemented by
+/// the per-worker app state, which also knows the bridge and the loop.
+pub trait Delivery: Send + Sync + 'static {
+    fn to_python(&self, py: Python<'_>, msg: Received) -> PyResult<Py<PyAny>>;
+    fn bridge(&self) -> &Bridge;
+    /// `loop.create_future`.
+    fn create_future(&self) -> &PyObj;
+    /// The finished awaitable a send that needs no waiting returns.
+    fn done(&self, py: Python<'_>) -> Py<PyAny>;
+}
+
+/// `receive()`: the next message at once when one is waiting, else a
+/// future that a later arrival (or the close) resolves.
+pub fn receive<D: Delivery>(
+    py: Python<'_>,
+    session: &Arc<Session>,
+    delivery: &Arc<D>,
+) -> PyResult<Py<PyAny>> {
+    if let Some(msg) = session.inbox.take(|| ()) {
+        let value = delivery.to_python(py, msg)?;
+        return Ok(Py::new(py, Ready::new(value))?.into_any());
+    }
+    let future = delivery.create_future().bind(py).call0()?;
+    wait_for_message(py, session, delivery, future.clone());
+    Ok(future.unbind())
+}
+
+/// Resolves `future` with the next message now, or registers it to be
+/// resolved on the loop thread when one arrives.
+fn wait_for_message<D: Delivery>(
+    py: Python<'_>,
+    session: &Arc<Session>,
+    delivery: &Arc<D>,
+    future: Bound<'_, PyAny>,
+) {
+    let waiter = PyObj::from_bound(future.clone());
+    let (s, d) = (Arc::clone(session), Arc::clone(delivery));
+    let wake = move || {
+        let bridge = d.bridge().clone();
+        bridge.submit(Box::new(move |py| {
+            let future = waiter.into_bound(py);
+            // A cancelled receive must not swallow a message.
+            if !is_done(&future) {
+                wait_for_message(py, &s, &d, future);
+            }
+        }));
+    };
+    if let Some(msg) = session.inbox.take(wake) {
+        let result = match delivery.to_python(py, msg) {
+            Ok(value) => future.call_method1("set_result", (value,)),
+            Err(err) => future.call_method1("set_exception", (err.into_value(py),)),
+        };
+        if let Err(err) = result {
+            err.print(py);
+        }
+    }
+}
+
+/// `send(message)`: queues it; the awaitable waits while the client is
+/// behind.
+pub fn send<D: Delivery>(
+    py: Python<'_>,
+    session: &Session,
+    delivery: &D,
+    msg: Message,
+) -> PyResult<Py<PyAny>> {
+    let outbox = session.outbox().map_err(refused)?;
+    let done = delivery.done(py);
+    send_or_wait(
+        py,
+        delivery.bridge(),
+        delivery.create_future(),
+        &done,
+        &outbox,
+        msg,
+    )
+}
+
+/// The Python exception for a refused websocket operation.
+pub fn refused(why: Refused) -> PyErr {
+    match why {
+        Refused::ClientGone => ClientDisconnected::new_err("the websocket client disconnected"),
+        Refused::NotAccepted => {
+            PyRuntimeError::new_err("the websocket must be accepted before sending")
+        }
+        Refused::AlreadyAnswered => {
+            PyRuntimeError::new_err("the websocket handshake was already answered")
+        }
+        Refused::ClosedByApp => PyRuntimeError::new_err("the websocket is already closed"),
+    }
+}

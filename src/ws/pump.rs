@@ -1,0 +1,168 @@
+//! [`Pump`]: the tokio task that owns an upgraded websocket connection.
+//!
+//! One task both reads and writes, so a message costs no hand-off between
+//! tasks: it reads frames into the session's inbox (tungstenite reassembles
+//! fragments and answers pings) while the inbox has room, and writes what
+//! the app queued in the outbox. It stops reading when the app falls
+//! behind, and the app's sends wait when the client falls behind, so
+//! neither direction buffers without bound.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_util::sync::CancellationToken;
+
+use super::handshake::Config;
+use super::inbox::Received;
+use super::session::Session;
+use crate::http::Queued;
+
+/// How long a close handshake may take before the connection is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Close code for a client that vanished without a close frame.
+const ABNORMAL: u16 = 1006;
+/// Close code sent to clients when the server stops.
+const GOING_AWAY: u16 = 1001;
+
+pub struct Pump {
+    session: Arc<Session>,
+    outgoing: UnboundedReceiver<Queued<Message>>,
+    config: Config,
+}
+
+type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+impl Pump {
+    pub fn new(
+        session: Arc<Session>,
+        outgoing: UnboundedReceiver<Queued<Message>>,
+        config: Config,
+    ) -> Self {
+        Self {
+            session,
+            outgoing,
+            config,
+        }
+    }
+
+    /// Waits for hyper to hand over the connection, then moves messages
+    /// until the websocket is closed. `draining` starts a close (1001).
+    pub async fn run(mut self, upgrade: OnUpgrade, draining: CancellationToken) {
+        let Ok(upgraded) = upgrade.await else {
+            self.session.inbox.close(ABNORMAL, "");
+            return;
+        };
+        let limit = Some(self.config.max_message_size);
+        let config = WebSocketConfig::default()
+            .max_message_size(limit)
+            .max_frame_size(limit);
+        let mut socket =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        self.pump(&mut socket, draining).await;
+        // Whatever ended it, the app's `receive()` now reports the close
+        // (if the client's close frame did not already).
+        self.session.inbox.close(ABNORMAL, "");
+    }
+
+    async fn pump(&mut self, socket: &mut Socket, draining: CancellationToken) {
+        // Set once a close frame went out: the deadline for the client's.
+        let mut closing: Option<Instant> = None;
+        loop {
+            let inbox = &self.session.inbox;
+            let reading = inbox.has_room();
+            tokio::select! {
+                biased;
+                item = self.outgoing.recv(), if closing.is_none() => {
+                    let Some(first) = item else { return };
+                    match self.write(socket, first).await {
+                        Ok(true) => closing = Some(Instant::now() + CLOSE_TIMEOUT),
+                        Ok(false) => {}
+                        Err(_) => return,
+                    }
+                }
+                msg = socket.next(), if reading => match msg {
+                    Some(Ok(Message::Text(text))) => inbox.push(Received::Text(text)),
+                    Some(Ok(Message::Binary(bytes))) => inbox.push(Received::Binary(bytes)),
+                    Some(Ok(Message::Close(frame))) => {
+                        let (code, reason) = match frame {
+                            Some(f) => (u16::from(f.code), f.reason.as_str().to_owned()),
+                            None => (1005, String::new()),
+                        };
+                        inbox.push(Received::Closed { code, reason });
+                        // tungstenite queued the answering close frame;
+                        // reading on sends it and then ends the stream.
+                        closing.get_or_insert(Instant::now() + CLOSE_TIMEOUT);
+                    }
+                    Some(Ok(_)) => {} // ping and pong: answered by tungstenite
+                    Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
+                        inbox.close(1009, "message too big");
+                        let _ = send_close(socket, CloseCode::Size, "message too big").await;
+                        closing = Some(Instant::now() + CLOSE_TIMEOUT);
+                    }
+                    Some(Err(WsError::Protocol(_) | WsError::Utf8(_))) => {
+                        inbox.close(1002, "protocol error");
+                        let _ = send_close(socket, CloseCode::Protocol, "protocol error").await;
+                        closing = Some(Instant::now() + CLOSE_TIMEOUT);
+                    }
+                    Some(Err(_)) | None => return,
+                },
+                () = inbox.room_freed(), if !reading => {}
+                () = draining.cancelled(), if closing.is_none() => {
+                    let _ = send_close(socket, CloseCode::Away, "server shutting down").await;
+                    inbox.close(GOING_AWAY, "server shutting down");
+                    closing = Some(Instant::now() + CLOSE_TIMEOUT);
+                }
+                () = sleep_until(closing) => return,
+            }
+        }
+    }
+
+    /// Writes `first` and whatever else is queued, then flushes once.
+    /// Returns whether a close frame went out.
+    async fn write(
+        &mut self,
+        socket: &mut Socket,
+        first: Queued<Message>,
+    ) -> Result<bool, WsError> {
+        let mut next = Some(first);
+        let mut closed = false;
+        while let Some((msg, charge)) = next.take() {
+            closed = matches!(msg, Message::Close(_));
+            socket.feed(msg).await?;
+            // The bytes are in tungstenite's buffer now: the app may queue more.
+            drop(charge);
+            if closed {
+                break;
+            }
+            next = self.outgoing.try_recv().ok();
+        }
+        socket.flush().await?;
+        Ok(closed)
+    }
+}
+
+async fn send_close(socket: &mut Socket, code: CloseCode, reason: &str) -> Result<(), WsError> {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from(reason),
+    };
+    socket.send(Message::Close(Some(frame))).await
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,341 @@
+"""Websockets against the real server with the `websockets` client library:
+echo up to 16 MiB, many concurrent connections, close codes both ways,
+subprotocols, refusals before accept, the size limit, back-pressure, sends
+from other tasks and threads, clients that vanish, and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import struct
+import time
+
+import httpx
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+ASGI = ("asgi", "asginl")
+
+
+def wait_for(predicate, what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def ws_url(server, path: str) -> str:
+    return f"ws://{server.host}:{server.port}{path}"
+
+
+def events(server) -> dict:
+    return httpx.get(f"{server.url}/events").json()
+
+
+def wait_event(server, match: dict, timeout: float = 10.0) -> dict:
+    """The first recorded event with all of `match`'s items."""
+    found = []
+
+    def seen():
+        found[:] = [
+            e for e in events(server)["events"] if all(e.get(k) == v for k, v in match.items())
+        ]
+        return bool(found)
+
+    wait_for(seen, timeout=timeout, what=f"event {match}")
+    return found[0]
+
+
+def hang_up(ws) -> None:
+    """Drops the TCP connection with a reset, without a close frame."""
+    ws.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    ws.socket.close()
+
+
+@pytest.fixture(params=ASGI)
+def asgi_ws(request, serve):
+    return serve("ws_asgi_app:app", "--interface", request.param)
+
+
+def test_echo_text_and_binary_up_to_16_mib(asgi_ws):
+    with connect(ws_url(asgi_ws, "/echo"), max_size=None) as ws:
+        ws.send("héllo")
+        assert ws.recv() == "héllo"
+        for size in (0, 1, 125, 126, 65535, 65536, 1024 * 1024, 16 * 1024 * 1024):
+            payload = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+            ws.send(payload)
+            assert ws.recv() == payload
+        ws.send("é" * (4 * 1024 * 1024))
+        assert ws.recv() == "é" * (4 * 1024 * 1024)
+
+
+def test_fragmented_message_is_reassembled(asgi_ws):
+    with connect(ws_url(asgi_ws, "/echo")) as ws:
+        ws.send(iter(["frag", "mented ", "text"]))
+        assert ws.recv() == "fragmented text"
+        ws.send(iter([b"\x00" * 1000, b"\x01" * 1000]))
+        assert ws.recv() == b"\x00" * 1000 + b"\x01" * 1000
+
+
+def test_200_concurrent_connections_echo_50_messages_each(asgi_ws):
+    async def client(n: int) -> int:
+        async with websockets.connect(ws_url(asgi_ws, "/echo")) as ws:
+            for i in range(50):
+                message = f"client {n} message {i}" if i % 2 else f"{n}:{i}".encode()
+                await ws.send(message)
+                assert await ws.recv() == message
+        return n
+
+    async def main():
+        return await asyncio.gather(*(client(n) for n in range(200)))
+
+    assert sorted(asyncio.run(main())) == list(range(200))
+    wait_for(lambda: len(events(asgi_ws)["events"]) == 200, what="200 disconnects")
+    assert {e["code"] for e in events(asgi_ws)["events"]} == {1000}
+
+
+def test_server_close_with_4001_reaches_the_client(asgi_ws):
+    with connect(ws_url(asgi_ws, "/close-4001")) as ws:
+        ws.send("please close")
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv()
+    assert closed.value.rcvd.code == 4001
+    assert closed.value.rcvd.reason == "go away"
+    # The app's next receive() after its close is the disconnect.
+    event = wait_event(asgi_ws, {"path": "/close-4001"})
+    assert event == {"path": "/close-4001", "type": "websocket.disconnect", "code": 4001}
+
+
+def test_client_close_reaches_the_app_as_disconnect(asgi_ws):
+    with connect(ws_url(asgi_ws, "/echo")) as ws:
+        ws.send("x")
+        ws.recv()
+        ws.close(code=4321, reason="client done")
+    event = wait_event(asgi_ws, {"path": "/echo"})
+    assert (event["code"], event["reason"]) == (4321, "client done")
+
+
+def test_client_vanishing_is_a_1006_disconnect(asgi_ws):
+    with connect(ws_url(asgi_ws, "/wait-close")) as ws:
+        hang_up(ws)
+    assert wait_event(asgi_ws, {"path": "/wait-close"})["code"] == 1006
+
+
+def test_subprotocol_negotiation(asgi_ws):
+    with connect(ws_url(asgi_ws, "/echo"), subprotocols=["graphql-ws", "chat"]) as ws:
+        assert ws.subprotocol == "graphql-ws"
+        assert ws.response.headers["sec-websocket-protocol"] == "graphql-ws"
+    with connect(ws_url(asgi_ws, "/echo")) as ws:
+        assert ws.subprotocol is None
+        assert "sec-websocket-protocol" not in ws.response.headers
+
+
+def test_scope_and_accept_headers(asgi_ws):
+    with connect(ws_url(asgi_ws, "/scope?x=1&y=%20"), subprotocols=["a", "b"]) as ws:
+        info = json.loads(ws.recv())
+        assert ws.response.headers["x-extra"] == "yes"
+        assert ws.response.headers["set-cookie"] == "a=1"
+    assert info["type"] == "websocket"
+    assert info["scheme"] == "ws"
+    assert info["path"] == "/scope"
+    assert info["raw_path"] == "/scope"
+    assert info["query_string"] == "x=1&y=%20"
+    assert info["http_version"] == "1.1"
+    assert info["subprotocols"] == ["a", "b"]
+    assert info["client"][0] == "127.0.0.1"
+    assert "sec-websocket-key" in info["headers"] and "upgrade" in info["headers"]
+    assert info["has_method"] is False
+    assert info["extensions"] == ["websocket.http.response"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "body"),
+    [
+        ("/reject", 403, None),
+        ("/no-accept", 403, None),
+        ("/raise-before", 500, None),
+        ("/deny", 418, b"no tea"),
+    ],
+)
+def test_refusals_before_accept(serve, path, status, body):
+    server = serve("ws_asgi_app:app")
+    with pytest.raises(InvalidStatus) as refused, connect(ws_url(server, path)):
+        pass
+    response = refused.value.response
+    assert response.status_code == status
+    if body is not None:
+        assert bytes(response.body) == body
+        assert response.headers["content-type"] == "text/plain"
+    # The server goes on serving websockets.
+    with connect(ws_url(server, "/echo")) as ws:
+        ws.send("still here")
+        assert ws.recv() == "still here"
+    if path == "/raise-before":
+        server.wait_log("RuntimeError: boom before accept")
+
+
+def test_app_error_after_accept_closes_with_1011_and_logs(serve):
+    server = serve("ws_asgi_app:app")
+    with connect(ws_url(server, "/raise-after")) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv()
+    assert closed.value.rcvd.code == 1011
+    log = server.wait_log("RuntimeError: boom after accept")
+    assert "Traceback" in log
+
+
+def test_message_size_limit_closes_with_1009(serve):
+    server = serve("ws_asgi_app:app", "--ws-max-message-size", "1024")
+    with connect(ws_url(server, "/echo")) as ws:
+        ws.send(b"a" * 1024)
+        assert ws.recv() == b"a" * 1024
+        ws.send(b"a" * 1025)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv()
+    assert closed.value.rcvd.code == 1009
+    assert wait_event(server, {"path": "/echo"})["code"] == 1009
+
+
+def test_no_ws_passes_upgrades_to_the_app_as_http(serve):
+    server = serve("ws_asgi_app:app", "--no-ws")
+    headers = {
+        "upgrade": "websocket",
+        "connection": "upgrade",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "sec-websocket-version": "13",
+    }
+    response = httpx.get(f"{server.url}/echo", headers=headers)
+    assert response.status_code == 200
+    assert response.text == "plain http, upgrade=websocket"
+
+
+def test_slow_reader_makes_sends_wait_instead_of_buffering(serve):
+    server = serve("ws_asgi_app:app")
+    before = server.rss_mib()
+    with connect(ws_url(server, "/flood"), max_size=None, max_queue=1) as ws:
+        # The client reads nothing for a while: the app must be held back.
+        time.sleep(2)
+        held = events(server)["progress"]["flood_sent"]
+        grown = server.rss_mib() - before
+        assert held < 40, f"{held} MiB were sent to a client that reads nothing"
+        assert grown < 100, f"the worker grew {grown:.0f} MiB"
+        received = 0
+        while received < 300:
+            assert len(ws.recv()) == 1024 * 1024
+            received += 1
+    assert events(server)["progress"]["flood_sent"] == 300
+
+
+def test_sends_from_other_tasks(asgi_ws):
+    with connect(ws_url(asgi_ws, "/tasks")) as ws:
+        got = []
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                got.append(ws.recv())
+    assert closed.value.rcvd.code == 1000
+    assert sorted(got) == sorted(f"task {n} message {i}" for n in range(5) for i in range(20))
+
+
+def test_sends_from_a_background_thread(asgi_ws):
+    with connect(ws_url(asgi_ws, "/thread?300")) as ws:
+        assert [ws.recv() for _ in range(300)] == [f"update {i}" for i in range(300)]
+    assert wait_event(asgi_ws, {"path": "/thread", "done": 300})
+
+
+def test_clients_vanishing_mid_send_from_threads_and_floods(serve):
+    """The ownership stress: clients drop the connection while the app sends
+    from background threads and from a tight loop; nothing may panic, leak
+    the app's tasks or stop the server."""
+    server = serve("ws_asgi_app:app")
+    with contextlib.ExitStack() as stack:
+        sockets = []
+        for n in range(30):
+            path = "/thread?100000" if n % 2 else "/flood"
+            ws = stack.enter_context(connect(ws_url(server, path), max_size=None))
+            ws.recv()
+            sockets.append(ws)
+        for ws in sockets:
+            hang_up(ws)
+    wait_for(
+        lambda: len([e for e in events(server)["events"] if "stopped" in e or "error" in e]) == 30,
+        what="every producer to stop",
+        timeout=20,
+    )
+    with connect(ws_url(server, "/echo")) as ws:
+        ws.send("alive")
+        assert ws.recv() == "alive"
+    server.assert_clean_log()
+
+
+def test_graceful_shutdown_closes_websockets_with_1001(serve):
+    server = serve("ws_asgi_app:app")
+    with connect(ws_url(server, "/wait-close")) as ws:
+        server.signal()
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd.code == 1001
+    assert server.proc.wait(10) == 0
+
+
+# RSGI
+
+
+@pytest.fixture
+def rsgi_ws(serve):
+    return serve("ws_rsgi_app:app", "--interface", "rsgi")
+
+
+def test_rsgi_echo_and_close_message(rsgi_ws):
+    with connect(ws_url(rsgi_ws, "/echo"), max_size=None) as ws:
+        ws.send("héllo")
+        assert ws.recv() == "héllo"
+        big = b"\x01" * (16 * 1024 * 1024)
+        ws.send(big)
+        assert ws.recv() == big
+    assert wait_event(rsgi_ws, {"path": "/echo"}) == {"path": "/echo", "closed": True, "data": None}
+
+
+def test_rsgi_concurrent_echo(rsgi_ws):
+    async def client(n: int):
+        async with websockets.connect(ws_url(rsgi_ws, "/echo")) as ws:
+            for i in range(50):
+                await ws.send(f"{n}-{i}")
+                assert await ws.recv() == f"{n}-{i}"
+
+    async def main():
+        await asyncio.gather(*(client(n) for n in range(200)))
+
+    asyncio.run(main())
+
+
+def test_rsgi_scope_and_close_status(rsgi_ws):
+    with connect(ws_url(rsgi_ws, "/scope?a=1")) as ws:
+        info = json.loads(ws.recv())
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv()
+    assert closed.value.rcvd.code == 4001
+    assert info == {
+        "proto": "ws",
+        "http_version": "1.1",
+        "scheme": "http",
+        "method": "GET",
+        "path": "/scope",
+        "query_string": "a=1",
+        "upgrade": "websocket",
+    }
+
+
+def test_rsgi_refusals_and_errors(rsgi_ws):
+    for path, status in (("/reject", 403), ("/raise-before", 500)):
+        with pytest.raises(InvalidStatus) as refused, connect(ws_url(rsgi_ws, path)):
+            pass
+        assert refused.value.response.status_code == status
+    with connect(ws_url(rsgi_ws, "/raise-after")) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv()
+    assert closed.value.rcvd.code == 1011
+    rsgi_ws.wait_log("RuntimeError: boom after accept")
