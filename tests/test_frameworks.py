@@ -1,7 +1,19 @@
 """Real frameworks from PyPI, unchanged, under diorite."""
 
+import json
+import time
+
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+
+def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("interface", ["asgi", "asginl"])
@@ -37,3 +49,56 @@ def test_fastapi(serve):
     assert httpx.get(base + "/sync").json() == {"thread": "pool"}
     with httpx.Client(http1=False, http2=True) as client:
         assert client.get(base + "/").json() == {"hello": "world"}
+
+
+@pytest.mark.parametrize("interface", ["asgi", "asginl"])
+def test_starlette_websockets(serve, interface):
+    server = serve("starlette_app:app", "--interface", interface)
+    ws_base = f"ws://{server.host}:{server.port}"
+    with connect(ws_base + "/ws/json", subprotocols=["json.v1"]) as ws:
+        assert ws.subprotocol == "json.v1"
+        for n in range(1, 4):
+            ws.send(json.dumps({"n": n}))
+            assert json.loads(ws.recv()) == {"echo": {"n": n}, "count": n}
+        ws.close(code=4000)
+    with connect(ws_base + "/ws/iter") as ws:
+        ws.send("shout")
+        assert ws.recv() == "SHOUT"
+        ws.send("stop")
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv()
+    assert closed.value.rcvd.code == 4001
+    assert closed.value.rcvd.reason == "stopped"
+    wait_until(lambda: httpx.get(server.url + "/ws/stats").json()["ws_disconnects"] == [4000])
+    # An unknown websocket path is refused before accept.
+    with pytest.raises(InvalidStatus) as refused, connect(ws_base + "/ws/missing"):
+        pass
+    assert refused.value.response.status_code == 403
+
+
+@pytest.mark.parametrize("interface", ["asgi", "asginl"])
+def test_django_channels(serve, interface):
+    server = serve("channels_app:application", "--interface", interface)
+    ws_base = f"ws://{server.host}:{server.port}"
+    with connect(ws_base + "/ws/async/lobby/") as ws:
+        ws.send(json.dumps({"hello": "channels"}))
+        assert json.loads(ws.recv()) == {"room": "lobby", "echo": {"hello": "channels"}}
+    with connect(ws_base + "/ws/sync/") as ws:
+        ws.send("text")
+        assert json.loads(ws.recv()) == {"sync": "text"}
+        ws.send(b"abc")
+        assert ws.recv() == b"cba"
+        ws.send("bye")
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv()
+    assert closed.value.rcvd.code == 4001
+    with pytest.raises(InvalidStatus) as refused, connect(ws_base + "/ws/sync/?deny"):
+        pass
+    assert refused.value.response.status_code == 403
+
+    def closed_consumers():
+        return httpx.get(server.url + "/stats/").json()["closed"]
+
+    wait_until(lambda: {c["consumer"] for c in closed_consumers()} == {"async", "sync"})
+    codes = {c["consumer"]: c["code"] for c in closed_consumers()}
+    assert codes["async"] == 1000

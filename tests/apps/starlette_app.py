@@ -6,9 +6,11 @@ import contextlib
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 GENERATORS = {"started": 0, "closed": 0}
+STATE: dict = {"ws_disconnects": []}
 
 
 @contextlib.asynccontextmanager
@@ -55,8 +57,38 @@ def sync_view(request: Request):
     return PlainTextResponse("sync view ran in a thread")
 
 
+async def ws_json(websocket: WebSocket):
+    """Echoes JSON with a counter; the lifespan state is visible here too."""
+    await websocket.accept(subprotocol="json.v1")
+    count = 0
+    try:
+        while True:
+            data = await websocket.receive_json()
+            count += 1
+            await websocket.send_json({"echo": data, "count": count})
+    except WebSocketDisconnect as exc:
+        STATE["ws_disconnects"].append(exc.code)
+
+
+async def ws_iter(websocket: WebSocket):
+    """Streams text until the client says stop, then closes with 4001."""
+    await websocket.accept()
+    async for text in websocket.iter_text():
+        if text == "stop":
+            await websocket.close(code=4001, reason="stopped")
+            return
+        await websocket.send_text(text.upper())
+
+
+async def ws_stats(request: Request):
+    return JSONResponse({"ws_disconnects": STATE["ws_disconnects"]})
+
+
 app = Starlette(
     routes=[
+        WebSocketRoute("/ws/json", ws_json),
+        WebSocketRoute("/ws/iter", ws_iter),
+        Route("/ws/stats", ws_stats),
         Route("/", home),
         Route("/items/{id:int}", item),
         Route("/create", create, methods=["POST"]),
