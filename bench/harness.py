@@ -6,12 +6,16 @@ its peers, one worker each, on loopback.
 Servers (from PyPI): Granian for all three interfaces, Uvicorn (uvloop +
 httptools) for ASGI, Gunicorn (sync workers) for WSGI. Scenarios: hello
 world, a 4 KiB JSON body, POST echo of 64 KiB, 1 MiB and 4 MiB responses,
-a streamed response of 100 chunks (wrk), and HTTP/2 hello with 16
-concurrent streams per connection (h2load; servers without h2c are left
-out). For each: requests/s, p50/p99 latency at 64 connections, and the
-server's RSS (all its processes) after the scenario. Servers alternate
-round by round; medians are reported. Results go to bench/results/ as
-results.md and one PNG chart per interface. Run by hand, never in tests.
+a streamed response of 100 chunks (wrk), HTTP/2 hello with 16 concurrent
+streams per connection (h2load; servers without h2c are left out), and
+websocket echo of 64-byte messages on 64 connections (bench/wsload; ASGI
+and RSGI). For each: requests (or round-trips)/s, p50/p99 latency at 64
+connections, and the server's RSS (all its processes) after the scenario.
+The ceiling (bench/ceiling: the same Rust stack answering every scenario
+without Python) runs each round too, and every diorite number is also
+given as a fraction of it. Servers alternate round by round; medians are
+reported. Results go to bench/results/ as results.md and one PNG chart per
+interface. Run by hand, never in tests.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from run import free_port, wait_listening
+from run import CEILING_BIN, build_ceiling, free_port, wait_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -49,10 +53,25 @@ SCENARIOS = [
     ("stream-100", "/stream", None),
 ]
 H2_SCENARIO = "h2-hello-16"
+WS_SCENARIO = "ws-echo"
+WSLOAD_DIR = BENCH / "wsload"
+WSLOAD_BIN = ROOT / "target" / "wsload" / "release" / "wsload"
+
+
+def build_wsload() -> None:
+    """Builds the websocket echo load generator."""
+    subprocess.run(
+        ["cargo", "build", "--release", "-q"],
+        cwd=WSLOAD_DIR,
+        env=dict(os.environ, CARGO_TARGET_DIR=str(ROOT / "target" / "wsload")),
+        check=True,
+    )
 
 
 def command(server: str, interface: str, port: int) -> list[str] | None:
-    app = APPS[interface]
+    app = APPS.get(interface, "")
+    if server == "ceiling":
+        return [str(CEILING_BIN), str(port)]
     if server == "diorite":
         return [
             str(BIN / "diorite"),
@@ -162,6 +181,31 @@ def h2load(port: int, duration: int) -> dict:
     }
 
 
+def wsload(port: int, duration: int) -> dict:
+    out = subprocess.run(
+        [str(WSLOAD_BIN), f"ws://127.0.0.1:{port}/ws", "--duration", str(duration)],
+        capture_output=True,
+        text=True,
+    )
+    rate = re.search(r"round-trips/sec: ([\d.]+)", out.stdout)
+    errors = re.search(r"errors: (\d+)", out.stdout)
+    ok = rate and errors and int(errors.group(1)) == 0
+    if not ok:
+        print(f"bench: wsload failed: {out.stderr.strip()[:200]}", file=sys.stderr)
+    p50 = re.search(r"p50 ms: ([\d.]+)", out.stdout)
+    p99 = re.search(r"p99 ms: ([\d.]+)", out.stdout)
+    return {
+        "rps": float(rate.group(1)) if ok else 0.0,
+        "p50": float(p50.group(1)) if ok else float("nan"),
+        "p99": float(p99.group(1)) if ok else float("nan"),
+        "errors": 0,
+    }
+
+
+def wanted(args, scenario: str) -> bool:
+    return not args.scenario or scenario in args.scenario
+
+
 def run_server(server: str, interface: str, args) -> dict[str, dict] | None:
     port = free_port()
     cmd = command(server, interface, port)
@@ -179,13 +223,23 @@ def run_server(server: str, interface: str, args) -> dict[str, dict] | None:
         wait_listening(port, proc)
         wrk(port, "/", None, 1)  # warm-up
         for name, path, script in SCENARIOS:
+            if not wanted(args, name):
+                continue
             result = wrk(port, path, script, args.duration)
             result["rss"] = tree_rss_mib(proc.pid)
             results[name] = result
-        if server in ("diorite", "granian") and shutil.which("h2load"):
+        if (
+            server in ("diorite", "granian", "ceiling")
+            and shutil.which("h2load")
+            and wanted(args, H2_SCENARIO)
+        ):
             result = h2load(port, args.duration)
             result["rss"] = tree_rss_mib(proc.pid)
             results[H2_SCENARIO] = result
+        if interface in ("asgi", "rsgi", "any") and wanted(args, WS_SCENARIO):
+            result = wsload(port, args.duration)
+            result["rss"] = tree_rss_mib(proc.pid)
+            results[WS_SCENARIO] = result
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -200,7 +254,7 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def write_chart(interface: str, table: dict, servers: list[str]) -> Path | None:
+def write_chart(interface: str, table: dict, servers: list[str], suffix: str = "") -> Path | None:
     try:
         import matplotlib
 
@@ -221,7 +275,7 @@ def write_chart(interface: str, table: dict, servers: list[str]) -> Path | None:
     ax.set_title(f"{interface.upper()}: one worker each, wrk -c64 / h2load -c4 -m16")
     ax.legend()
     fig.tight_layout()
-    path = RESULTS / f"{interface}.png"
+    path = RESULTS / f"{interface}{suffix}.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -233,26 +287,37 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="one round of 2 s each")
     parser.add_argument("--interface", choices=tuple(APPS), action="append")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        help="run only this scenario (repeatable), e.g. ws-echo or hello",
+    )
     args = parser.parse_args()
     if args.quick:
         args.duration, args.rounds = 2, 1
     if not shutil.which("wrk"):
         sys.exit("bench: wrk is not installed (apt-get install wrk)")
     RESULTS.mkdir(parents=True, exist_ok=True)
+    build_ceiling()
+    build_wsload()
     machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
     lines = [
         f"Machine: {machine}; {args.rounds} round(s) of {args.duration} s per scenario, "
         f"medians; {time.strftime('%Y-%m-%d')}.",
         "",
-        "| interface | scenario | server | req/s | vs granian | p50 ms | p99 ms | RSS MiB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| interface | scenario | server | req/s | vs granian | of ceiling | p50 ms | p99 ms "
+        "| RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+    ceiling_runs: dict[str, list[float]] = {}
     for interface in args.interface or list(APPS):
         servers = [
             s for s in ("diorite", "granian", "uvicorn", "gunicorn") if command(s, interface, 0)
         ]
         samples: dict[str, dict[str, list[dict]]] = {}
         for _ in range(args.rounds):
+            for name, result in (run_server("ceiling", "any", args) or {}).items():
+                ceiling_runs.setdefault(name, []).append(result["rps"])
             for server in servers:
                 for name, result in (run_server(server, interface, args) or {}).items():
                     samples.setdefault(name, {}).setdefault(server, []).append(result)
@@ -267,16 +332,25 @@ def main() -> None:
         }
         for scenario, by_server in table.items():
             base = by_server.get("granian", {}).get("rps")
+            top = median(ceiling_runs.get(scenario, []))
             for server, r in by_server.items():
                 ratio = f"{r['rps'] / base:.2f}" if base else ""
+                share = f"{r['rps'] / top:.0%}" if top == top and top else ""
                 lines.append(
                     f"| {interface} | {scenario} | {server} | {r['rps']:,.0f} | {ratio} | "
-                    f"{r['p50']:.2f} | {r['p99']:.2f} | {r['rss']:.0f} |"
+                    f"{share} | {r['p50']:.2f} | {r['p99']:.2f} | {r['rss']:.0f} |"
                 )
             print("\n".join(lines[-len(by_server) :]), flush=True)
-        write_chart(interface, table, servers)
-    (RESULTS / "results.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {RESULTS / 'results.md'}")
+        write_chart(
+            interface, table, servers, suffix="-" + "-".join(args.scenario) if args.scenario else ""
+        )
+    for scenario, runs in ceiling_runs.items():
+        lines.append(f"| (no Python) | {scenario} | ceiling | {median(runs):,.0f} | | 100% | | | |")
+    # A partial run (--scenario) must not overwrite the full matrix.
+    suffix = "-" + "-".join(args.scenario) if args.scenario else ""
+    out = RESULTS / f"results{suffix}.md"
+    out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

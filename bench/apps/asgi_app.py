@@ -11,6 +11,8 @@ CHUNK = b"y" * 1024
 
 
 async def app(scope, receive, send):
+    if scope["type"] == "websocket":
+        return await echo(receive, send)
     if scope["type"] != "http":
         return
     path = scope["path"]
@@ -46,3 +48,17 @@ async def _send(send, body, kind):
     headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def echo(receive, send):
+    """Websocket echo: every message goes back as it came."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") is not None:
+            await send({"type": "websocket.send", "text": message["text"]})
+        else:
+            await send({"type": "websocket.send", "bytes": message["bytes"]})

@@ -4,6 +4,8 @@ from .asgi_app import CHUNK, FOUR_MIB, JSON, ONE_MIB
 
 
 async def app(scope, proto):
+    if scope.proto == "ws":
+        return await echo(proto)
     path = scope.path
     if path == "/echo":
         body = await proto()
@@ -19,3 +21,16 @@ async def app(scope, proto):
         "/4m": (FOUR_MIB, "application/octet-stream"),
     }.get(path, (b"Hello, world!", "text/plain"))
     proto.response_bytes(200, [("content-type", kind)], body)
+
+
+async def echo(proto):
+    """Websocket echo: every message goes back as it came."""
+    transport = await proto.accept()
+    while True:
+        message = await transport.receive()
+        if message.kind == 0:
+            return
+        if message.kind == 1:
+            await transport.send_bytes(message.data)
+        else:
+            await transport.send_str(message.data)

@@ -1,24 +1,84 @@
-//! The ceiling for the hello-world benchmark: the same HTTP stack as
-//! diorite (hyper 1.x on a single-threaded tokio runtime, HTTP/1.1 and
-//! HTTP/2 on one port), answering without any Python.
+//! The ceiling for the benchmarks: the same stack as diorite (hyper 1.x
+//! on a single-threaded tokio runtime, HTTP/1.1 and HTTP/2 on one port,
+//! tokio-tungstenite for websockets), answering every benchmark scenario
+//! without any Python.
 //!
-//! Usage: `hyper-ceiling PORT`
+//! Usage: `hyper-ceiling PORT`. Paths as in bench/apps: `/` hello world,
+//! `/json` 4 KiB, `/echo` POST echo, `/1m` and `/4m`, `/stream` 100 chunks
+//! of 1 KiB, and a websocket echo on any path.
 
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::Frame;
+use hyper::header::{self, CONTENT_TYPE, HeaderValue};
 use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
 
-async fn hello(_: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let mut response = Response::new(Full::new(Bytes::from_static(b"Hello, world!")));
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    headers.insert(CONTENT_LENGTH, HeaderValue::from_static("13"));
+type Body = BoxBody<Bytes, Infallible>;
+
+fn full(bytes: Bytes, kind: &'static str) -> Response<Body> {
+    let mut response = Response::new(Full::new(bytes).boxed());
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(kind));
+    response
+}
+
+async fn handle(mut req: Request<hyper::body::Incoming>) -> Result<Response<Body>, Infallible> {
+    if let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY) {
+        let accept = derive_accept_key(key.as_bytes());
+        let upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            if let Ok(upgraded) = upgrade.await {
+                let mut ws =
+                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
+                        .await;
+                while let Some(Ok(msg)) = ws.next().await {
+                    if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let mut response = Response::new(Full::new(Bytes::new()).boxed());
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(
+            header::SEC_WEBSOCKET_ACCEPT,
+            HeaderValue::from_str(&accept).expect("base64 is a valid header"),
+        );
+        return Ok(response);
+    }
+    let response = match req.uri().path() {
+        "/json" => full(Bytes::from(vec![b'j'; 4096]), "application/json"),
+        "/1m" => full(Bytes::from(vec![b'x'; 1 << 20]), "application/octet-stream"),
+        "/4m" => full(Bytes::from(vec![b'x'; 4 << 20]), "application/octet-stream"),
+        "/echo" => {
+            let body = req.into_body().collect().await.map(|b| b.to_bytes());
+            full(body.unwrap_or_default(), "application/octet-stream")
+        }
+        "/stream" => {
+            let chunks = futures_util::stream::iter(
+                (0..100).map(|_| Ok::<_, Infallible>(Frame::data(Bytes::from(vec![b'y'; 1024])))),
+            );
+            let mut response = Response::new(BodyExt::boxed(StreamBody::new(chunks)));
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            response
+        }
+        _ => full(Bytes::from_static(b"Hello, world!"), "text/plain"),
+    };
     Ok(response)
 }
 
@@ -34,7 +94,7 @@ async fn main() -> std::io::Result<()> {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
         let conn = builder
-            .serve_connection(TokioIo::new(stream), service_fn(hello))
+            .serve_connection_with_upgrades(TokioIo::new(stream), service_fn(handle))
             .into_owned();
         tokio::spawn(async move {
             let _ = conn.await;
