@@ -24,6 +24,8 @@ fn _diorite(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::Worker>()?;
     m.add_class::<bridge::Done>()?;
     m.add_class::<bridge::Ready>()?;
+    m.add_class::<bridge::Waiting>()?;
+    m.add_class::<bridge::Failed>()?;
     m.add_class::<asgi::Receive>()?;
     m.add_class::<asgi::Send>()?;
     m.add_class::<asgi::WebsocketReceive>()?;

@@ -230,3 +230,22 @@ def test_shutdown_timeout_cuts_off_slow_requests(serve):
         t.join(20)
     assert errors
     server.wait_log("cut off")
+
+
+def test_receive_and_send_work_as_tasks(serve):
+    """What receive() and send() return can be wrapped in tasks, as with
+    Uvicorn's coroutine functions, also while the body is still coming."""
+    server = serve("asgi_app:app")
+
+    def slow_body():
+        for i in range(5):
+            time.sleep(0.05)
+            yield f"part {i};".encode()
+
+    r = httpx.post(server.url + "/tasks", content=slow_body())
+    assert r.status_code == 200
+    assert r.text == "".join(f"part {i};" for i in range(5))
+    # The first receive() waited for the slow body and was cancelled.
+    assert httpx.get(server.url + "/stats").json()["receive_cancelled"] == 1
+    r = httpx.post(server.url + "/tasks", content=b"at once")
+    assert r.text == "at once"

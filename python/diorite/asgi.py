@@ -68,27 +68,6 @@ def make_runner(app):
     return run_http
 
 
-def make_websocket_runner(app):
-    """The runner for websocket scopes. `receive` and `send` are handed to
-    the app as coroutine functions, as Uvicorn's are: frameworks wrap them
-    in tasks (Django Channels runs `create_task(receive())`) and
-    background threads pass `send(...)` to `run_coroutine_threadsafe`."""
-    run = make_runner(app)
-
-    async def run_websocket(scope, receive, send):
-        async def receive_event():
-            return await receive()
-
-        async def send_event(message):
-            await send(message)
-
-        send_event.finish = send.finish
-        send_event.abort = send.abort
-        await run(scope, receive_event, send_event)
-
-    return run_websocket
-
-
 def task_spawner(loop: asyncio.AbstractEventLoop):
     """Returns `spawn(coro)`, which makes a request's task. From Python 3.12
     the task starts eagerly: a request whose app never waits is answered

@@ -23,7 +23,6 @@ from . import __version__, logs, pidfile, rsgi, wsgi
 from .asgi import (
     Lifespan,
     make_runner,
-    make_websocket_runner,
     scope_template,
     task_spawner,
     websocket_scope_template,
@@ -189,11 +188,9 @@ async def serve_app(
         worker.serve_wsgi(app, wsgi.report, wsgi.environ_template(), config.blocking_threads)
     else:
         state = lifespan.state if lifespan is not None and lifespan.supported else None
-        websocket = (
-            (make_websocket_runner(app), websocket_scope_template()) if config.websockets else None
-        )
+        ws_template = websocket_scope_template() if config.websockets else None
         worker.serve_asgi(
-            make_runner(app), task_spawner(loop), loop, scope_template(), websocket, state
+            make_runner(app), task_spawner(loop), loop, scope_template(), ws_template, state
         )
 
     stopping = asyncio.Event()

@@ -33,10 +33,9 @@ use websocket::WsCycle;
 /// What the event-loop side needs to start an app call; touched only by
 /// jobs running on the event-loop thread.
 pub struct AsgiApp {
-    /// `run_http(app, scope, receive, send)` from `diorite.asgi`.
+    /// `run_http(app, scope, receive, send)` from `diorite.asgi` (for
+    /// websocket scopes too).
     runner: PyObj,
-    /// `run_websocket(...)`, the same for websocket scopes.
-    ws_runner: Option<PyObj>,
     /// Makes a task of a coroutine (`loop.create_task` or an eager task).
     spawn: PyObj,
     /// `loop.create_future`.
@@ -54,14 +53,12 @@ impl AsgiApp {
         spawn: Py<PyAny>,
         event_loop: &Bound<'_, PyAny>,
         template: Py<PyAny>,
-        websocket: Option<(Py<PyAny>, Py<PyAny>)>,
+        ws_template: Option<Py<PyAny>>,
         state: Option<Py<PyAny>>,
         bridge: Bridge,
     ) -> PyResult<Self> {
-        let (ws_runner, ws_template) = websocket.unzip();
         Ok(Self {
             runner: PyObj::new(runner),
-            ws_runner: ws_runner.map(PyObj::new),
             spawn: PyObj::new(spawn),
             create_future: PyObj::from_bound(event_loop.getattr("create_future")?),
             scope: ScopeBuilder::new(py, template, ws_template, state)?,
@@ -106,8 +103,7 @@ impl AsgiApp {
             let scope = self.scope.build_websocket(py, &head, conn)?;
             let receive = Py::new(py, WebsocketReceive::new(Arc::clone(&cycle)))?;
             let send = Py::new(py, WebsocketSend::new(Arc::clone(&cycle)))?;
-            let runner = self.ws_runner.as_ref().unwrap_or(&self.runner);
-            let coro = runner.bind(py).call1((scope, receive, send))?;
+            let coro = self.runner.bind(py).call1((scope, receive, send))?;
             let task = self.spawn.bind(py).call1((coro,))?;
             cycle.keep_task(task);
             Ok(())

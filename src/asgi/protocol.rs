@@ -9,7 +9,9 @@ use pyo3::types::{PyDict, PyString};
 
 use super::cycle::{Cycle, Phase, State};
 use super::message::Sent;
-use crate::bridge::{ClientDisconnected, PyObj, Ready, body_bytes, is_done, send_or_wait};
+use crate::bridge::{
+    ClientDisconnected, Failed, PyObj, Ready, Waiting, body_bytes, is_done, send_or_wait,
+};
 use crate::http::{ResponseBody, StreamItem, StreamSender, Take, append_header};
 
 #[pyclass(frozen, module = "diorite._diorite")]
@@ -54,7 +56,7 @@ impl Receive {
         }
         let future = self.cycle.app.create_future.bind(py).call0()?;
         state.receive_waiter = Some(PyObj::from_bound(future.clone()));
-        Ok(future.unbind())
+        Ok(Py::new(py, Waiting::new(future.unbind()))?.into_any())
     }
 }
 
@@ -281,7 +283,25 @@ impl Send {
 
 #[pymethods]
 impl Send {
+    /// Errors come back as an awaitable that raises them (as a coroutine
+    /// would), not at the call.
     fn __call__(&self, py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        Failed::lazily(py, self.dispatch(py, message))
+    }
+
+    /// Called by the runner when the app returned; gives a problem to log.
+    fn finish(&self) -> Option<&'static str> {
+        self.cycle.finish()
+    }
+
+    /// Called by the runner when the app raised.
+    fn abort(&self) {
+        self.cycle.abort();
+    }
+}
+
+impl Send {
+    fn dispatch(&self, py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let msg = message
             .cast::<PyDict>()
             .map_err(|_| PyTypeError::new_err("ASGI messages must be dicts"))?;
@@ -300,16 +320,6 @@ impl Send {
                 "unexpected ASGI message type '{kind}'"
             ))),
         }
-    }
-
-    /// Called by the runner when the app returned; gives a problem to log.
-    fn finish(&self) -> Option<&'static str> {
-        self.cycle.finish()
-    }
-
-    /// Called by the runner when the app raised.
-    fn abort(&self) {
-        self.cycle.abort();
     }
 }
 

@@ -13,7 +13,7 @@ use pyo3::types::{PyDict, PyString};
 use super::AsgiApp;
 use super::message::Sent;
 use super::protocol::{flag, header_map, required};
-use crate::bridge::{Bridge, PyObj, Ready, body_bytes};
+use crate::bridge::{Bridge, Failed, PyObj, Ready, body_bytes};
 use crate::http::ResponseBody;
 use crate::ws::{self, Delivery, Message, Received, Session};
 
@@ -204,7 +204,26 @@ impl WebsocketSend {
 
 #[pymethods]
 impl WebsocketSend {
+    /// Errors come back as an awaitable that raises them (as a coroutine
+    /// would), not at the call.
     fn __call__(&self, py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        Failed::lazily(py, self.dispatch(py, message))
+    }
+
+    /// Called by the runner when the app returned.
+    fn finish(&self) -> Option<&'static str> {
+        self.cycle.finish(false);
+        None
+    }
+
+    /// Called by the runner when the app raised.
+    fn abort(&self) {
+        self.cycle.finish(true);
+    }
+}
+
+impl WebsocketSend {
+    fn dispatch(&self, py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let msg = message
             .cast::<PyDict>()
             .map_err(|_| PyTypeError::new_err("ASGI messages must be dicts"))?;
@@ -224,16 +243,5 @@ impl WebsocketSend {
                 "unexpected ASGI message type '{kind}' for a websocket"
             ))),
         }
-    }
-
-    /// Called by the runner when the app returned.
-    fn finish(&self) -> Option<&'static str> {
-        self.cycle.finish(false);
-        None
-    }
-
-    /// Called by the runner when the app raised.
-    fn abort(&self) {
-        self.cycle.finish(true);
     }
 }

@@ -3,10 +3,17 @@
 //! Most `send` calls of an ASGI app finish at once (the bytes go into a
 //! channel), so they return [`Done`], which finishes on its first step and
 //! costs no future, no callback and no exception object. A value that is
-//! already known is returned through [`Ready`].
+//! already known is returned through [`Ready`], and a value that is not
+//! through [`Waiting`], around an asyncio future.
+//!
+//! All three have the coroutine protocol (`send`, `throw`, `close`) and
+//! the Python package registers them as `collections.abc.Coroutine`, so
+//! that, as with Uvicorn's coroutine functions, `create_task(receive())`
+//! and `run_coroutine_threadsafe(send(...), loop)` work.
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyOSError, PyStopIteration};
+use pyo3::intern;
 use pyo3::prelude::*;
 
 create_exception!(
@@ -36,6 +43,16 @@ impl Done {
 
     fn send(&self, _value: &Bound<'_, PyAny>) -> PyResult<()> {
         Err(PyStopIteration::new_err(()))
+    }
+
+    #[pyo3(signature = (exc, value = None, _traceback = None))]
+    fn throw(
+        &self,
+        exc: &Bound<'_, PyAny>,
+        value: Option<&Bound<'_, PyAny>>,
+        _traceback: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        Err(thrown(exc, value))
     }
 
     fn close(&self) {}
@@ -71,5 +88,143 @@ impl Ready {
         self.__next__(py)
     }
 
+    #[pyo3(signature = (exc, value = None, _traceback = None))]
+    fn throw(
+        &self,
+        exc: &Bound<'_, PyAny>,
+        value: Option<&Bound<'_, PyAny>>,
+        _traceback: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        Err(thrown(exc, value))
+    }
+
     fn close(&self) {}
+}
+
+/// An awaitable for a result an asyncio future will get: what
+/// `await future` does, in an object that is also a coroutine.
+#[pyclass(frozen, module = "diorite._diorite")]
+pub struct Waiting {
+    future: Py<PyAny>,
+}
+
+impl Waiting {
+    pub fn new(future: Py<PyAny>) -> Self {
+        Self { future }
+    }
+}
+
+#[pymethods]
+impl Waiting {
+    fn __await__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// Yields the future (flagged, as `Future.__await__` does, so the task
+    /// waits for it) until it is done, then finishes with its result.
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let future = self.future.bind(py);
+        if super::send::is_done(future) {
+            let result = future.call_method0(intern!(py, "result"))?;
+            return Err(PyStopIteration::new_err((result.unbind(),)));
+        }
+        future.setattr(intern!(py, "_asyncio_future_blocking"), true)?;
+        Ok(future.clone())
+    }
+
+    fn send<'py>(&self, py: Python<'py>, _value: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        self.__next__(py)
+    }
+
+    /// A cancelled task throws into its coroutine: the future is cancelled
+    /// too, and the exception goes on up.
+    #[pyo3(signature = (exc, value = None, _traceback = None))]
+    fn throw(
+        &self,
+        py: Python<'_>,
+        exc: &Bound<'_, PyAny>,
+        value: Option<&Bound<'_, PyAny>>,
+        _traceback: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let _ = self.future.bind(py).call_method0(intern!(py, "cancel"));
+        Err(thrown(exc, value))
+    }
+
+    fn close(&self, py: Python<'_>) {
+        let _ = self.future.bind(py).call_method0(intern!(py, "cancel"));
+    }
+}
+
+/// An awaitable that raises `error` when awaited. Sends that fail return
+/// one instead of raising at the call, so that, as with a coroutine, the
+/// error surfaces where the result is awaited (`run_coroutine_threadsafe`
+/// on another thread hands it to that thread's `result()`).
+#[pyclass(frozen, module = "diorite._diorite")]
+pub struct Failed {
+    error: Py<PyAny>,
+}
+
+impl Failed {
+    /// `Ok(awaitable)` for a call's outcome: the value, or a `Failed`.
+    pub fn lazily(py: Python<'_>, outcome: PyResult<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+        match outcome {
+            Ok(value) => Ok(value),
+            Err(err) => Ok(Py::new(
+                py,
+                Failed {
+                    error: err.into_value(py).into_any(),
+                },
+            )?
+            .into_any()),
+        }
+    }
+}
+
+#[pymethods]
+impl Failed {
+    fn __await__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<()> {
+        Err(PyErr::from_value(self.error.bind(py).clone()))
+    }
+
+    fn send(&self, py: Python<'_>, _value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.__next__(py)
+    }
+
+    #[pyo3(signature = (exc, value = None, _traceback = None))]
+    fn throw(
+        &self,
+        exc: &Bound<'_, PyAny>,
+        value: Option<&Bound<'_, PyAny>>,
+        _traceback: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        Err(thrown(exc, value))
+    }
+
+    fn close(&self) {}
+}
+
+/// The exception `throw(exc[, value])` raises: `exc` itself when it is an
+/// exception, else `exc(value)`.
+fn thrown(exc: &Bound<'_, PyAny>, value: Option<&Bound<'_, PyAny>>) -> PyErr {
+    match value {
+        Some(value) if !value.is_none() && exc.is_instance_of::<pyo3::types::PyType>() => {
+            match exc.call1((value,)) {
+                Ok(instance) => PyErr::from_value(instance),
+                Err(err) => err,
+            }
+        }
+        _ => PyErr::from_value(exc.clone()),
+    }
 }

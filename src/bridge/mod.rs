@@ -12,7 +12,7 @@ mod pyobj;
 mod queue;
 mod send;
 
-pub use awaitable::{ClientDisconnected, Done, Ready};
+pub use awaitable::{ClientDisconnected, Done, Failed, Ready, Waiting};
 pub use bytes::body_bytes;
 pub use pool::PythonPool;
 pub use pyobj::{PyObj, deferred_release_count, release_deferred};

@@ -1,9 +1,10 @@
 //! Sending a streamed body's chunks from the event-loop thread.
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use tokio::sync::mpsc::error::TrySendError;
 
-use super::{Bridge, ClientDisconnected, PyObj};
+use super::{Bridge, ClientDisconnected, PyObj, Waiting};
 use crate::http::{StreamSender, Weighed};
 
 /// Queues `item` and returns what the app should await: `done` when the
@@ -30,7 +31,7 @@ pub fn send_or_wait<T: Weighed>(
                 let sent = tx.send(item).await.is_ok();
                 loop_side.submit(Box::new(move |py| settle(py, waiter, sent)));
             });
-            Ok(future.unbind())
+            Ok(Py::new(py, Waiting::new(future.unbind()))?.into_any())
         }
     }
 }
@@ -41,10 +42,10 @@ fn settle(py: Python<'_>, waiter: PyObj, sent: bool) {
         return;
     }
     let result = if sent {
-        future.call_method1("set_result", (py.None(),))
+        future.call_method1(intern!(py, "set_result"), (py.None(),))
     } else {
         let exc = ClientDisconnected::new_err("client disconnected").into_value(py);
-        future.call_method1("set_exception", (exc,))
+        future.call_method1(intern!(py, "set_exception"), (exc,))
     };
     if let Err(err) = result {
         err.print(py);
@@ -54,7 +55,7 @@ fn settle(py: Python<'_>, waiter: PyObj, sent: bool) {
 /// `future.done()`, taking a failing call as done (nothing to resolve).
 pub fn is_done(future: &Bound<'_, PyAny>) -> bool {
     future
-        .call_method0("done")
+        .call_method0(intern!(future.py(), "done"))
         .and_then(|d| d.is_truthy())
         .unwrap_or(true)
 }
@@ -65,7 +66,7 @@ pub fn resolve<'py>(future: &Bound<'py, PyAny>, value: impl IntoPyObject<'py>) {
         return;
     }
     let py = future.py();
-    if let Err(err) = future.call_method1("set_result", (value,)) {
+    if let Err(err) = future.call_method1(intern!(py, "set_result"), (value,)) {
         err.print(py);
     }
 }

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
 use super::RsgiApp;
-use crate::bridge::{Bridge, PyObj, Ready, body_bytes};
+use crate::bridge::{Bridge, Failed, PyObj, Ready, body_bytes};
 use crate::ws::{self, Delivery, Message, Received, Session};
 
 /// `WebsocketMessage.kind` values from the RSGI spec.
@@ -128,12 +128,14 @@ impl WebsocketTransport {
         ws::receive(py, &self.session, &self.app)
     }
 
+    /// Like all sends, failures raise when awaited, not at the call.
     fn send_bytes(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let message = Message::Binary(body_bytes(data)?);
-        ws::send(py, &self.session, self.app.as_ref(), message)
+        Failed::lazily(py, ws::send(py, &self.session, self.app.as_ref(), message))
     }
 
     fn send_str(&self, py: Python<'_>, data: String) -> PyResult<Py<PyAny>> {
-        ws::send(py, &self.session, self.app.as_ref(), Message::text(data))
+        let message = Message::text(data);
+        Failed::lazily(py, ws::send(py, &self.session, self.app.as_ref(), message))
     }
 }

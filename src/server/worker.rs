@@ -155,9 +155,9 @@ impl Worker {
 
     /// Starts serving an ASGI app. `runner(scope, receive, send)` returns
     /// the coroutine to run; `spawn(coro)` makes it a task.
-    /// `websocket`, when websockets are on, is the websocket runner and
-    /// the websocket scope's constant keys.
-    #[pyo3(signature = (runner, spawn, event_loop, template, websocket = None, state = None))]
+    /// `ws_template`, when websockets are on, holds the websocket scope's
+    /// constant keys.
+    #[pyo3(signature = (runner, spawn, event_loop, template, ws_template = None, state = None))]
     #[allow(clippy::too_many_arguments)]
     fn serve_asgi(
         &self,
@@ -166,17 +166,17 @@ impl Worker {
         spawn: Py<PyAny>,
         event_loop: Bound<'_, PyAny>,
         template: Py<PyAny>,
-        websocket: Option<(Py<PyAny>, Py<PyAny>)>,
+        ws_template: Option<Py<PyAny>>,
         state: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        let websockets = self.websockets.filter(|_| websocket.is_some());
+        let websockets = self.websockets.filter(|_| ws_template.is_some());
         let app = AsgiApp::new(
             py,
             runner,
             spawn,
             &event_loop,
             template,
-            websocket,
+            ws_template,
             state,
             self.bridge.clone(),
         )?;

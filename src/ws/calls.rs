@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
+use pyo3::intern;
 use pyo3::prelude::*;
 
 use super::inbox::Received;
 use super::session::{Refused, Session};
-use crate::bridge::{Bridge, ClientDisconnected, PyObj, Ready, is_done, send_or_wait};
+use crate::bridge::{Bridge, ClientDisconnected, PyObj, Ready, Waiting, is_done, send_or_wait};
 use pyo3::exceptions::PyRuntimeError;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -36,7 +37,7 @@ pub fn receive<D: Delivery>(
     }
     let future = delivery.create_future().bind(py).call0()?;
     wait_for_message(py, session, delivery, future.clone());
-    Ok(future.unbind())
+    Ok(Py::new(py, Waiting::new(future.unbind()))?.into_any())
 }
 
 /// Resolves `future` with the next message now, or registers it to be
@@ -61,8 +62,8 @@ fn wait_for_message<D: Delivery>(
     };
     if let Some(msg) = session.inbox.take(wake) {
         let result = match delivery.to_python(py, msg) {
-            Ok(value) => future.call_method1("set_result", (value,)),
-            Err(err) => future.call_method1("set_exception", (err.into_value(py),)),
+            Ok(value) => future.call_method1(intern!(py, "set_result"), (value,)),
+            Err(err) => future.call_method1(intern!(py, "set_exception"), (err.into_value(py),)),
         };
         if let Err(err) = result {
             err.print(py);

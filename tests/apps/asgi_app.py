@@ -79,6 +79,32 @@ async def app(scope, receive, send):
         body, calls = await read_body(receive)
         return await respond(send, body=body, headers=[(b"x-receive-calls", str(calls).encode())])
 
+    if path == "/tasks":
+        # receive() and send() wrapped in tasks, as Django Channels and
+        # threads using run_coroutine_threadsafe do; a receive cancelled
+        # while it waits must not swallow a piece of the body.
+        waiting = asyncio.create_task(receive())
+        await asyncio.sleep(0)
+        chunks, more = [], True
+        if waiting.done():
+            message = waiting.result()
+            chunks.append(message["body"])
+            more = message["more_body"]
+        else:
+            waiting.cancel()
+            STATS["receive_cancelled"] = STATS.get("receive_cancelled", 0) + 1
+        while more:
+            message = await asyncio.create_task(receive())
+            chunks.append(message["body"])
+            more = message["more_body"]
+        start = {"type": "http.response.start", "status": 200, "headers": []}
+        await asyncio.ensure_future(send(start))
+        loop = asyncio.get_running_loop()
+        body = {"type": "http.response.body", "body": b"".join(chunks)}
+        sent = asyncio.run_coroutine_threadsafe(send(body), loop)
+        await asyncio.wrap_future(sent)
+        return
+
     if path == "/echo-length":
         body, _ = await read_body(receive)
         return await respond(send, body=str(len(body)).encode())
