@@ -10,6 +10,7 @@ import contextlib
 import json
 import socket
 import struct
+import threading
 import time
 
 import httpx
@@ -200,6 +201,18 @@ def test_message_size_limit_closes_with_1009(serve):
     assert wait_event(server, {"path": "/echo"})["code"] == 1009
 
 
+def test_unsupported_version_gets_426(serve):
+    server = serve("ws_asgi_app:app")
+    answer = server.raw(
+        b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    head = answer.split(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 426")
+    assert b"sec-websocket-version: 13" in head
+
+
 def test_no_ws_passes_upgrades_to_the_app_as_http(serve):
     server = serve("ws_asgi_app:app", "--no-ws")
     headers = {
@@ -228,6 +241,29 @@ def test_slow_reader_makes_sends_wait_instead_of_buffering(serve):
             assert len(ws.recv()) == 1024 * 1024
             received += 1
     assert events(server)["progress"]["flood_sent"] == 300
+
+
+def test_fast_client_and_slow_app_do_not_buffer_without_bound(serve):
+    """A client that sends faster than the app receives is slowed down by
+    TCP: the server stops reading once 1 MiB waits for the app."""
+    server = serve("ws_asgi_app:app")
+    before = server.rss_mib()
+    chunk = b"m" * (1024 * 1024)
+    with connect(ws_url(server, "/late-reader?150"), max_size=None) as ws:
+        sender = threading.Thread(target=lambda: [ws.send(chunk) for _ in range(150)])
+        sender.start()
+        time.sleep(1.5)  # the app receives nothing for 2 s
+        grown = server.rss_mib() - before
+        assert grown < 80, f"the worker grew {grown:.0f} MiB holding unread messages"
+        sender.join(30)
+        assert ws.recv(timeout=30) == f"150 {150 * len(chunk)}"
+
+
+def test_ping_is_answered(asgi_ws):
+    with connect(ws_url(asgi_ws, "/echo")) as ws:
+        assert ws.ping(b"are you there").wait(timeout=5)
+        ws.send("after ping")
+        assert ws.recv() == "after ping"
 
 
 def test_sends_from_other_tasks(asgi_ws):

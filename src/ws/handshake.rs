@@ -51,26 +51,34 @@ pub fn subprotocols(head: &Parts) -> Vec<String> {
         .collect()
 }
 
+/// The refusal for a handshake with a version other than 13: `426` with
+/// the version the server speaks, as RFC 6455 asks. `None` when the
+/// version is right.
+pub fn unsupported_version(request: &HeaderMap) -> Option<Response<ResponseBody>> {
+    if request
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v.as_bytes() == b"13")
+    {
+        return None;
+    }
+    let mut refused = Response::new(ResponseBody::full(bytes::Bytes::from_static(
+        b"Unsupported websocket version; this server speaks version 13",
+    )));
+    *refused.status_mut() = StatusCode::UPGRADE_REQUIRED;
+    refused.headers_mut().insert(
+        header::SEC_WEBSOCKET_VERSION,
+        HeaderValue::from_static("13"),
+    );
+    Some(refused)
+}
+
 /// The `101 Switching Protocols` response for a request whose
-/// `Sec-WebSocket-Key` is `key`. An unsupported version gets 426 with the
-/// version the server speaks, as RFC 6455 asks.
+/// `Sec-WebSocket-Key` is in `request`.
 pub fn accept_response(
     request: &HeaderMap,
     subprotocol: Option<&str>,
     extra: HeaderMap,
 ) -> Result<Response<ResponseBody>, &'static str> {
-    if request
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .is_none_or(|v| v.as_bytes() != b"13")
-    {
-        let mut refused = Response::new(ResponseBody::empty());
-        *refused.status_mut() = StatusCode::UPGRADE_REQUIRED;
-        refused.headers_mut().insert(
-            header::SEC_WEBSOCKET_VERSION,
-            HeaderValue::from_static("13"),
-        );
-        return Ok(refused);
-    }
     let key = request
         .get(header::SEC_WEBSOCKET_KEY)
         .ok_or("the request has no Sec-WebSocket-Key")?;

@@ -12,7 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
-use super::handshake::{Config, accept_response};
+use super::handshake::{Config, accept_response, unsupported_version};
 use super::inbox::Inbox;
 use super::pump::Pump;
 use crate::http::{ConnInfo, Reply, ResponseBody, StreamSender, Weighed, error_response, exchange};
@@ -72,23 +72,16 @@ impl Session {
     pub fn accept(&self, subprotocol: Option<&str>, headers: HeaderMap) -> Result<(), String> {
         let mut state = self.lock();
         let Phase::Connecting(_) = &state.phase else {
-            return Err(self.refusal(&state, "accept").to_owned());
+            return Err(refusal(&state.phase).to_owned());
         };
         let response = accept_response(&self.request, subprotocol, headers)?;
-        let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-        let Phase::Connecting(reply) = std::mem::replace(
-            &mut state.phase,
-            if upgraded { Phase::Open } else { Phase::Closed },
-        ) else {
+        let Phase::Connecting(reply) = std::mem::replace(&mut state.phase, Phase::Open) else {
             unreachable!("checked above")
         };
         state.permit = None;
         drop(state);
         if reply.send(response).is_err() {
             self.inbox.close(1006, "");
-        }
-        if !upgraded {
-            self.inbox.close(1006, "unsupported websocket version");
         }
         Ok(())
     }
@@ -188,13 +181,14 @@ impl Session {
     pub fn is_connecting(&self) -> bool {
         matches!(self.lock().phase, Phase::Connecting(_))
     }
+}
 
-    fn refusal(&self, state: &State, _what: &str) -> &'static str {
-        match state.phase {
-            Phase::Connecting(_) => "the websocket handshake is still open",
-            Phase::Open => "the websocket was already accepted",
-            Phase::Closed => "the websocket is already closed",
-        }
+/// Why `accept` is refused in `phase`.
+fn refusal(phase: &Phase) -> &'static str {
+    match phase {
+        Phase::Connecting(_) => "the websocket handshake is still open",
+        Phase::Open => "the websocket was already accepted",
+        Phase::Closed => "the websocket is already closed",
     }
 }
 
@@ -210,6 +204,9 @@ pub async fn serve(
     config: Config,
     start: impl FnOnce(Parts, Arc<Session>) -> Result<(), StatusCode>,
 ) -> Response<ResponseBody> {
+    if let Some(refused) = unsupported_version(req.headers()) {
+        return refused;
+    }
     let upgrade = hyper::upgrade::on(&mut req);
     let mut pump = None;
     let response = exchange(limiter, req, |admitted| {

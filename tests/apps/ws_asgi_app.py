@@ -187,7 +187,25 @@ async def close_code(scope, receive, send):
     EVENTS.append({"path": "/wait-close", "code": message["code"]})
 
 
+async def late_reader(scope, receive, send):
+    """Receives nothing for two seconds, then counts what arrived."""
+    await connect(receive)
+    await send({"type": "websocket.accept"})
+    await asyncio.sleep(2)
+    count, size = 0, 0
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            break
+        count += 1
+        size += len(message["bytes"])
+        if count == int(scope["query_string"]):
+            await send({"type": "websocket.send", "text": f"{count} {size}"})
+    EVENTS.append({"path": "/late-reader", "count": count})
+
+
 ROUTES = {
+    "/late-reader": late_reader,
     "/echo": echo,
     "/scope": scope_info,
     "/close-4001": close_4001,
