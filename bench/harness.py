@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from run import CEILING_BIN, build_ceiling, free_port, wait_listening
+from run import CEILING_BIN, build_tool, free_port, wait_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -54,18 +54,7 @@ SCENARIOS = [
 ]
 H2_SCENARIO = "h2-hello-16"
 WS_SCENARIO = "ws-echo"
-WSLOAD_DIR = BENCH / "wsload"
 WSLOAD_BIN = ROOT / "target" / "wsload" / "release" / "wsload"
-
-
-def build_wsload() -> None:
-    """Builds the websocket echo load generator."""
-    subprocess.run(
-        ["cargo", "build", "--release", "-q"],
-        cwd=WSLOAD_DIR,
-        env=dict(os.environ, CARGO_TARGET_DIR=str(ROOT / "target" / "wsload")),
-        check=True,
-    )
 
 
 def command(server: str, interface: str, port: int) -> list[str] | None:
@@ -270,7 +259,7 @@ def write_chart(interface: str, table: dict, servers: list[str], suffix: str = "
         values = [table[s].get(server, {}).get("rps", 0) for s in scenarios]
         ax.bar([x + i * width for x in range(len(scenarios))], values, width, label=server)
     ax.set_xticks([x + width * (len(servers) - 1) / 2 for x in range(len(scenarios))], scenarios)
-    ax.set_ylabel("requests/s (higher is better)")
+    ax.set_ylabel("requests/s, ws-echo round-trips/s (higher is better)")
     ax.set_yscale("log")
     ax.set_title(f"{interface.upper()}: one worker each, wrk -c64 / h2load -c4 -m16")
     ax.legend()
@@ -298,14 +287,15 @@ def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("bench: wrk is not installed (apt-get install wrk)")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    build_ceiling()
-    build_wsload()
+    build_tool("ceiling")
+    build_tool("wsload")
     machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
     lines = [
         f"Machine: {machine}; {args.rounds} round(s) of {args.duration} s per scenario, "
-        f"medians; {time.strftime('%Y-%m-%d')}.",
+        f"medians; {time.strftime('%Y-%m-%d')}. Rates are requests/s, and echo "
+        "round-trips/s for ws-echo.",
         "",
-        "| interface | scenario | server | req/s | vs granian | of ceiling | p50 ms | p99 ms "
+        "| interface | scenario | server | rate/s | vs granian | of ceiling | p50 ms | p99 ms "
         "| RSS MiB |",
         "|---|---|---|---|---|---|---|---|---|",
     ]

@@ -36,18 +36,22 @@ SCENARIOS = {
     "wsgi": "examples.hello_wsgi:app",
 }
 
-CEILING_DIR = ROOT / "bench" / "ceiling"
 CEILING_BIN = ROOT / "target" / "ceiling" / "release" / "hyper-ceiling"
+
+
+def build_tool(name: str) -> None:
+    """Builds the Rust crate bench/<name> (release) into target/<name>."""
+    subprocess.run(
+        ["cargo", "build", "--release", "-q"],
+        cwd=ROOT / "bench" / name,
+        env=dict(os.environ, CARGO_TARGET_DIR=str(ROOT / "target" / name)),
+        check=True,
+    )
 
 
 def build_ceiling() -> None:
     """Builds the Python-free hyper server the numbers are compared with."""
-    subprocess.run(
-        ["cargo", "build", "--release", "-q"],
-        cwd=CEILING_DIR,
-        env=dict(os.environ, CARGO_TARGET_DIR=str(ROOT / "target" / "ceiling")),
-        check=True,
-    )
+    build_tool("ceiling")
 
 
 def free_port() -> int:

@@ -249,3 +249,17 @@ def test_receive_and_send_work_as_tasks(serve):
     assert httpx.get(server.url + "/stats").json()["receive_cancelled"] == 1
     r = httpx.post(server.url + "/tasks", content=b"at once")
     assert r.text == "at once"
+
+
+def test_client_gone_between_head_and_streamed_body(serve):
+    """Regression: a client that left after http.response.start but before
+    the first streamed body chunk deadlocked the worker (the abandoned body
+    was dropped while its exchange was locked)."""
+    server = serve("asgi_app:app")
+    for _ in range(10):
+        with socket.create_connection((server.host, server.port)) as s:
+            s.sendall(b"GET /late-stream HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.05)
+    time.sleep(0.3)
+    assert httpx.get(server.url + "/", timeout=5).text == "Hello, world!"
+    assert httpx.get(server.url + "/late-stream?delay=0", timeout=5).text == "ab"

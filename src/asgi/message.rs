@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 
 use crate::bridge::Done;
 use crate::ws::Received;
+use pyo3::exceptions::PyTypeError;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
 pub struct Messages {
@@ -116,7 +117,27 @@ impl Messages {
         Ok(event)
     }
 
-    pub fn kind(&self, kind: &str) -> Option<Sent> {
+    /// A message the app sent: the dict and what its `type` says.
+    pub fn read<'py>(
+        &self,
+        message: &Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyDict>, Option<Sent>)> {
+        let py = message.py();
+        let msg = message
+            .cast::<PyDict>()
+            .map_err(|_| PyTypeError::new_err("ASGI messages must be dicts"))?;
+        let kind = msg.get_item(self.type_.bind(py))?.ok_or_else(|| {
+            pyo3::exceptions::PyValueError::new_err("an ASGI message is missing the 'type' key")
+        })?;
+        let kind = kind
+            .cast::<PyString>()
+            .map_err(|_| PyTypeError::new_err("ASGI message 'type' must be a str"))?
+            .to_str()?;
+        let sent = self.kind(kind);
+        Ok((msg.clone(), sent))
+    }
+
+    fn kind(&self, kind: &str) -> Option<Sent> {
         match kind {
             "http.response.start" => Some(Sent::Start),
             "http.response.body" => Some(Sent::Body),

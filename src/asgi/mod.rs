@@ -131,27 +131,6 @@ impl AsgiHandler {
             websockets,
         }
     }
-
-    async fn websocket(
-        &self,
-        req: Request<Incoming>,
-        conn: &Arc<ConnInfo>,
-        config: ws::Config,
-    ) -> Response<ResponseBody> {
-        ws::serve(&self.limiter, req, conn, config, |head, session| {
-            let app = Arc::clone(&self.app);
-            let conn = Arc::clone(conn);
-            let submitted = self.app.bridge.submit(Box::new(move |py| {
-                app.start_websocket(py, head, &conn, session)
-            }));
-            if submitted {
-                Ok(())
-            } else {
-                Err(StatusCode::SERVICE_UNAVAILABLE)
-            }
-        })
-        .await
-    }
 }
 
 impl Handler for AsgiHandler {
@@ -159,7 +138,17 @@ impl Handler for AsgiHandler {
         if let Some(config) = self.websockets
             && ws::is_upgrade(&req)
         {
-            return self.websocket(req, conn, config).await;
+            let app = Arc::clone(&self.app);
+            let bridge = &self.app.bridge;
+            return ws::serve(
+                &self.limiter,
+                req,
+                conn,
+                config,
+                bridge,
+                move |py, head, conn, session| app.start_websocket(py, head, &conn, session),
+            )
+            .await;
         }
         exchange(&self.limiter, req, |admitted| {
             let Admitted {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use hyper::{HeaderMap, Response, StatusCode};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
@@ -178,7 +179,11 @@ impl Send {
                 let gone = Arc::clone(&self.cycle);
                 let (tx, stream) =
                     ResponseBody::channel(Some(Box::new(move || gone.client_gone())));
-                if reply.send(response.map(|()| stream)).is_err() {
+                if let Err(unsent) = reply.send(response.map(|()| stream)) {
+                    // The client left before the head went out. Dropping the
+                    // body runs its abandon hook, which takes this lock.
+                    drop(state);
+                    drop(unsent);
                     return Err(ClientDisconnected::new_err("client disconnected"));
                 }
                 self.stream_body(py, &mut state, tx, trailers, body, more)
@@ -302,25 +307,27 @@ impl Send {
 
 impl Send {
     fn dispatch(&self, py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let msg = message
-            .cast::<PyDict>()
-            .map_err(|_| PyTypeError::new_err("ASGI messages must be dicts"))?;
-        let messages = &self.cycle.app.messages;
-        let kind_obj = required(msg, messages.type_.bind(py), "an ASGI message")?;
-        let kind = kind_obj
-            .cast::<PyString>()
-            .map_err(|_| PyTypeError::new_err("ASGI message 'type' must be a str"))?
-            .to_str()?;
-        match messages.kind(kind) {
+        let (msg, kind) = self.cycle.app.messages.read(message)?;
+        let msg = &msg;
+        match kind {
             Some(Sent::Start) => self.start(msg).map(|()| self.done(py)),
             Some(Sent::Body) => self.body(py, msg),
             Some(Sent::Trailers) => self.trailers(py, msg),
             Some(Sent::PathSend) => self.pathsend(py, msg),
-            _ => Err(PyValueError::new_err(format!(
-                "unexpected ASGI message type '{kind}'"
-            ))),
+            _ => Err(unexpected(msg, "")),
         }
     }
+}
+
+/// The error for a message of a type this scope does not take.
+pub(super) fn unexpected(msg: &Bound<'_, PyDict>, scope: &str) -> PyErr {
+    let kind = msg
+        .get_item(intern!(msg.py(), "type"))
+        .ok()
+        .flatten()
+        .map(|k| k.to_string())
+        .unwrap_or_default();
+    PyValueError::new_err(format!("unexpected ASGI message type '{kind}'{scope}"))
 }
 
 pub(super) fn required<'py>(

@@ -12,7 +12,7 @@ use pyo3::types::{PyDict, PyString};
 
 use super::AsgiApp;
 use super::message::Sent;
-use super::protocol::{flag, header_map, required};
+use super::protocol::{flag, header_map, required, unexpected};
 use crate::bridge::{Bridge, Failed, PyObj, Ready, body_bytes};
 use crate::http::ResponseBody;
 use crate::ws::{self, Delivery, Message, Received, Session};
@@ -224,24 +224,15 @@ impl WebsocketSend {
 
 impl WebsocketSend {
     fn dispatch(&self, py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let msg = message
-            .cast::<PyDict>()
-            .map_err(|_| PyTypeError::new_err("ASGI messages must be dicts"))?;
-        let messages = &self.cycle.app.messages;
-        let kind_obj = required(msg, messages.type_.bind(py), "an ASGI message")?;
-        let kind = kind_obj
-            .cast::<PyString>()
-            .map_err(|_| PyTypeError::new_err("ASGI message 'type' must be a str"))?
-            .to_str()?;
-        match messages.kind(kind) {
+        let (msg, kind) = self.cycle.app.messages.read(message)?;
+        let msg = &msg;
+        match kind {
             Some(Sent::WsSend) => self.send(py, msg),
             Some(Sent::WsAccept) => self.accept(py, msg),
             Some(Sent::WsClose) => self.close(py, msg),
             Some(Sent::WsDenyStart) => self.deny_start(py, msg),
             Some(Sent::WsDenyBody) => self.deny_body(py, msg),
-            _ => Err(PyValueError::new_err(format!(
-                "unexpected ASGI message type '{kind}' for a websocket"
-            ))),
+            _ => Err(unexpected(msg, " for a websocket")),
         }
     }
 }

@@ -120,25 +120,6 @@ impl RsgiHandler {
             websockets,
         }
     }
-
-    async fn websocket(
-        &self,
-        req: Request<Incoming>,
-        conn: &Arc<ConnInfo>,
-        config: ws::Config,
-    ) -> Response<ResponseBody> {
-        ws::serve(&self.limiter, req, conn, config, |head, session| {
-            let app = Arc::clone(&self.app);
-            let conn = Arc::clone(conn);
-            let job = Box::new(move |py: Python<'_>| app.start_websocket(py, head, conn, session));
-            if self.app.bridge.submit(job) {
-                Ok(())
-            } else {
-                Err(StatusCode::SERVICE_UNAVAILABLE)
-            }
-        })
-        .await
-    }
 }
 
 impl Handler for RsgiHandler {
@@ -146,7 +127,17 @@ impl Handler for RsgiHandler {
         if let Some(config) = self.websockets
             && ws::is_upgrade(&req)
         {
-            return self.websocket(req, conn, config).await;
+            let app = Arc::clone(&self.app);
+            let bridge = &self.app.bridge;
+            return ws::serve(
+                &self.limiter,
+                req,
+                conn,
+                config,
+                bridge,
+                move |py, head, conn, session| app.start_websocket(py, head, conn, session),
+            )
+            .await;
         }
         http::exchange(&self.limiter, req, |admitted| {
             let Admitted {

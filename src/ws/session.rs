@@ -8,6 +8,7 @@ use hyper::body::Incoming;
 use hyper::header::HeaderMap;
 use hyper::http::request::Parts;
 use hyper::{Request, Response, StatusCode};
+use pyo3::Python;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -15,6 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use super::handshake::{Config, accept_response, unsupported_version};
 use super::inbox::Inbox;
 use super::pump::Pump;
+use crate::bridge::Bridge;
 use crate::http::{ConnInfo, Reply, ResponseBody, StreamSender, Weighed, error_response, exchange};
 
 impl Weighed for Message {
@@ -192,18 +194,22 @@ fn refusal(phase: &Phase) -> &'static str {
     }
 }
 
-/// Serves one upgrade request: admits it under `--backpressure`, lets
-/// `start` hand the handshake to the app, and once the app accepted,
-/// starts the pump on the upgraded connection (tracked, so a graceful stop
-/// waits for it). A client that leaves during the handshake ends the
-/// session with 1006.
-pub async fn serve(
+/// Serves one upgrade request: admits it under `--backpressure`, has
+/// `start` run on the event-loop thread to hand the handshake to the app,
+/// and once the app accepted, starts the pump on the upgraded connection
+/// (tracked, so a graceful stop waits for it). A client that leaves during
+/// the handshake ends the session with 1006.
+pub async fn serve<F>(
     limiter: &Arc<Semaphore>,
     mut req: Request<Incoming>,
-    conn: &ConnInfo,
+    conn: &Arc<ConnInfo>,
     config: Config,
-    start: impl FnOnce(Parts, Arc<Session>) -> Result<(), StatusCode>,
-) -> Response<ResponseBody> {
+    bridge: &Bridge,
+    start: F,
+) -> Response<ResponseBody>
+where
+    F: FnOnce(Python<'_>, Parts, Arc<ConnInfo>, Arc<Session>) + Send + 'static,
+{
     if let Some(refused) = unsupported_version(req.headers()) {
         return refused;
     }
@@ -230,7 +236,10 @@ pub async fn serve(
             }),
         });
         pump = Some(Pump::new(Arc::clone(&session), outgoing, config));
-        start(admitted.head, Arc::clone(&session))?;
+        let (head, job_conn, job_session) = (admitted.head, Arc::clone(conn), Arc::clone(&session));
+        if !bridge.submit(Box::new(move |py| start(py, head, job_conn, job_session))) {
+            return Err(StatusCode::SERVICE_UNAVAILABLE);
+        }
         Ok(move || session.inbox.close(1006, ""))
     })
     .await;

@@ -105,6 +105,15 @@ async def app(scope, receive, send):
         await asyncio.wrap_future(sent)
         return
 
+    if path == "/late-stream":
+        # The head is ready, but the streamed body starts only after the
+        # client may have left.
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await asyncio.sleep(float(query.get("delay", 0.15)))
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        await send({"type": "http.response.body", "body": b"b"})
+        return
+
     if path == "/echo-length":
         body, _ = await read_body(receive)
         return await respond(send, body=str(len(body)).encode())
