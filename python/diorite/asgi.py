@@ -14,25 +14,16 @@ EXTENSIONS = ("http.response.pathsend", "http.response.trailers")
 WEBSOCKET_EXTENSIONS = ("websocket.http.response",)
 
 
-def scope_template(scheme: str = "http", root_path: str = "") -> dict:
-    """The keys every request's scope shares; Rust copies this per request."""
+def scope_template(kind: str = "http", root_path: str = "") -> dict:
+    """The keys every `http` (or `websocket`) scope shares; Rust copies
+    this per request."""
+    websocket = kind == "websocket"
     return {
-        "type": "http",
+        "type": kind,
         "asgi": dict(ASGI_VERSION),
-        "scheme": scheme,
+        "scheme": "ws" if websocket else "http",
         "root_path": root_path,
-        "extensions": {name: {} for name in EXTENSIONS},
-    }
-
-
-def websocket_scope_template(scheme: str = "ws", root_path: str = "") -> dict:
-    """The keys every websocket scope shares."""
-    return {
-        "type": "websocket",
-        "asgi": dict(ASGI_VERSION),
-        "scheme": scheme,
-        "root_path": root_path,
-        "extensions": {name: {} for name in WEBSOCKET_EXTENSIONS},
+        "extensions": {name: {} for name in (WEBSOCKET_EXTENSIONS if websocket else EXTENSIONS)},
     }
 
 

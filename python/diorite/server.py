@@ -25,7 +25,6 @@ from .asgi import (
     make_runner,
     scope_template,
     task_spawner,
-    websocket_scope_template,
 )
 from .config import Config
 from .loader import AppLoadError, load_app
@@ -188,7 +187,7 @@ async def serve_app(
         worker.serve_wsgi(app, wsgi.report, wsgi.environ_template(), config.blocking_threads)
     else:
         state = lifespan.state if lifespan is not None and lifespan.supported else None
-        ws_template = websocket_scope_template() if config.websockets else None
+        ws_template = scope_template("websocket") if config.websockets else None
         worker.serve_asgi(
             make_runner(app), task_spawner(loop), loop, scope_template(), ws_template, state
         )

@@ -8,6 +8,7 @@
 //! of 1 KiB, and a websocket echo on any path.
 
 use std::convert::Infallible;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -23,6 +24,16 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 type Body = BoxBody<Bytes, Infallible>;
+
+// Bodies made once and shared, as the apps' module-level bytes are.
+static JSON: OnceLock<Bytes> = OnceLock::new();
+static ONE_MIB: OnceLock<Bytes> = OnceLock::new();
+static FOUR_MIB: OnceLock<Bytes> = OnceLock::new();
+static CHUNK: OnceLock<Bytes> = OnceLock::new();
+
+fn body(cell: &'static OnceLock<Bytes>, size: usize) -> Bytes {
+    cell.get_or_init(|| Bytes::from(vec![b'x'; size])).clone()
+}
 
 fn full(bytes: Bytes, kind: &'static str) -> Response<Body> {
     let mut response = Response::new(Full::new(bytes).boxed());
@@ -66,16 +77,17 @@ async fn handle(mut req: Request<hyper::body::Incoming>) -> Result<Response<Body
         return Ok(response);
     }
     let response = match req.uri().path() {
-        "/json" => full(Bytes::from(vec![b'j'; 4096]), "application/json"),
-        "/1m" => full(Bytes::from(vec![b'x'; 1 << 20]), "application/octet-stream"),
-        "/4m" => full(Bytes::from(vec![b'x'; 4 << 20]), "application/octet-stream"),
+        "/json" => full(body(&JSON, 4096), "application/json"),
+        "/1m" => full(body(&ONE_MIB, 1 << 20), "application/octet-stream"),
+        "/4m" => full(body(&FOUR_MIB, 4 << 20), "application/octet-stream"),
         "/echo" => {
             let body = req.into_body().collect().await.map(|b| b.to_bytes());
             full(body.unwrap_or_default(), "application/octet-stream")
         }
         "/stream" => {
+            let chunk = body(&CHUNK, 1024);
             let chunks = futures_util::stream::iter(
-                (0..100).map(|_| Ok::<_, Infallible>(Frame::data(Bytes::from(vec![b'y'; 1024])))),
+                (0..100).map(move |_| Ok::<_, Infallible>(Frame::data(chunk.clone()))),
             );
             let mut response = Response::new(BodyExt::boxed(StreamBody::new(chunks)));
             response
