@@ -20,16 +20,30 @@ pub const BUDGET: usize = 512 * 1024;
 
 #[derive(Default)]
 pub struct Budget {
-    used: Mutex<usize>,
+    used: Mutex<Used>,
     freed: Notify,
     freed_blocking: Condvar,
+}
+
+#[derive(Default)]
+struct Used {
+    bytes: usize,
+    /// Threads waiting in `take_blocking`: waking the condition variable
+    /// is a system call, which every frame would otherwise pay.
+    blocked: usize,
+}
+
+impl Used {
+    fn has_room(&self, n: usize) -> bool {
+        self.bytes == 0 || self.bytes + n <= BUDGET
+    }
 }
 
 impl Budget {
     fn try_take(self: &Arc<Self>, n: usize) -> Option<Charge> {
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        if *used == 0 || *used + n <= BUDGET {
-            *used += n;
+        if used.has_room(n) {
+            used.bytes += n;
             Some(Charge {
                 budget: Arc::clone(self),
                 n,
@@ -53,13 +67,15 @@ impl Budget {
 
     fn take_blocking(self: &Arc<Self>, n: usize) -> Charge {
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        while !(*used == 0 || *used + n <= BUDGET) {
+        while !used.has_room(n) {
+            used.blocked += 1;
             used = self
                 .freed_blocking
                 .wait(used)
                 .unwrap_or_else(|p| p.into_inner());
+            used.blocked -= 1;
         }
-        *used += n;
+        used.bytes += n;
         Charge {
             budget: Arc::clone(self),
             n,
@@ -76,10 +92,13 @@ pub struct Charge {
 impl Drop for Charge {
     fn drop(&mut self) {
         let mut used = self.budget.used.lock().unwrap_or_else(|p| p.into_inner());
-        *used -= self.n;
+        used.bytes -= self.n;
+        let blocked = used.blocked > 0;
         drop(used);
         self.budget.freed.notify_waiters();
-        self.budget.freed_blocking.notify_all();
+        if blocked {
+            self.budget.freed_blocking.notify_all();
+        }
     }
 }
 
