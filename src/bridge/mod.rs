@@ -17,4 +17,4 @@ pub use bytes::body_bytes;
 pub use pool::PythonPool;
 pub use pyobj::{PyObj, deferred_release_count, release_deferred};
 pub use queue::{Bridge, Job};
-pub use send::{is_done, resolve, send_or_wait};
+pub use send::{is_done, resolve, send_or_wait, wait_to_send};

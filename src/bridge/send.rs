@@ -22,18 +22,27 @@ pub fn send_or_wait<T: Weighed>(
     match tx.try_send(item) {
         Ok(()) => Ok(done.clone_ref(py)),
         Err(TrySendError::Closed(_)) => Err(ClientDisconnected::new_err("client disconnected")),
-        Err(TrySendError::Full(item)) => {
-            let future = create_future.bind(py).call0()?;
-            let waiter = PyObj::from_bound(future.clone());
-            let tx = tx.clone();
-            let loop_side = bridge.clone();
-            bridge.spawn(async move {
-                let sent = tx.send(item).await.is_ok();
-                loop_side.submit(Box::new(move |py| settle(py, waiter, sent)));
-            });
-            Ok(Py::new(py, Waiting::new(future.unbind()))?.into_any())
-        }
+        Err(TrySendError::Full(item)) => wait_to_send(py, bridge, create_future, tx.clone(), item),
     }
+}
+
+/// The slow half of [`send_or_wait`], for a caller that already tried:
+/// a future that a tokio task resolves once `item` is queued.
+pub fn wait_to_send<T: Weighed>(
+    py: Python<'_>,
+    bridge: &Bridge,
+    create_future: &PyObj,
+    tx: StreamSender<T>,
+    item: T,
+) -> PyResult<Py<PyAny>> {
+    let future = create_future.bind(py).call0()?;
+    let waiter = PyObj::from_bound(future.clone());
+    let loop_side = bridge.clone();
+    bridge.spawn(async move {
+        let sent = tx.send(item).await.is_ok();
+        loop_side.submit(Box::new(move |py| settle(py, waiter, sent)));
+    });
+    Ok(Py::new(py, Waiting::new(future.unbind()))?.into_any())
 }
 
 fn settle(py: Python<'_>, waiter: PyObj, sent: bool) {

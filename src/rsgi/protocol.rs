@@ -9,9 +9,10 @@ use hyper::{HeaderMap, Response};
 use pyo3::exceptions::{PyRuntimeError, PyStopAsyncIteration, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use tokio::sync::mpsc::error::TrySendError;
 
 use super::exchange::{BodyWaiter, Exchange};
-use crate::bridge::{ClientDisconnected, PyObj, Ready, body_bytes, is_done, resolve, send_or_wait};
+use crate::bridge::{ClientDisconnected, PyObj, Ready, body_bytes, is_done, resolve, wait_to_send};
 use crate::http::{
     FileRange, ResponseBody, StreamItem, Take, append_header, response_head, send_file,
 };
@@ -348,27 +349,27 @@ pub struct StreamTransport {
 impl StreamTransport {
     fn send(&self, py: Python<'_>, data: Bytes) -> PyResult<Py<PyAny>> {
         let app = &self.exchange.app;
-        let tx = {
-            let state = self.exchange.lock();
-            if state.disconnected {
-                return Err(ClientDisconnected::new_err("client disconnected"));
-            }
-            match &state.stream {
-                Some(tx) => tx.clone(),
-                None => return Err(PyRuntimeError::new_err("the response stream is closed")),
-            }
+        let state = self.exchange.lock();
+        if state.disconnected {
+            return Err(ClientDisconnected::new_err("client disconnected"));
+        }
+        let Some(tx) = &state.stream else {
+            return Err(PyRuntimeError::new_err("the response stream is closed"));
         };
         if data.is_empty() {
             return Ok(app.done.clone_ref(py));
         }
-        send_or_wait(
-            py,
-            &app.bridge,
-            &app.create_future,
-            &app.done,
-            &tx,
-            StreamItem::Data(data),
-        )
+        // Queued under the lock when there is room (the common case, no
+        // clone of the sender); the wait for room happens without it.
+        match tx.try_send(StreamItem::Data(data)) {
+            Ok(()) => Ok(app.done.clone_ref(py)),
+            Err(TrySendError::Closed(_)) => Err(ClientDisconnected::new_err("client disconnected")),
+            Err(TrySendError::Full(item)) => {
+                let tx = tx.clone();
+                drop(state);
+                wait_to_send(py, &app.bridge, &app.create_future, tx, item)
+            }
+        }
     }
 }
 
