@@ -23,20 +23,50 @@ create_exception!(
     "The client closed the connection before the response was sent."
 );
 
+/// The `#[pymethods]` of an awaitable that is its own iterator, with the
+/// given methods. A `finished` one (it completes on its first step) also
+/// gets the `throw` and `close` of a coroutine that has nothing to clean up.
+macro_rules! coroutine {
+    ($name:ident, waiting; $($methods:tt)*) => {
+        #[pymethods]
+        impl $name {
+            fn __await__(slf: Py<Self>) -> Py<Self> {
+                slf
+            }
+
+            fn __iter__(slf: Py<Self>) -> Py<Self> {
+                slf
+            }
+
+            $($methods)*
+        }
+    };
+    ($name:ident, finished; $($methods:tt)*) => {
+        coroutine! {
+            $name, waiting;
+            $($methods)*
+
+            #[pyo3(signature = (exc, value = None, _traceback = None))]
+            fn throw(
+                &self,
+                exc: &Bound<'_, PyAny>,
+                value: Option<&Bound<'_, PyAny>>,
+                _traceback: Option<&Bound<'_, PyAny>>,
+            ) -> PyResult<()> {
+                Err(thrown(exc, value))
+            }
+
+            fn close(&self) {}
+        }
+    };
+}
+
 /// An awaitable that is already finished and yields `None`.
 #[pyclass(frozen, module = "diorite._diorite")]
 pub struct Done;
 
-#[pymethods]
-impl Done {
-    fn __await__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    fn __iter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
+coroutine! {
+    Done, finished;
     fn __next__(&self) -> Option<()> {
         None
     }
@@ -45,17 +75,6 @@ impl Done {
         Err(PyStopIteration::new_err(()))
     }
 
-    #[pyo3(signature = (exc, value = None, _traceback = None))]
-    fn throw(
-        &self,
-        exc: &Bound<'_, PyAny>,
-        value: Option<&Bound<'_, PyAny>>,
-        _traceback: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        Err(thrown(exc, value))
-    }
-
-    fn close(&self) {}
 }
 
 /// An awaitable that is already finished and yields a value.
@@ -70,16 +89,8 @@ impl Ready {
     }
 }
 
-#[pymethods]
-impl Ready {
-    fn __await__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    fn __iter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
+coroutine! {
+    Ready, finished;
     fn __next__(&self, py: Python<'_>) -> PyResult<()> {
         Err(PyStopIteration::new_err((self.value.clone_ref(py),)))
     }
@@ -88,17 +99,6 @@ impl Ready {
         self.__next__(py)
     }
 
-    #[pyo3(signature = (exc, value = None, _traceback = None))]
-    fn throw(
-        &self,
-        exc: &Bound<'_, PyAny>,
-        value: Option<&Bound<'_, PyAny>>,
-        _traceback: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        Err(thrown(exc, value))
-    }
-
-    fn close(&self) {}
 }
 
 /// An awaitable for a result an asyncio future will get: what
@@ -114,16 +114,8 @@ impl Waiting {
     }
 }
 
-#[pymethods]
-impl Waiting {
-    fn __await__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    fn __iter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
+coroutine! {
+    Waiting, waiting;
     /// Yields the future (flagged, as `Future.__await__` does, so the task
     /// waits for it) until it is done, then finishes with its result.
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -184,16 +176,8 @@ impl Failed {
     }
 }
 
-#[pymethods]
-impl Failed {
-    fn __await__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    fn __iter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
+coroutine! {
+    Failed, finished;
     fn __next__(&self, py: Python<'_>) -> PyResult<()> {
         Err(PyErr::from_value(self.error.bind(py).clone()))
     }
@@ -202,17 +186,6 @@ impl Failed {
         self.__next__(py)
     }
 
-    #[pyo3(signature = (exc, value = None, _traceback = None))]
-    fn throw(
-        &self,
-        exc: &Bound<'_, PyAny>,
-        value: Option<&Bound<'_, PyAny>>,
-        _traceback: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        Err(thrown(exc, value))
-    }
-
-    fn close(&self) {}
 }
 
 /// The exception `throw(exc[, value])` raises: `exc` itself when it is an
