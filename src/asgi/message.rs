@@ -118,10 +118,10 @@ impl Messages {
     }
 
     /// A message the app sent: the dict and what its `type` says.
-    pub fn read<'py>(
+    pub fn read<'a, 'py>(
         &self,
-        message: &Bound<'py, PyAny>,
-    ) -> PyResult<(Bound<'py, PyDict>, Option<Sent>)> {
+        message: &'a Bound<'py, PyAny>,
+    ) -> PyResult<(&'a Bound<'py, PyDict>, Option<Sent>)> {
         let py = message.py();
         let msg = message
             .cast::<PyDict>()
@@ -134,7 +134,7 @@ impl Messages {
             .map_err(|_| PyTypeError::new_err("ASGI message 'type' must be a str"))?
             .to_str()?;
         let sent = self.kind(kind);
-        Ok((msg.clone(), sent))
+        Ok((msg, sent))
     }
 
     fn kind(&self, kind: &str) -> Option<Sent> {

@@ -18,9 +18,9 @@ use pyo3::prelude::*;
 use tokio::sync::Semaphore;
 
 use crate::bridge::{Bridge, PyObj};
-use crate::http::{Admitted, ConnInfo, ResponseBody, exchange};
+use crate::http::{ConnInfo, ResponseBody, exchange};
 use crate::server::Handler;
-use crate::ws::{self, Session};
+use crate::ws;
 
 pub use protocol::{Receive, Send};
 pub use websocket::{WebsocketReceive, WebsocketSend};
@@ -28,7 +28,6 @@ pub use websocket::{WebsocketReceive, WebsocketSend};
 use cycle::Cycle;
 use message::Messages;
 use scope::ScopeBuilder;
-use websocket::WsCycle;
 
 /// What the event-loop side needs to start an app call; touched only by
 /// jobs running on the event-loop thread.
@@ -89,30 +88,6 @@ impl AsgiApp {
             cycle.abort();
         }
     }
-
-    /// Runs on the event-loop thread: starts the app on a websocket scope.
-    fn start_websocket(
-        self: &Arc<Self>,
-        py: Python<'_>,
-        head: hyper::http::request::Parts,
-        conn: &ConnInfo,
-        session: Arc<Session>,
-    ) {
-        let cycle = Arc::new(WsCycle::new(Arc::clone(self), session));
-        let started = (|| -> PyResult<()> {
-            let scope = self.scope.build_websocket(py, &head, conn)?;
-            let receive = Py::new(py, WebsocketReceive::new(Arc::clone(&cycle)))?;
-            let send = Py::new(py, WebsocketSend::new(Arc::clone(&cycle)))?;
-            let coro = self.runner.bind(py).call1((scope, receive, send))?;
-            let task = self.spawn.bind(py).call1((coro,))?;
-            cycle.keep_task(task);
-            Ok(())
-        })();
-        if let Err(err) = started {
-            err.print(py);
-            cycle.finish(true);
-        }
-    }
 }
 
 /// The hyper-facing half: one per worker, shared by every connection.
@@ -138,26 +113,16 @@ impl Handler for AsgiHandler {
         if let Some(config) = self.websockets
             && ws::is_upgrade(&req)
         {
-            let app = Arc::clone(&self.app);
-            let bridge = &self.app.bridge;
-            return ws::serve(
-                &self.limiter,
-                req,
-                conn,
-                config,
-                bridge,
-                move |py, head, conn, session| app.start_websocket(py, head, &conn, session),
-            )
-            .await;
+            return ws::serve(&self.limiter, req, conn, config, &self.app).await;
         }
         exchange(&self.limiter, req, |admitted| {
-            let Admitted {
-                head,
-                body,
-                permit,
-                reply,
-            } = admitted;
-            let cycle = Arc::new(Cycle::new(Arc::clone(&self.app), body, reply, permit));
+            let cycle = Arc::new(Cycle::new(
+                Arc::clone(&self.app),
+                admitted.body,
+                admitted.reply,
+                admitted.permit,
+            ));
+            let head = admitted.head;
             let app = Arc::clone(&self.app);
             let conn = Arc::clone(conn);
             let job_cycle = Arc::clone(&cycle);

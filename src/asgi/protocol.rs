@@ -308,7 +308,6 @@ impl Send {
 impl Send {
     fn dispatch(&self, py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let (msg, kind) = self.cycle.app.messages.read(message)?;
-        let msg = &msg;
         match kind {
             Some(Sent::Start) => self.start(msg).map(|()| self.done(py)),
             Some(Sent::Body) => self.body(py, msg),

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
+use hyper::http::request::Parts;
 use hyper::{Response, StatusCode};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -14,10 +15,33 @@ use super::AsgiApp;
 use super::message::Sent;
 use super::protocol::{flag, header_map, required, unexpected};
 use crate::bridge::{Bridge, Failed, PyObj, Ready, body_bytes};
-use crate::http::ResponseBody;
-use crate::ws::{self, Delivery, Message, Received, Session};
+use crate::http::{ConnInfo, ResponseBody};
+use crate::ws::{self, Message, Received, Session, WebsocketApp};
 
-impl Delivery for AsgiApp {
+impl WebsocketApp for AsgiApp {
+    fn start_websocket(
+        self: &Arc<Self>,
+        py: Python<'_>,
+        head: Parts,
+        conn: Arc<ConnInfo>,
+        session: Arc<Session>,
+    ) {
+        let cycle = Arc::new(WsCycle::new(Arc::clone(self), session));
+        let started = (|| -> PyResult<()> {
+            let scope = self.scope.build_websocket(py, &head, &conn)?;
+            let receive = Py::new(py, WebsocketReceive::new(Arc::clone(&cycle)))?;
+            let send = Py::new(py, WebsocketSend::new(Arc::clone(&cycle)))?;
+            let coro = self.runner.bind(py).call1((scope, receive, send))?;
+            let task = self.spawn.bind(py).call1((coro,))?;
+            cycle.keep_task(task);
+            Ok(())
+        })();
+        if let Err(err) = started {
+            err.print(py);
+            cycle.finish(true);
+        }
+    }
+
     fn to_python(&self, py: Python<'_>, msg: Received) -> PyResult<Py<PyAny>> {
         Ok(self.messages.websocket(py, msg)?.into_any().unbind())
     }
@@ -225,7 +249,6 @@ impl WebsocketSend {
 impl WebsocketSend {
     fn dispatch(&self, py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let (msg, kind) = self.cycle.app.messages.read(message)?;
-        let msg = &msg;
         match kind {
             Some(Sent::WsSend) => self.send(py, msg),
             Some(Sent::WsAccept) => self.accept(py, msg),

@@ -15,9 +15,9 @@ use pyo3::prelude::*;
 use tokio::sync::Semaphore;
 
 use crate::bridge::{Bridge, Done, PyObj};
-use crate::http::{self, Admitted, ConnInfo, ResponseBody};
+use crate::http::{self, ConnInfo, ResponseBody};
 use crate::server::Handler;
-use crate::ws::{self, Session};
+use crate::ws;
 
 pub use protocol::{BodyChunks, HttpProtocol, StreamTransport};
 pub use scope::{Headers, Scope};
@@ -77,32 +77,6 @@ impl RsgiApp {
             exchange.finish(py, true);
         }
     }
-
-    /// Runs on the event-loop thread: starts the app on a `ws` scope.
-    fn start_websocket(
-        self: &Arc<Self>,
-        py: Python<'_>,
-        head: hyper::http::request::Parts,
-        conn: Arc<ConnInfo>,
-        session: Arc<Session>,
-    ) {
-        let protocol = WebsocketProtocol::new(Arc::clone(self), Arc::clone(&session));
-        let started = (|| -> PyResult<()> {
-            let scope = Py::new(py, Scope::websocket(head, conn))?;
-            let protocol = Py::new(py, protocol)?;
-            let coro = self
-                .runner
-                .bind(py)
-                .call1((scope, protocol.clone_ref(py)))?;
-            let task = self.spawn.bind(py).call1((coro,))?;
-            protocol.get().keep_task(task);
-            Ok(())
-        })();
-        if let Err(err) = started {
-            err.print(py);
-            session.finish(true);
-        }
-    }
 }
 
 pub struct RsgiHandler {
@@ -127,26 +101,16 @@ impl Handler for RsgiHandler {
         if let Some(config) = self.websockets
             && ws::is_upgrade(&req)
         {
-            let app = Arc::clone(&self.app);
-            let bridge = &self.app.bridge;
-            return ws::serve(
-                &self.limiter,
-                req,
-                conn,
-                config,
-                bridge,
-                move |py, head, conn, session| app.start_websocket(py, head, conn, session),
-            )
-            .await;
+            return ws::serve(&self.limiter, req, conn, config, &self.app).await;
         }
         http::exchange(&self.limiter, req, |admitted| {
-            let Admitted {
-                head,
-                body,
-                permit,
-                reply,
-            } = admitted;
-            let exchange = Arc::new(Exchange::new(Arc::clone(&self.app), body, reply, permit));
+            let exchange = Arc::new(Exchange::new(
+                Arc::clone(&self.app),
+                admitted.body,
+                admitted.reply,
+                admitted.permit,
+            ));
+            let head = admitted.head;
             let app = Arc::clone(&self.app);
             let conn = Arc::clone(conn);
             let job_exchange = Arc::clone(&exchange);

@@ -5,20 +5,47 @@
 use std::sync::{Arc, Mutex};
 
 use hyper::header::HeaderMap;
+use hyper::http::request::Parts;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
-use super::RsgiApp;
+use super::{RsgiApp, Scope};
 use crate::bridge::{Bridge, Failed, PyObj, Ready, body_bytes};
-use crate::ws::{self, Delivery, Message, Received, Session};
+use crate::http::ConnInfo;
+use crate::ws::{self, Message, Received, Session, WebsocketApp};
 
 /// `WebsocketMessage.kind` values from the RSGI spec.
 const KIND_CLOSE: u8 = 0;
 const KIND_BYTES: u8 = 1;
 const KIND_STRING: u8 = 2;
 
-impl Delivery for RsgiApp {
+impl WebsocketApp for RsgiApp {
+    fn start_websocket(
+        self: &Arc<Self>,
+        py: Python<'_>,
+        head: Parts,
+        conn: Arc<ConnInfo>,
+        session: Arc<Session>,
+    ) {
+        let protocol = WebsocketProtocol::new(Arc::clone(self), Arc::clone(&session));
+        let started = (|| -> PyResult<()> {
+            let scope = Py::new(py, Scope::websocket(head, conn))?;
+            let protocol = Py::new(py, protocol)?;
+            let coro = self
+                .runner
+                .bind(py)
+                .call1((scope, protocol.clone_ref(py)))?;
+            let task = self.spawn.bind(py).call1((coro,))?;
+            protocol.get().keep_task(task);
+            Ok(())
+        })();
+        if let Err(err) = started {
+            err.print(py);
+            session.finish(true);
+        }
+    }
+
     fn to_python(&self, py: Python<'_>, msg: Received) -> PyResult<Py<PyAny>> {
         let (kind, data) = match msg {
             Received::Binary(bytes) => (KIND_BYTES, PyBytes::new(py, &bytes).into_any().unbind()),

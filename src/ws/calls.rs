@@ -1,21 +1,33 @@
 //! The Python-facing halves of a websocket's `receive` and `send`, shared
 //! by ASGI and RSGI; each interface only says how a [`Received`] message
-//! looks in Python ([`Delivery`]).
+//! looks in Python ([`WebsocketApp`]).
 
 use std::sync::Arc;
 
+use hyper::http::request::Parts;
 use pyo3::intern;
 use pyo3::prelude::*;
 
 use super::inbox::Received;
 use super::session::{Refused, Session};
 use crate::bridge::{Bridge, ClientDisconnected, PyObj, Ready, Waiting, is_done, send_or_wait};
+use crate::http::ConnInfo;
 use pyo3::exceptions::PyRuntimeError;
 use tokio_tungstenite::tungstenite::Message;
 
-/// How an interface hands received messages to its app; implemented by
-/// the per-worker app state, which also knows the bridge and the loop.
-pub trait Delivery: Send + Sync + 'static {
+/// What an interface gives the websocket machinery: how to start its app
+/// on a handshake and how a received message looks in Python. Implemented
+/// by the per-worker app state, which also knows the bridge and the loop.
+pub trait WebsocketApp: Send + Sync + 'static {
+    /// Runs on the event-loop thread: starts the app on the handshake.
+    fn start_websocket(
+        self: &Arc<Self>,
+        py: Python<'_>,
+        head: Parts,
+        conn: Arc<ConnInfo>,
+        session: Arc<Session>,
+    );
+
     fn to_python(&self, py: Python<'_>, msg: Received) -> PyResult<Py<PyAny>>;
     fn bridge(&self) -> &Bridge;
     /// `loop.create_future`.
@@ -26,7 +38,7 @@ pub trait Delivery: Send + Sync + 'static {
 
 /// `receive()`: the next message at once when one is waiting, else a
 /// future that a later arrival (or the close) resolves.
-pub fn receive<D: Delivery>(
+pub fn receive<D: WebsocketApp>(
     py: Python<'_>,
     session: &Arc<Session>,
     delivery: &Arc<D>,
@@ -42,7 +54,7 @@ pub fn receive<D: Delivery>(
 
 /// Resolves `future` with the next message now, or registers it to be
 /// resolved on the loop thread when one arrives.
-fn wait_for_message<D: Delivery>(
+fn wait_for_message<D: WebsocketApp>(
     py: Python<'_>,
     session: &Arc<Session>,
     delivery: &Arc<D>,
@@ -73,7 +85,7 @@ fn wait_for_message<D: Delivery>(
 
 /// `send(message)`: queues it; the awaitable waits while the client is
 /// behind.
-pub fn send<D: Delivery>(
+pub fn send<D: WebsocketApp>(
     py: Python<'_>,
     session: &Session,
     delivery: &D,

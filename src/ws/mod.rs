@@ -10,7 +10,7 @@ mod inbox;
 mod pump;
 mod session;
 
-pub use calls::{Delivery, receive, refused, send};
+pub use calls::{WebsocketApp, receive, refused, send};
 pub use handshake::{Config, is_upgrade, subprotocols};
 pub use inbox::Received;
 pub use pump::Pump;

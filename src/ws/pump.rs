@@ -83,6 +83,9 @@ impl Pump {
     async fn pump(&mut self, socket: &mut Socket, draining: CancellationToken) {
         // Set once a close frame went out: the deadline for the client's.
         let mut closing: Option<Instant> = None;
+        // Made once: a new one per message would cost a lock each time.
+        let drained = draining.cancelled();
+        tokio::pin!(drained);
         loop {
             let inbox = &self.session.inbox;
             let reading = inbox.has_room();
@@ -123,7 +126,7 @@ impl Pump {
                     Some(Err(_)) | None => return,
                 },
                 () = inbox.room_freed(), if !reading => {}
-                () = draining.cancelled(), if closing.is_none() => {
+                () = &mut drained, if closing.is_none() => {
                     let _ = send_close(socket, CloseCode::Away, "server shutting down").await;
                     inbox.close(GOING_AWAY, "server shutting down");
                     closing = Some(Instant::now() + CLOSE_TIMEOUT);

@@ -6,17 +6,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use hyper::body::Incoming;
 use hyper::header::HeaderMap;
-use hyper::http::request::Parts;
 use hyper::{Request, Response, StatusCode};
 use pyo3::Python;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
+use super::calls::WebsocketApp;
 use super::handshake::{Config, accept_response, unsupported_version};
 use super::inbox::Inbox;
 use super::pump::Pump;
-use crate::bridge::Bridge;
 use crate::http::{ConnInfo, Reply, ResponseBody, StreamSender, Weighed, error_response, exchange};
 
 impl Weighed for Message {
@@ -194,22 +193,18 @@ fn refusal(phase: &Phase) -> &'static str {
     }
 }
 
-/// Serves one upgrade request: admits it under `--backpressure`, has
-/// `start` run on the event-loop thread to hand the handshake to the app,
+/// Serves one upgrade request: admits it under `--backpressure`, has the
+/// event-loop thread start `app` on the handshake,
 /// and once the app accepted, starts the pump on the upgraded connection
 /// (tracked, so a graceful stop waits for it). A client that leaves during
 /// the handshake ends the session with 1006.
-pub async fn serve<F>(
+pub async fn serve<A: WebsocketApp>(
     limiter: &Arc<Semaphore>,
     mut req: Request<Incoming>,
     conn: &Arc<ConnInfo>,
     config: Config,
-    bridge: &Bridge,
-    start: F,
-) -> Response<ResponseBody>
-where
-    F: FnOnce(Python<'_>, Parts, Arc<ConnInfo>, Arc<Session>) + Send + 'static,
-{
+    app: &Arc<A>,
+) -> Response<ResponseBody> {
     if let Some(refused) = unsupported_version(req.headers()) {
         return refused;
     }
@@ -236,8 +231,13 @@ where
             }),
         });
         pump = Some(Pump::new(Arc::clone(&session), outgoing, config));
-        let (head, job_conn, job_session) = (admitted.head, Arc::clone(conn), Arc::clone(&session));
-        if !bridge.submit(Box::new(move |py| start(py, head, job_conn, job_session))) {
+        let (job_app, job_conn, job_session) =
+            (Arc::clone(app), Arc::clone(conn), Arc::clone(&session));
+        let head = admitted.head;
+        let job = Box::new(move |py: Python<'_>| {
+            job_app.start_websocket(py, head, job_conn, job_session)
+        });
+        if !app.bridge().submit(job) {
             return Err(StatusCode::SERVICE_UNAVAILABLE);
         }
         Ok(move || session.inbox.close(1006, ""))

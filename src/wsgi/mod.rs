@@ -21,7 +21,7 @@ use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
 use crate::bridge::{PyObj, PythonPool};
-use crate::http::{Admitted, ConnInfo, ResponseBody, exchange};
+use crate::http::{ConnInfo, ResponseBody, exchange};
 use crate::server::Handler;
 
 pub use input::Input;
@@ -95,22 +95,14 @@ impl WsgiHandler {
 impl Handler for WsgiHandler {
     async fn handle(&self, req: Request<Incoming>, conn: &Arc<ConnInfo>) -> Response<ResponseBody> {
         exchange(&self.limiter, req, |admitted| {
-            let Admitted {
-                head,
-                body,
-                permit,
-                reply,
-            } = admitted;
             let app = Arc::clone(&self.app);
             let conn = Arc::clone(conn);
-            let gone_body = Arc::clone(&body);
+            let gone_body = Arc::clone(&admitted.body);
             // Queued behind at most `--blocking-threads` running apps; if the
             // pool is gone (shutdown), the closure is dropped with its reply
             // and the client gets a 500.
             let run_app = Arc::clone(&app);
-            run_app.run_on_pool(move |py| {
-                response::call_app(py, app, head, &conn, body, reply, permit)
-            });
+            run_app.run_on_pool(move |py| response::call_app(py, app, admitted, &conn));
             // A client that leaves before the head is ready stops the body
             // reader; the app sees the end of `wsgi.input` as an error.
             Ok(move || gone_body.close())

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hyper::StatusCode;
 use hyper::header::CONTENT_LENGTH;
-use hyper::http::request::Parts;
 use pyo3::prelude::*;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc::error::TrySendError;
@@ -17,7 +16,7 @@ use super::WsgiApp;
 use super::input::Input;
 use super::start::{ResponseState, StartResponse};
 use crate::bridge::{PyObj, body_bytes};
-use crate::http::{ConnInfo, Reply, RequestBody, StreamItem, error_response, send_open_file};
+use crate::http::{Admitted, ConnInfo, RequestBody, StreamItem, error_response, send_open_file};
 
 /// `wsgi.file_wrapper`: wraps a file-like object. Returned from the app, a
 /// wrapper around a real file is sent by Rust straight from the file;
@@ -105,15 +104,13 @@ struct Pump {
 }
 
 /// Runs on a pool thread: calls the app and starts sending its response.
-pub fn call_app(
-    py: Python<'_>,
-    app: Arc<WsgiApp>,
-    head: Parts,
-    conn: &ConnInfo,
-    body: Arc<RequestBody>,
-    reply: Reply,
-    permit: OwnedSemaphorePermit,
-) {
+pub fn call_app(py: Python<'_>, app: Arc<WsgiApp>, admitted: Admitted, conn: &ConnInfo) {
+    let Admitted {
+        head,
+        body,
+        permit,
+        reply,
+    } = admitted;
     let state = ResponseState::new(reply);
     let called = (|| -> PyResult<Bound<'_, PyAny>> {
         let input = Py::new(py, Input::new(Arc::clone(&body)))?;
