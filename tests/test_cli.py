@@ -22,6 +22,7 @@ from conftest import run_cli
         (["--backlog", "-1"], "--backlog"),
         (["--backpressure", "x"], "--backpressure"),
         (["--log-level", "loud"], "--log-level"),
+        (["--ws-max-message-size", "0"], "--ws-max-message-size"),
         (["--no-such-option"], "--no-such-option"),
     ],
 )
