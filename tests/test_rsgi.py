@@ -24,6 +24,16 @@ def test_hello_and_response_kinds(serve):
     assert httpx.get(server.url + "/missing").status_code == 404
 
 
+def test_responses_from_the_loop_and_from_other_threads(serve):
+    """Responses made on the loop thread go out in batches; one made on
+    another thread goes out at once. Both kinds, concurrently, all arrive."""
+    server = serve("rsgi_app:app", *RSGI)
+    paths = ["/", "/thread", "/slow?delay=0.01"] * 100
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        texts = list(pool.map(lambda p: httpx.get(server.url + p, timeout=20).text, paths))
+    assert texts == ["Hello, world!", "from a thread", "slow done"] * 100
+
+
 def test_plain_coroutine_function_app(serve):
     server = serve("rsgi_app:plain", *RSGI)
     assert httpx.get(server.url + "/").text == "plain function"

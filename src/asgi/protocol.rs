@@ -168,7 +168,13 @@ impl Send {
             } => {
                 if !more && !trailers {
                     // The fast path: the whole response in one hand-off.
-                    let _ = reply.send(response.map(|()| ResponseBody::full(body)));
+                    let response = response.map(|()| ResponseBody::full(body));
+                    self.cycle.app.bridge.deliver(
+                        py,
+                        Box::new(move || {
+                            let _ = reply.send(response);
+                        }),
+                    );
                     let waiter = self.cycle.complete(&mut state);
                     drop(state);
                     if let Some(waiter) = waiter {

@@ -7,6 +7,7 @@
 
 mod awaitable;
 mod bytes;
+mod outbox;
 mod pool;
 mod pyobj;
 mod queue;
@@ -14,6 +15,7 @@ mod send;
 
 pub use awaitable::{ClientDisconnected, Done, Failed, Ready, Waiting};
 pub use bytes::body_bytes;
+pub use outbox::Delivery;
 pub use pool::PythonPool;
 pub use pyobj::{PyObj, deferred_release_count, release_deferred};
 pub use queue::{Bridge, Job};

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use pyo3::prelude::*;
 use tokio::runtime::Handle;
 
+use super::outbox::{Delivery, Outbox};
 use super::pyobj::release_deferred;
 
 /// Work for the event-loop thread. It runs attached to the interpreter and
@@ -32,6 +33,7 @@ struct Shared {
     closed: AtomicBool,
     wake_tx: UnixStream,
     wake_rx: UnixStream,
+    outbox: Arc<Outbox>,
 }
 
 impl Bridge {
@@ -48,6 +50,7 @@ impl Bridge {
                 closed: AtomicBool::new(false),
                 wake_tx,
                 wake_rx,
+                outbox: Outbox::new(&runtime),
             }),
             runtime,
         })
@@ -77,6 +80,18 @@ impl Bridge {
         true
     }
 
+    /// Called on the event-loop thread before serving: from then on,
+    /// [`Bridge::deliver`] batches what that thread hands back.
+    pub fn attach_loop(&self, event_loop: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.shared.outbox.attach(event_loop)
+    }
+
+    /// Runs `delivery` (typically sending a finished response) on the
+    /// tokio side, batched per loop iteration; see [`Outbox`].
+    pub fn deliver(&self, py: Python<'_>, delivery: Delivery) {
+        self.shared.outbox.deliver(py, delivery);
+    }
+
     /// Runs every queued job. Called by the event loop when the wake-up
     /// socket is readable, and once more at shutdown.
     pub fn drain(&self, py: Python<'_>) {
@@ -95,9 +110,20 @@ impl Bridge {
         // One batch per call: jobs pushed meanwhile have written a new
         // wake-up byte, so the loop gets to run its other callbacks first.
         let jobs = std::mem::take(&mut *self.shared.jobs.lock().unwrap_or_else(|p| p.into_inner()));
+        // What the jobs deliver goes out in one go at the end (also if a
+        // job panics).
+        struct FlushAtEnd<'a>(&'a Outbox);
+        impl Drop for FlushAtEnd<'_> {
+            fn drop(&mut self) {
+                self.0.flush();
+            }
+        }
+        self.shared.outbox.hold();
+        let flush = FlushAtEnd(&self.shared.outbox);
         for job in jobs {
             job(py);
         }
+        drop(flush);
         release_deferred(py);
     }
 

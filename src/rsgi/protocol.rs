@@ -41,10 +41,21 @@ impl HttpProtocol {
             .ok_or_else(|| PyRuntimeError::new_err("a response was already sent for this request"))
     }
 
-    fn respond(&self, status: u16, headers: Vec<(String, String)>, body: Bytes) -> PyResult<()> {
-        let head = head(status, headers)?;
+    fn respond(
+        &self,
+        py: Python<'_>,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Bytes,
+    ) -> PyResult<()> {
+        let response = head(status, headers)?.map(|()| ResponseBody::full(body));
         let reply = self.reply()?;
-        let _ = reply.send(head.map(|()| ResponseBody::full(body)));
+        self.exchange.app.bridge.deliver(
+            py,
+            Box::new(move || {
+                let _ = reply.send(response);
+            }),
+        );
         Ok(())
     }
 
@@ -201,18 +212,24 @@ impl HttpProtocol {
     }
 
     #[pyo3(signature = (status, headers = Vec::new()))]
-    fn response_empty(&self, status: u16, headers: Vec<(String, String)>) -> PyResult<()> {
-        self.respond(status, headers, Bytes::new())
+    fn response_empty(
+        &self,
+        py: Python<'_>,
+        status: u16,
+        headers: Vec<(String, String)>,
+    ) -> PyResult<()> {
+        self.respond(py, status, headers, Bytes::new())
     }
 
     #[pyo3(signature = (status, headers, body))]
     fn response_str(
         &self,
+        py: Python<'_>,
         status: u16,
         headers: Vec<(String, String)>,
         body: String,
     ) -> PyResult<()> {
-        self.respond(status, headers, Bytes::from(body))
+        self.respond(py, status, headers, Bytes::from(body))
     }
 
     #[pyo3(signature = (status, headers, body))]
@@ -222,7 +239,7 @@ impl HttpProtocol {
         headers: Vec<(String, String)>,
         body: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        self.respond(status, headers, body_bytes(body)?)
+        self.respond(body.py(), status, headers, body_bytes(body)?)
     }
 
     /// Sends a file from Rust; the app's memory never holds it.

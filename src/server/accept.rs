@@ -17,6 +17,9 @@ use crate::http::{ConnInfo, ServerTasks};
 /// How long just-accepted connections get to be read before draining.
 const SETTLE: Duration = Duration::from_millis(200);
 
+/// See the heartbeat in [`serve`].
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpMode {
     Auto,
@@ -152,10 +155,19 @@ pub async fn serve<H: Handler>(
         Listener::Tcp(l) => l.local_addr().ok(),
         Listener::Unix(_) => None,
     };
+    // hyper arms a 30 s header-read timer for every request. tokio wakes
+    // its driver (a system call) for each timer armed while the wheel was
+    // empty when the I/O thread last went idle, which under load is every
+    // one of them. A timer that is always pending less than a second ahead
+    // keeps the wheel from being empty, at the price of one wake-up a
+    // second.
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let accepted = tokio::select! {
             biased;
             _ = stop.changed() => break,
+            _ = heartbeat.tick() => continue,
             accepted = accept(&listener) => accepted,
         };
         match accepted {

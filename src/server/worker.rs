@@ -169,6 +169,7 @@ impl Worker {
         ws_template: Option<Py<PyAny>>,
         state: Option<Py<PyAny>>,
     ) -> PyResult<()> {
+        self.bridge.attach_loop(&event_loop)?;
         let websockets = self.websockets.filter(|_| ws_template.is_some());
         let app = AsgiApp::new(
             py,
@@ -192,6 +193,7 @@ impl Worker {
         spawn: Py<PyAny>,
         event_loop: Bound<'_, PyAny>,
     ) -> PyResult<()> {
+        self.bridge.attach_loop(&event_loop)?;
         let app = RsgiApp::new(py, runner, spawn, &event_loop, self.bridge.clone())?;
         self.start(RsgiHandler::new(app, self.backpressure, self.websockets))
     }

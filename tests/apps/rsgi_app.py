@@ -109,6 +109,10 @@ class App:
         if path == "/slow":
             await asyncio.sleep(float(query.get("delay", 1)))
             return proto.response_str(200, [], "slow done")
+        if path == "/thread":
+            # Answered from an executor thread, not the loop's.
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(None, proto.response_str, 200, text, "from a thread")
         if path == "/stats":
             stats = dict(STATS, deferred_releases=deferred_release_count())
             return proto.response_str(200, [], json.dumps(stats))

@@ -1,0 +1,146 @@
+//! [`Outbox`]: what the event-loop thread hands back to tokio, delivered
+//! with one wake-up per batch.
+//!
+//! A tokio task woken from a thread outside its runtime costs a system call
+//! (the runtime's event fd), and on a busy machine the woken I/O thread
+//! then takes the CPU from the loop thread after every single response.
+//! Responses finished on the loop thread are therefore queued here, and
+//! the loop delivers them together once it has run the batch of callbacks
+//! they came from: one wake-up, after which the sends happen on the I/O
+//! thread itself, where waking a task is only a queue push.
+//!
+//! Only the loop thread queues; any other thread (a WSGI pool thread, or
+//! an app calling from a thread of its own) delivers at once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::thread::ThreadId;
+
+use pyo3::prelude::*;
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+
+use super::PyObj;
+
+/// Something to run on the I/O thread, such as sending a response.
+pub type Delivery = Box<dyn FnOnce() + Send>;
+
+pub struct Outbox {
+    queued: Mutex<Vec<Delivery>>,
+    /// A flush is queued on the loop (only the loop thread touches it).
+    flush_scheduled: AtomicBool,
+    ready: Notify,
+    event_loop: OnceLock<EventLoop>,
+}
+
+struct EventLoop {
+    thread: ThreadId,
+    /// `loop.call_soon`.
+    call_soon: PyObj,
+    /// A [`Flush`] for this outbox.
+    flush: PyObj,
+}
+
+impl Outbox {
+    /// An outbox whose deliveries run on `runtime`.
+    pub fn new(runtime: &Handle) -> Arc<Self> {
+        let outbox = Arc::new(Self {
+            queued: Mutex::new(Vec::with_capacity(64)),
+            flush_scheduled: AtomicBool::new(false),
+            ready: Notify::new(),
+            event_loop: OnceLock::new(),
+        });
+        // The courier owns a reference until the runtime shuts down.
+        let courier = Arc::clone(&outbox);
+        runtime.spawn(async move {
+            let outbox = courier;
+            loop {
+                outbox.ready.notified().await;
+                let batch = std::mem::take(&mut *outbox.lock());
+                for delivery in batch {
+                    delivery();
+                }
+            }
+        });
+        outbox
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Delivery>> {
+        self.queued.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Called once, on the loop thread, before any request is served:
+    /// from then on deliveries made on this thread are batched.
+    pub fn attach(self: &Arc<Self>, event_loop: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = event_loop.py();
+        let flush = Py::new(
+            py,
+            Flush {
+                outbox: Arc::downgrade(self),
+            },
+        )?;
+        let _ = self.event_loop.set(EventLoop {
+            thread: std::thread::current().id(),
+            call_soon: PyObj::from_bound(event_loop.getattr("call_soon")?),
+            flush: PyObj::new(flush.into_any()),
+        });
+        Ok(())
+    }
+
+    /// Runs `delivery` on the I/O thread: batched when called on the loop
+    /// thread, at once otherwise.
+    pub fn deliver(&self, py: Python<'_>, delivery: Delivery) {
+        let Some(event_loop) = self
+            .event_loop
+            .get()
+            .filter(|l| l.thread == std::thread::current().id())
+        else {
+            delivery();
+            return;
+        };
+        self.lock().push(delivery);
+        if !self.flush_scheduled.swap(true, Ordering::Relaxed) {
+            // The flush runs after the callbacks already queued, which
+            // include the tasks that produce the rest of this batch.
+            if let Err(err) = event_loop
+                .call_soon
+                .bind(py)
+                .call1((event_loop.flush.bind(py),))
+            {
+                // Nothing else will run on this loop: deliver now.
+                err.print(py);
+                self.flush();
+            }
+        }
+    }
+
+    /// Loop thread: work that delivers is about to run, and will be
+    /// followed by a [`Outbox::flush`]; no flush needs to be queued.
+    pub fn hold(&self) {
+        self.flush_scheduled.store(true, Ordering::Relaxed);
+    }
+
+    /// Loop thread: wakes the I/O thread for what is queued.
+    pub fn flush(&self) {
+        self.flush_scheduled.store(false, Ordering::Relaxed);
+        if !self.lock().is_empty() {
+            self.ready.notify_one();
+        }
+    }
+}
+
+/// The callable the loop runs to flush an [`Outbox`]. It holds the outbox
+/// weakly: the outbox holds it.
+#[pyclass(frozen, module = "diorite._diorite")]
+pub struct Flush {
+    outbox: Weak<Outbox>,
+}
+
+#[pymethods]
+impl Flush {
+    fn __call__(&self) {
+        if let Some(outbox) = self.outbox.upgrade() {
+            outbox.flush();
+        }
+    }
+}
