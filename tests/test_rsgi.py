@@ -147,6 +147,10 @@ def test_errors_become_500_and_are_logged(serve):
     assert httpx.get(server.url + "/raise").status_code == 500
     server.wait_log("rsgi boom")
     assert "Exception in RSGI application" in server.log()
+    assert httpx.get(server.url + "/bad-header").status_code == 500
+    server.wait_log("header names and values must be str, not int")
+    r = httpx.get(server.url + "/tuple-headers")
+    assert (r.text, r.headers["x-a"]) == ("tuple headers", "1")
     assert httpx.get(server.url + "/none").status_code == 500
     server.wait_log("returned without a response")
     assert httpx.get(server.url + "/twice").text == "first"

@@ -149,7 +149,21 @@ def test_errors(serve):
     assert httpx.get(server.url + "/no-start").status_code == 500
     server.wait_log("did not call start_response")
     assert "Traceback" in server.log()
+    for kind, message in [
+        ("int", "header names and values must be str, not int"),
+        ("utf8", "header 'X-Name' is not latin-1 text"),
+        ("name", "invalid header name"),
+    ]:
+        assert httpx.get(server.url + f"/bad-header?kind={kind}").status_code == 500
+        server.wait_log(message)
     assert httpx.get(server.url + "/").status_code == 200
+
+
+def test_headers_and_body_as_tuples(serve):
+    server = serve("wsgi_app:app", *WSGI)
+    r = httpx.get(server.url + "/tuple-headers")
+    assert (r.status_code, r.text, r.headers["x-a"]) == (200, "tuple body", "1")
+    assert r.headers["x-b"].encode("latin-1") == "caf\u00e9".encode("latin-1")
 
 
 def test_malformed_request_gets_400(serve):

@@ -8,6 +8,7 @@
 mod awaitable;
 mod bytes;
 mod outbox;
+mod pairs;
 mod pool;
 mod pyobj;
 mod queue;
@@ -16,6 +17,7 @@ mod send;
 pub use awaitable::{ClientDisconnected, Done, Failed, Ready, Waiting};
 pub use bytes::body_bytes;
 pub use outbox::Delivery;
+pub use pairs::each_str_pair;
 pub use pool::PythonPool;
 pub use pyobj::{PyObj, deferred_release_count, release_deferred};
 pub use queue::{Bridge, Job};

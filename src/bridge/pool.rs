@@ -44,8 +44,9 @@ struct State {
     waking: usize,
     /// Threads running a job.
     running: usize,
-    /// When a job last started or finished.
-    progress: Instant,
+    /// Counts jobs started and finished (and wake-ups sent): the monitor
+    /// sees a stall when it stops moving.
+    progress: u64,
     /// Jobs queued or running, and threads still alive.
     busy: usize,
     alive: usize,
@@ -76,7 +77,7 @@ impl PythonPool {
                 sleeping: 0,
                 waking: 0,
                 running: 0,
-                progress: Instant::now(),
+                progress: 0,
                 busy: 0,
                 alive: threads,
                 closed: false,
@@ -109,7 +110,7 @@ impl PythonPool {
         state.busy += 1;
         if state.running == 0 && state.waking == 0 {
             // Nobody is working: start someone.
-            state.progress = Instant::now();
+            state.progress += 1;
             state.wake_one(&self.shared);
         }
         if was_empty {
@@ -147,23 +148,28 @@ impl PythonPool {
 
 /// A pool thread's life: attached throughout, detached only to sleep.
 fn run(py: Python<'_>, shared: &Shared) {
+    let mut state = shared.lock();
     loop {
-        let job = {
-            let mut state = shared.lock();
-            match state.queue.pop_front() {
-                Some(job) => {
-                    state.running += 1;
-                    state.progress = Instant::now();
-                    Some(job)
-                }
-                None if state.closed => None,
-                None => {
-                    drop(state);
-                    py.detach(|| wait_for_job(shared))
+        let job = match state.queue.pop_front() {
+            Some(job) => {
+                state.running += 1;
+                state.progress += 1;
+                drop(state);
+                job
+            }
+            None if state.closed => break,
+            None => {
+                drop(state);
+                let job = py.detach(|| wait_for_job(shared));
+                match job {
+                    Some(job) => job,
+                    None => {
+                        state = shared.lock();
+                        break;
+                    }
                 }
             }
         };
-        let Some(job) = job else { break };
         // A job is our own code and should never panic; if one does, the
         // thread must survive to keep the pool's size and counts right.
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(py))).is_err() {
@@ -173,15 +179,15 @@ fn run(py: Python<'_>, shared: &Shared) {
         // with hyper, parked iterators) wait for an attached thread; with
         // WSGI there is no event loop to release them, so the pool does.
         release_deferred(py);
-        let mut state = shared.lock();
+        // One lock both to count this job done and to take the next.
+        state = shared.lock();
         state.running -= 1;
         state.busy -= 1;
-        state.progress = Instant::now();
+        state.progress += 1;
         if state.busy == 0 {
             shared.finished.notify_all();
         }
     }
-    let mut state = shared.lock();
     state.alive -= 1;
     shared.finished.notify_all();
 }
@@ -192,7 +198,7 @@ fn wait_for_job(shared: &Shared) -> Option<Job> {
     loop {
         if let Some(job) = state.queue.pop_front() {
             state.running += 1;
-            state.progress = Instant::now();
+            state.progress += 1;
             return Some(job);
         }
         if state.closed {
@@ -211,13 +217,17 @@ fn wait_for_job(shared: &Shared) -> Option<Job> {
 /// [`STALL`]: the threads running are blocked (or busy for long).
 fn monitor(shared: &Shared) {
     let mut state = shared.lock();
+    let (mut seen, mut since) = (state.progress, Instant::now());
     while !state.closed {
         if state.queue.is_empty() {
             state = shared.queued.wait(state).unwrap_or_else(|p| p.into_inner());
+            (seen, since) = (state.progress, Instant::now());
             continue;
         }
-        if state.progress.elapsed() >= STALL && state.waking == 0 {
-            state.progress = Instant::now();
+        if state.progress != seen {
+            (seen, since) = (state.progress, Instant::now());
+        } else if since.elapsed() >= STALL && state.waking == 0 {
+            since = Instant::now();
             state.wake_one(shared);
         }
         state = shared

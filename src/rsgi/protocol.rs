@@ -12,7 +12,9 @@ use pyo3::types::PyBytes;
 use tokio::sync::mpsc::error::TrySendError;
 
 use super::exchange::{BodyWaiter, Exchange};
-use crate::bridge::{ClientDisconnected, PyObj, Ready, body_bytes, is_done, resolve, wait_to_send};
+use crate::bridge::{
+    ClientDisconnected, PyObj, Ready, body_bytes, each_str_pair, is_done, resolve, wait_to_send,
+};
 use crate::http::{
     FileRange, ResponseBody, StreamItem, Take, append_header, response_head, send_file,
 };
@@ -45,7 +47,7 @@ impl HttpProtocol {
         &self,
         py: Python<'_>,
         status: u16,
-        headers: Vec<(String, String)>,
+        headers: Option<&Bound<'_, PyAny>>,
         body: Bytes,
     ) -> PyResult<()> {
         let response = head(status, headers)?.map(|()| ResponseBody::full(body));
@@ -66,11 +68,13 @@ impl HttpProtocol {
 }
 
 /// Builds a response head from RSGI's `status` and `(name, value)` pairs.
-fn head(status: u16, headers: Vec<(String, String)>) -> PyResult<Response<()>> {
-    let mut map = HeaderMap::with_capacity(headers.len());
-    for (name, value) in &headers {
-        append_header(&mut map, name.as_bytes(), value.as_bytes())
-            .map_err(PyValueError::new_err)?;
+fn head(status: u16, headers: Option<&Bound<'_, PyAny>>) -> PyResult<Response<()>> {
+    let mut map = HeaderMap::new();
+    if let Some(headers) = headers {
+        each_str_pair(headers, |name, value| {
+            append_header(&mut map, name.as_bytes(), value.as_bytes())
+                .map_err(PyValueError::new_err)
+        })?;
     }
     response_head(status, map).map_err(PyValueError::new_err)
 }
@@ -211,12 +215,12 @@ impl HttpProtocol {
         }
     }
 
-    #[pyo3(signature = (status, headers = Vec::new()))]
+    #[pyo3(signature = (status, headers = None))]
     fn response_empty(
         &self,
         py: Python<'_>,
         status: u16,
-        headers: Vec<(String, String)>,
+        headers: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         self.respond(py, status, headers, Bytes::new())
     }
@@ -226,7 +230,7 @@ impl HttpProtocol {
         &self,
         py: Python<'_>,
         status: u16,
-        headers: Vec<(String, String)>,
+        headers: Option<&Bound<'_, PyAny>>,
         body: String,
     ) -> PyResult<()> {
         self.respond(py, status, headers, Bytes::from(body))
@@ -236,7 +240,7 @@ impl HttpProtocol {
     fn response_bytes(
         &self,
         status: u16,
-        headers: Vec<(String, String)>,
+        headers: Option<&Bound<'_, PyAny>>,
         body: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         self.respond(body.py(), status, headers, body_bytes(body)?)
@@ -247,7 +251,7 @@ impl HttpProtocol {
     fn response_file(
         &self,
         status: u16,
-        headers: Vec<(String, String)>,
+        headers: Option<&Bound<'_, PyAny>>,
         file: PathBuf,
     ) -> PyResult<()> {
         let head = head(status, headers)?;
@@ -269,7 +273,7 @@ impl HttpProtocol {
     fn response_file_range(
         &self,
         status: u16,
-        headers: Vec<(String, String)>,
+        headers: Option<&Bound<'_, PyAny>>,
         file: PathBuf,
         start: u64,
         end: u64,
@@ -293,11 +297,11 @@ impl HttpProtocol {
     }
 
     /// Starts a streamed response; the body follows through the transport.
-    #[pyo3(signature = (status, headers = Vec::new()))]
+    #[pyo3(signature = (status, headers = None))]
     fn response_stream(
         &self,
         status: u16,
-        headers: Vec<(String, String)>,
+        headers: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<StreamTransport> {
         let head = head(status, headers)?;
         let reply = self.reply()?;

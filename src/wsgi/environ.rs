@@ -1,5 +1,6 @@
 //! Building the PEP 3333 environ.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use hyper::Version;
@@ -27,8 +28,12 @@ struct Remote {
 }
 
 /// Text from bytes, one character per byte (PEP 3333's "bytes as latin-1").
-fn latin1(bytes: &[u8]) -> String {
-    bytes.iter().map(|&b| char::from(b)).collect()
+/// ASCII, the usual case, is borrowed as it is.
+fn latin1(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if text.is_ascii() => Cow::Borrowed(text),
+        _ => Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect()),
+    }
 }
 
 /// `Host` without its port, and the port (if any).
@@ -74,13 +79,10 @@ fn remote<'a>(py: Python<'_>, conn: &'a ConnInfo) -> Option<&'a Remote> {
 }
 
 /// Values of a repeated header joined as PEP 3333 asks (cookies with `; `).
-fn joined(headers: &HeaderMap, name: &header::HeaderName) -> String {
+fn joined<'h>(headers: &'h HeaderMap, name: &header::HeaderName) -> Cow<'h, str> {
     let mut values = headers.get_all(name).iter();
     if let (Some(only), None) = (values.next(), values.next()) {
-        return match only.to_str() {
-            Ok(text) => text.to_owned(),
-            Err(_) => latin1(only.as_bytes()),
-        };
+        return latin1(only.as_bytes());
     }
     let separator = if name == header::COOKIE { "; " } else { ", " };
     let mut out = String::new();
@@ -90,7 +92,7 @@ fn joined(headers: &HeaderMap, name: &header::HeaderName) -> String {
         }
         out.push_str(&latin1(value.as_bytes()));
     }
-    out
+    Cow::Owned(out)
 }
 
 impl EnvironBuilder {
@@ -121,7 +123,7 @@ impl EnvironBuilder {
         let env = self.template.bind(py).cast::<PyDict>()?.copy()?;
         env.set_item(pyo3::intern!(py, "REQUEST_METHOD"), head.method.as_str())?;
         let path = percent_decode(head.uri.path().as_bytes()).collect::<Vec<u8>>();
-        env.set_item(pyo3::intern!(py, "PATH_INFO"), latin1(&path))?;
+        env.set_item(pyo3::intern!(py, "PATH_INFO"), &*latin1(&path))?;
         env.set_item(
             pyo3::intern!(py, "QUERY_STRING"),
             head.uri.query().unwrap_or(""),
@@ -139,20 +141,29 @@ impl EnvironBuilder {
             .headers
             .get(header::HOST)
             .map(|h| latin1(h.as_bytes()))
-            .or_else(|| head.uri.authority().map(|a| a.as_str().to_owned()));
+            .or_else(|| head.uri.authority().map(|a| Cow::Borrowed(a.as_str())));
         let default_port = if conn.scheme == "https" { "443" } else { "80" };
-        let (server_name, server_port) = match &host {
+        let (name_key, port_key) = (
+            pyo3::intern!(py, "SERVER_NAME"),
+            pyo3::intern!(py, "SERVER_PORT"),
+        );
+        match &host {
             Some(host) => {
                 let (name, port) = split_host(host);
-                (name.to_owned(), port.unwrap_or(default_port).to_owned())
+                env.set_item(name_key, name)?;
+                env.set_item(port_key, port.unwrap_or(default_port))?;
             }
             None => match conn.server {
-                Some(addr) => (addr.ip().to_string(), addr.port().to_string()),
-                None => ("localhost".to_owned(), default_port.to_owned()),
+                Some(addr) => {
+                    env.set_item(name_key, addr.ip().to_string())?;
+                    env.set_item(port_key, addr.port().to_string())?;
+                }
+                None => {
+                    env.set_item(name_key, "localhost")?;
+                    env.set_item(port_key, default_port)?;
+                }
             },
-        };
-        env.set_item(pyo3::intern!(py, "SERVER_NAME"), server_name)?;
-        env.set_item(pyo3::intern!(py, "SERVER_PORT"), server_port)?;
+        }
         if let Some(remote) = remote(py, conn) {
             env.set_item(pyo3::intern!(py, "REMOTE_ADDR"), remote.addr.bind(py))?;
             env.set_item(pyo3::intern!(py, "REMOTE_PORT"), remote.port.bind(py))?;
@@ -165,6 +176,7 @@ impl EnvironBuilder {
         }
         for name in head.headers.keys() {
             let value = joined(&head.headers, name);
+            let value = &*value;
             if name == header::CONTENT_TYPE {
                 env.set_item(pyo3::intern!(py, "CONTENT_TYPE"), value)?;
             } else if name == header::CONTENT_LENGTH {

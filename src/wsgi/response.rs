@@ -9,6 +9,7 @@ use bytes::Bytes;
 use hyper::StatusCode;
 use hyper::header::CONTENT_LENGTH;
 use pyo3::prelude::*;
+use pyo3::types::{PyIterator, PyList, PyTuple};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc::error::TrySendError;
 
@@ -214,13 +215,17 @@ fn fail(state: &ResponseState) {
 
 /// PEP 3333: the server calls `close()` on the result, whatever happened.
 fn close(py: Python<'_>, app: &WsgiApp, result: &Bound<'_, PyAny>) {
-    let closed = result.hasattr("close").and_then(|has| {
-        if has {
-            result.call_method0("close").map(drop)
-        } else {
-            Ok(())
-        }
-    });
+    // The common plain list has no `close` (and looking for it would cost
+    // an AttributeError).
+    if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
+        return;
+    }
+    let closed = result
+        .getattr_opt(pyo3::intern!(py, "close"))
+        .and_then(|close| match close {
+            Some(close) => close.call0().map(drop),
+            None => Ok(()),
+        });
     if let Err(err) = closed {
         app.report(py, "Exception in the close() of a WSGI response", Some(err));
     }
@@ -234,14 +239,12 @@ enum Step {
 
 impl Pump {
     fn next(&self, py: Python<'_>) -> PyResult<Step> {
-        // SAFETY-free: `iter` was made by `iter()`, so `__next__` applies.
-        let iter = self.iter.bind(py);
-        match iter.call_method0(pyo3::intern!(py, "__next__")) {
-            Ok(chunk) => Ok(Step::Chunk(body_bytes(&chunk)?)),
-            Err(err) if err.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => {
-                Ok(Step::End)
-            }
-            Err(err) => Err(err),
+        // `iter` came from `iter()`. `PyIter_Next` ends without raising
+        // StopIteration.
+        let mut iter = self.iter.bind(py).cast::<PyIterator>()?.clone();
+        match iter.next() {
+            Some(chunk) => Ok(Step::Chunk(body_bytes(&chunk?)?)),
+            None => Ok(Step::End),
         }
     }
 

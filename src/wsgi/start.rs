@@ -9,7 +9,7 @@ use hyper::{HeaderMap, Response};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::bridge::{ClientDisconnected, body_bytes};
+use crate::bridge::{ClientDisconnected, body_bytes, each_str_pair};
 use crate::http::{Reply, ResponseBody, StreamItem, StreamSender, append_header, response_head};
 
 /// The response of one WSGI call, as far as it got.
@@ -76,26 +76,34 @@ impl ResponseState {
 }
 
 /// Parses `"200 OK"` and the header list into a response head.
-fn head(status: &str, headers: Vec<(String, String)>) -> PyResult<Response<()>> {
+fn head(status: &str, headers: &Bound<'_, PyAny>) -> PyResult<Response<()>> {
     let code = status
         .split_ascii_whitespace()
         .next()
         .and_then(|c| c.parse::<u16>().ok())
         .ok_or_else(|| PyValueError::new_err(format!("invalid WSGI status {status:?}")))?;
-    let mut map = HeaderMap::with_capacity(headers.len());
-    for (name, value) in &headers {
+    let mut map = HeaderMap::new();
+    each_str_pair(headers, |name, value| {
         // The server frames the body itself.
         if name.eq_ignore_ascii_case(TRANSFER_ENCODING.as_str()) {
-            continue;
+            return Ok(());
         }
         // PEP 3333: header values are str holding latin-1.
-        let bytes: Vec<u8> = value
-            .chars()
-            .map(|c| u8::try_from(u32::from(c)))
-            .collect::<Result<_, _>>()
-            .map_err(|_| PyValueError::new_err(format!("header '{name}' is not latin-1 text")))?;
-        append_header(&mut map, name.as_bytes(), &bytes).map_err(PyValueError::new_err)?;
-    }
+        let latin1;
+        let bytes = if value.is_ascii() {
+            value.as_bytes()
+        } else {
+            latin1 = value
+                .chars()
+                .map(|c| u8::try_from(u32::from(c)))
+                .collect::<Result<Vec<u8>, _>>()
+                .map_err(|_| {
+                    PyValueError::new_err(format!("header '{name}' is not latin-1 text"))
+                })?;
+            &latin1
+        };
+        append_header(&mut map, name.as_bytes(), bytes).map_err(PyValueError::new_err)
+    })?;
     response_head(code, map).map_err(PyValueError::new_err)
 }
 
@@ -116,7 +124,7 @@ impl StartResponse {
     fn __call__(
         &self,
         status: &str,
-        headers: Vec<(String, String)>,
+        headers: &Bound<'_, PyAny>,
         exc_info: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Write> {
         let exc_info = exc_info.filter(|e| !e.is_none());

@@ -95,6 +95,10 @@ class App:
             await proto.client_disconnect()
             STATS["disconnects"] += 1
             return
+        if path == "/bad-header":
+            return proto.response_str(200, [("x-count", 5)], "never")
+        if path == "/tuple-headers":
+            return proto.response_str(200, (("x-a", "1"),), "tuple headers")
         if path == "/raise":
             raise RuntimeError("rsgi boom")
         if path == "/none":

@@ -115,6 +115,15 @@ def app(environ, start_response):
                 "503 Service Unavailable", [("Content-Type", "text/plain")], sys.exc_info()
             )
         return [b"error page"]
+    if path == "/bad-header":
+        # Values must be latin-1 str; names must be valid tokens.
+        kind = query.get("kind", "int")
+        bad = {"int": ("X-Count", 5), "utf8": ("X-Name", "\u20ac"), "name": ("Bad Name", "v")}
+        start_response("200 OK", [bad[kind]])
+        return [b"never"]
+    if path == "/tuple-headers":
+        start_response("200 OK", (("X-A", "1"), ("X-B", "caf\u00e9")))
+        return (b"tuple", b" body")
     if path == "/no-start":
         return [b"nothing started"]
     if path == "/sleep":
