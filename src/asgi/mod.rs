@@ -113,7 +113,9 @@ impl Handler for AsgiHandler {
         if let Some(config) = self.websockets
             && ws::is_upgrade(&req)
         {
-            return ws::serve(&self.limiter, req, conn, config, &self.app).await;
+            // Boxed: inline, the upgrade's larger state would make every
+            // plain request's future bigger too.
+            return Box::pin(ws::serve(&self.limiter, req, conn, config, &self.app)).await;
         }
         exchange(&self.limiter, req, |admitted| {
             let cycle = Arc::new(Cycle::new(

@@ -101,7 +101,9 @@ impl Handler for RsgiHandler {
         if let Some(config) = self.websockets
             && ws::is_upgrade(&req)
         {
-            return ws::serve(&self.limiter, req, conn, config, &self.app).await;
+            // Boxed: inline, the upgrade's larger state would make every
+            // plain request's future bigger too.
+            return Box::pin(ws::serve(&self.limiter, req, conn, config, &self.app)).await;
         }
         http::exchange(&self.limiter, req, |admitted| {
             let exchange = Arc::new(Exchange::new(
