@@ -23,6 +23,12 @@ use super::pyobj::release_deferred;
 /// How long queued jobs may see no progress before another thread wakes.
 const STALL: Duration = Duration::from_millis(1);
 
+/// How long the pool must have had nothing queued before the monitor stops
+/// looking every [`STALL`] and sleeps until a job comes. Under load, being
+/// told about every job that finds the queue empty would cost far more
+/// than a check a millisecond.
+const IDLE: Duration = Duration::from_millis(100);
+
 pub struct PythonPool {
     shared: Arc<Shared>,
 }
@@ -31,7 +37,7 @@ struct Shared {
     state: Mutex<State>,
     /// Sleeping threads wait here for jobs.
     work: Condvar,
-    /// The monitor waits here while there is nothing queued.
+    /// The monitor sleeps here after [`IDLE`] with nothing queued.
     queued: Condvar,
     /// `shutdown` waits here for threads to finish.
     finished: Condvar,
@@ -47,6 +53,8 @@ struct State {
     /// Counts jobs started and finished (and wake-ups sent): the monitor
     /// sees a stall when it stops moving.
     progress: u64,
+    /// The monitor sleeps until a job is queued.
+    monitor_asleep: bool,
     /// Jobs queued or running, and threads still alive.
     busy: usize,
     alive: usize,
@@ -78,6 +86,7 @@ impl PythonPool {
                 waking: 0,
                 running: 0,
                 progress: 0,
+                monitor_asleep: false,
                 busy: 0,
                 alive: threads,
                 closed: false,
@@ -105,7 +114,6 @@ impl PythonPool {
         if state.closed {
             return false;
         }
-        let was_empty = state.queue.is_empty();
         state.queue.push_back(job);
         state.busy += 1;
         if state.running == 0 && state.waking == 0 {
@@ -113,9 +121,10 @@ impl PythonPool {
             state.progress += 1;
             state.wake_one(&self.shared);
         }
-        if was_empty {
-            // The monitor sleeps while nothing is queued; it must watch
-            // this job in case the thread that takes it blocks.
+        if state.monitor_asleep {
+            // It must watch this job in case the thread that takes it
+            // blocks.
+            state.monitor_asleep = false;
             self.shared.queued.notify_one();
         }
         true
@@ -218,17 +227,24 @@ fn wait_for_job(shared: &Shared) -> Option<Job> {
 fn monitor(shared: &Shared) {
     let mut state = shared.lock();
     let (mut seen, mut since) = (state.progress, Instant::now());
+    let mut last_queued = Instant::now();
     while !state.closed {
         if state.queue.is_empty() {
-            state = shared.queued.wait(state).unwrap_or_else(|p| p.into_inner());
+            if last_queued.elapsed() >= IDLE {
+                state.monitor_asleep = true;
+                while state.monitor_asleep && !state.closed {
+                    state = shared.queued.wait(state).unwrap_or_else(|p| p.into_inner());
+                }
+            }
             (seen, since) = (state.progress, Instant::now());
-            continue;
-        }
-        if state.progress != seen {
-            (seen, since) = (state.progress, Instant::now());
-        } else if since.elapsed() >= STALL && state.waking == 0 {
-            since = Instant::now();
-            state.wake_one(shared);
+        } else {
+            last_queued = Instant::now();
+            if state.progress != seen {
+                (seen, since) = (state.progress, Instant::now());
+            } else if since.elapsed() >= STALL && state.waking == 0 {
+                since = Instant::now();
+                state.wake_one(shared);
+            }
         }
         state = shared
             .queued
