@@ -16,7 +16,7 @@ mod send;
 
 pub use awaitable::{ClientDisconnected, Done, Failed, Ready, Waiting};
 pub use bytes::body_bytes;
-pub use outbox::Delivery;
+pub use outbox::{Delivery, Outbox};
 pub use pairs::each_str_pair;
 pub use pool::PythonPool;
 pub use pyobj::{PyObj, deferred_release_count, release_deferred};

@@ -9,8 +9,12 @@
 //! they came from: one wake-up, after which the sends happen on the I/O
 //! thread itself, where waking a task is only a queue push.
 //!
-//! Only the loop thread queues; any other thread (a WSGI pool thread, or
-//! an app calling from a thread of its own) delivers at once.
+//! The loop thread queues with [`Outbox::deliver`], which holds what it
+//! gets until the loop's batch is done. WSGI pool threads use
+//! [`Outbox::post`]: only the delivery that finds the outbox empty wakes
+//! the I/O thread, and those posted before the I/O thread got to them
+//! share the wake-up. Other threads (an app answering from a thread of its
+//! own) deliver at once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -111,6 +115,20 @@ impl Outbox {
                 err.print(py);
                 self.flush();
             }
+        }
+    }
+
+    /// Any thread: runs `delivery` on the I/O thread. Deliveries posted
+    /// while earlier ones still wait for the I/O thread share their
+    /// wake-up.
+    pub fn post(&self, delivery: Delivery) {
+        let first = {
+            let mut queued = self.lock();
+            queued.push(delivery);
+            queued.len() == 1
+        };
+        if first {
+            self.ready.notify_one();
         }
     }
 

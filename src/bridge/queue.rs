@@ -80,6 +80,11 @@ impl Bridge {
         true
     }
 
+    /// Where responses made on this bridge's threads are batched.
+    pub fn outbox(&self) -> Arc<Outbox> {
+        Arc::clone(&self.shared.outbox)
+    }
+
     /// Called on the event-loop thread before serving: from then on,
     /// [`Bridge::deliver`] batches what that thread hands back.
     pub fn attach_loop(&self, event_loop: &Bound<'_, PyAny>) -> PyResult<()> {

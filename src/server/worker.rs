@@ -219,6 +219,7 @@ impl Worker {
             template,
             Arc::clone(&pool),
             self.runtime_handle()?,
+            self.bridge.outbox(),
         )?;
         *self.pool.lock().unwrap_or_else(|p| p.into_inner()) = Some(pool);
         self.start(WsgiHandler::new(app, self.backpressure))

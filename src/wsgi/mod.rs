@@ -20,7 +20,7 @@ use pyo3::prelude::*;
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
-use crate::bridge::{PyObj, PythonPool};
+use crate::bridge::{Outbox, PyObj, PythonPool};
 use crate::http::{ConnInfo, ResponseBody, exchange};
 use crate::server::Handler;
 
@@ -40,6 +40,8 @@ pub struct WsgiApp {
     pool: Arc<PythonPool>,
     /// The I/O runtime, where parked iterators wait for the client.
     io: Handle,
+    /// How complete responses go to the I/O thread.
+    outbox: Arc<Outbox>,
 }
 
 impl WsgiApp {
@@ -50,6 +52,7 @@ impl WsgiApp {
         template: Py<PyAny>,
         pool: Arc<PythonPool>,
         io: Handle,
+        outbox: Arc<Outbox>,
     ) -> PyResult<Self> {
         Ok(Self {
             app: PyObj::new(app),
@@ -57,6 +60,7 @@ impl WsgiApp {
             environ: EnvironBuilder::new(py, template)?,
             pool,
             io,
+            outbox,
         })
     }
 

@@ -16,7 +16,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use super::WsgiApp;
 use super::input::Input;
 use super::start::{ResponseState, StartResponse};
-use crate::bridge::{PyObj, body_bytes};
+use crate::bridge::{Delivery, PyObj, body_bytes};
 use crate::http::{Admitted, ConnInfo, RequestBody, StreamItem, error_response, send_open_file};
 
 /// `wsgi.file_wrapper`: wraps a file-like object. Returned from the app, a
@@ -260,10 +260,7 @@ impl Pump {
             match step {
                 Step::End if !streaming => {
                     let sent = self.state.lock().send_full(Bytes::new());
-                    return match sent {
-                        Ok(()) => self.finish(py, None),
-                        Err(problem) => self.finish_with(py, problem),
-                    };
+                    return self.sent_full(py, sent);
                 }
                 Step::End => {
                     // Dropping every sender ends the chunked body.
@@ -277,10 +274,7 @@ impl Pump {
                         if !streaming && whole_body(&inner, &chunk) {
                             let sent = inner.send_full(chunk);
                             drop(inner);
-                            return match sent {
-                                Ok(()) => self.finish(py, None),
-                                Err(problem) => self.finish_with(py, problem),
-                            };
+                            return self.sent_full(py, sent);
                         }
                         match inner.stream() {
                             Ok(tx) => tx,
@@ -312,6 +306,18 @@ impl Pump {
             let app = Arc::clone(&self.app);
             app.run_on_pool(move |py| self.run(py));
         });
+    }
+
+    /// The whole response is ready: it goes to the I/O thread, sharing a
+    /// wake-up with any others still on their way.
+    fn sent_full(self, py: Python<'_>, sent: Result<Delivery, &str>) {
+        match sent {
+            Ok(delivery) => {
+                self.app.outbox.post(delivery);
+                self.finish(py, None);
+            }
+            Err(problem) => self.finish_with(py, problem),
+        }
     }
 
     fn finish_with(self, py: Python<'_>, problem: &str) {

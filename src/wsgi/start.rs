@@ -9,7 +9,7 @@ use hyper::{HeaderMap, Response};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::bridge::{ClientDisconnected, body_bytes, each_str_pair};
+use crate::bridge::{ClientDisconnected, Delivery, body_bytes, each_str_pair};
 use crate::http::{Reply, ResponseBody, StreamItem, StreamSender, append_header, response_head};
 
 /// The response of one WSGI call, as far as it got.
@@ -33,14 +33,17 @@ impl Inner {
     }
 
     /// The head with a complete body, in one piece (exact length).
-    pub fn send_full(&mut self, body: Bytes) -> Result<(), &'static str> {
+    /// Returned as a delivery for the outbox, to run once the lock is gone.
+    pub fn send_full(&mut self, body: Bytes) -> Result<Delivery, &'static str> {
         let head = self
             .head
             .take()
             .ok_or("the app did not call start_response")?;
         let reply = self.reply.take().ok_or("the response was already sent")?;
-        let _ = reply.send(head.map(|()| ResponseBody::full(body)));
-        Ok(())
+        let response = head.map(|()| ResponseBody::full(body));
+        Ok(Box::new(move || {
+            let _ = reply.send(response);
+        }))
     }
 
     /// The body's sender, sending the head first if it is not out yet.
