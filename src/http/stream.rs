@@ -28,8 +28,11 @@ pub struct Budget {
 #[derive(Default)]
 struct Used {
     bytes: usize,
-    /// Threads waiting in `take_blocking`: waking the condition variable
-    /// is a system call, which every frame would otherwise pay.
+    /// Tasks waiting in `take` and threads waiting in `take_blocking`.
+    /// Frames are freed far more often than anyone waits, and waking (a
+    /// lock in `Notify`, a system call for the condition variable) is
+    /// skipped when nobody does.
+    waiting: usize,
     blocked: usize,
 }
 
@@ -54,14 +57,38 @@ impl Budget {
     }
 
     async fn take(self: &Arc<Self>, n: usize) -> Charge {
+        /// Counts this task as waiting while it does (also if the wait is
+        /// cancelled).
+        struct Waiting<'a>(&'a Budget);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0
+                    .used
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .waiting -= 1;
+            }
+        }
         loop {
             let freed = self.freed.notified();
             tokio::pin!(freed);
+            // Registered before the check, so a frame freed after it
+            // cannot be missed.
             freed.as_mut().enable();
-            if let Some(charge) = self.try_take(n) {
-                return charge;
-            }
+            let waiting = {
+                let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+                if used.has_room(n) {
+                    used.bytes += n;
+                    return Charge {
+                        budget: Arc::clone(self),
+                        n,
+                    };
+                }
+                used.waiting += 1;
+                Waiting(self)
+            };
             freed.await;
+            drop(waiting);
         }
     }
 
@@ -93,9 +120,11 @@ impl Drop for Charge {
     fn drop(&mut self) {
         let mut used = self.budget.used.lock().unwrap_or_else(|p| p.into_inner());
         used.bytes -= self.n;
-        let blocked = used.blocked > 0;
+        let (waiting, blocked) = (used.waiting > 0, used.blocked > 0);
         drop(used);
-        self.budget.freed.notify_waiters();
+        if waiting {
+            self.budget.freed.notify_waiters();
+        }
         if blocked {
             self.budget.freed_blocking.notify_all();
         }
@@ -233,6 +262,48 @@ mod tests {
             tx.try_send(StreamItem::Data(Bytes::from_static(b"x")))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_waiting_sender_wakes_when_a_frame_is_taken() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (tx, mut rx) = StreamSender::<StreamItem>::new();
+            tx.try_send(StreamItem::Data(Bytes::from(vec![0u8; BUDGET])))
+                .unwrap();
+            let waiter = tx.clone();
+            let sender = tokio::spawn(async move {
+                waiter
+                    .send(StreamItem::Data(Bytes::from_static(b"x")))
+                    .await
+                    .is_ok()
+            });
+            tokio::task::yield_now().await;
+            assert!(!sender.is_finished());
+            assert_eq!(tx.budget.used.lock().unwrap().waiting, 1);
+            // hyper takes the frame: the sender goes on.
+            drop(rx.recv().await.unwrap());
+            let sent = tokio::time::timeout(std::time::Duration::from_secs(5), sender);
+            assert!(sent.await.unwrap().unwrap());
+            assert_eq!(tx.budget.used.lock().unwrap().waiting, 0);
+
+            // A wait that is given up leaves no count behind.
+            let waiter = tx.clone();
+            let sender = tokio::spawn(async move {
+                waiter
+                    .send(StreamItem::Data(Bytes::from(vec![0u8; BUDGET])))
+                    .await
+                    .is_ok()
+            });
+            tokio::task::yield_now().await;
+            assert_eq!(tx.budget.used.lock().unwrap().waiting, 1);
+            sender.abort();
+            let _ = sender.await;
+            assert_eq!(tx.budget.used.lock().unwrap().waiting, 0);
+        });
     }
 
     #[test]
