@@ -17,7 +17,7 @@ use hyper::{Request, Response, StatusCode};
 use pyo3::prelude::*;
 use tokio::sync::Semaphore;
 
-use crate::bridge::{Bridge, PyObj};
+use crate::bridge::{AppRunner, Bridge, PyObj};
 use crate::http::{ConnInfo, ResponseBody, exchange};
 use crate::server::Handler;
 use crate::ws;
@@ -32,11 +32,9 @@ use scope::ScopeBuilder;
 /// What the event-loop side needs to start an app call; touched only by
 /// jobs running on the event-loop thread.
 pub struct AsgiApp {
-    /// `run_http(app, scope, receive, send)` from `diorite.asgi` (for
-    /// websocket scopes too).
-    runner: PyObj,
-    /// Makes a task of a coroutine (`loop.create_task` or an eager task).
-    spawn: PyObj,
+    /// Starts `run_http(scope, receive, send)` from `diorite.asgi` as a
+    /// task (for websocket scopes too).
+    runner: AppRunner,
     /// `loop.create_future`.
     create_future: PyObj,
     scope: ScopeBuilder,
@@ -57,8 +55,7 @@ impl AsgiApp {
         bridge: Bridge,
     ) -> PyResult<Self> {
         Ok(Self {
-            runner: PyObj::new(runner),
-            spawn: PyObj::new(spawn),
+            runner: AppRunner::new(runner, spawn),
             create_future: PyObj::from_bound(event_loop.getattr("create_future")?),
             scope: ScopeBuilder::new(py, template, ws_template, state)?,
             messages: Messages::new(py),
@@ -78,8 +75,7 @@ impl AsgiApp {
             let scope = self.scope.build(py, &head, conn)?;
             let receive = Py::new(py, Receive::new(Arc::clone(&cycle)))?;
             let send = Py::new(py, Send::new(Arc::clone(&cycle)))?;
-            let coro = self.runner.bind(py).call1((scope, receive, send))?;
-            let task = self.spawn.bind(py).call1((coro,))?;
+            let task = self.runner.start(py, (scope, receive, send))?;
             cycle.keep_task(task);
             Ok(())
         })();
@@ -113,9 +109,7 @@ impl Handler for AsgiHandler {
         if let Some(config) = self.websockets
             && ws::is_upgrade(&req)
         {
-            // Boxed: inline, the upgrade's larger state would make every
-            // plain request's future bigger too.
-            return Box::pin(ws::serve(&self.limiter, req, conn, config, &self.app)).await;
+            return ws::serve(&self.limiter, req, conn, config, &self.app).await;
         }
         exchange(&self.limiter, req, |admitted| {
             let cycle = Arc::new(Cycle::new(

@@ -31,8 +31,7 @@ impl WebsocketApp for AsgiApp {
             let scope = self.scope.build_websocket(py, &head, &conn)?;
             let receive = Py::new(py, WebsocketReceive::new(Arc::clone(&cycle)))?;
             let send = Py::new(py, WebsocketSend::new(Arc::clone(&cycle)))?;
-            let coro = self.runner.bind(py).call1((scope, receive, send))?;
-            let task = self.spawn.bind(py).call1((coro,))?;
+            let task = self.runner.start(py, (scope, receive, send))?;
             cycle.keep_task(task);
             Ok(())
         })();

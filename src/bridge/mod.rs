@@ -12,6 +12,7 @@ mod pairs;
 mod pool;
 mod pyobj;
 mod queue;
+mod runner;
 mod send;
 
 pub use awaitable::{ClientDisconnected, Done, Failed, Ready, Waiting};
@@ -21,4 +22,5 @@ pub use pairs::each_str_pair;
 pub use pool::PythonPool;
 pub use pyobj::{PyObj, deferred_release_count, release_deferred};
 pub use queue::{Bridge, Job};
+pub use runner::AppRunner;
 pub use send::{is_done, resolve, send_or_wait, wait_to_send};

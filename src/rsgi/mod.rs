@@ -14,7 +14,7 @@ use hyper::{Request, Response, StatusCode};
 use pyo3::prelude::*;
 use tokio::sync::Semaphore;
 
-use crate::bridge::{Bridge, Done, PyObj};
+use crate::bridge::{AppRunner, Bridge, Done, PyObj};
 use crate::http::{self, ConnInfo, ResponseBody};
 use crate::server::Handler;
 use crate::ws;
@@ -30,10 +30,8 @@ pub const RSGI_VERSION: &str = "1.6";
 
 /// What the event-loop side needs to start an app call.
 pub struct RsgiApp {
-    /// `run_rsgi(scope, protocol)` from `diorite.rsgi`.
-    runner: PyObj,
-    /// Makes a task of a coroutine.
-    spawn: PyObj,
+    /// Starts `run_rsgi(scope, protocol)` from `diorite.rsgi` as a task.
+    runner: AppRunner,
     /// `loop.create_future`.
     create_future: PyObj,
     done: Py<PyAny>,
@@ -49,8 +47,7 @@ impl RsgiApp {
         bridge: Bridge,
     ) -> PyResult<Self> {
         Ok(Self {
-            runner: PyObj::new(runner),
-            spawn: PyObj::new(spawn),
+            runner: AppRunner::new(runner, spawn),
             create_future: PyObj::from_bound(event_loop.getattr("create_future")?),
             done: Py::new(py, Done)?.into_any(),
             bridge,
@@ -67,8 +64,7 @@ impl RsgiApp {
         let started = (|| -> PyResult<()> {
             let scope = Py::new(py, Scope::new(head, conn))?;
             let protocol = Py::new(py, HttpProtocol::new(Arc::clone(&exchange)))?;
-            let coro = self.runner.bind(py).call1((scope, protocol))?;
-            let task = self.spawn.bind(py).call1((coro,))?;
+            let task = self.runner.start(py, (scope, protocol))?;
             exchange.keep_task(task);
             Ok(())
         })();
@@ -101,9 +97,7 @@ impl Handler for RsgiHandler {
         if let Some(config) = self.websockets
             && ws::is_upgrade(&req)
         {
-            // Boxed: inline, the upgrade's larger state would make every
-            // plain request's future bigger too.
-            return Box::pin(ws::serve(&self.limiter, req, conn, config, &self.app)).await;
+            return ws::serve(&self.limiter, req, conn, config, &self.app).await;
         }
         http::exchange(&self.limiter, req, |admitted| {
             let exchange = Arc::new(Exchange::new(

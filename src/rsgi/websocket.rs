@@ -32,11 +32,7 @@ impl WebsocketApp for RsgiApp {
         let started = (|| -> PyResult<()> {
             let scope = Py::new(py, Scope::websocket(head, conn))?;
             let protocol = Py::new(py, protocol)?;
-            let coro = self
-                .runner
-                .bind(py)
-                .call1((scope, protocol.clone_ref(py)))?;
-            let task = self.spawn.bind(py).call1((coro,))?;
+            let task = self.runner.start(py, (scope, protocol.clone_ref(py)))?;
             protocol.get().keep_task(task);
             Ok(())
         })();

@@ -200,6 +200,18 @@ fn refusal(phase: &Phase) -> &'static str {
 /// the handshake ends the session with 1006.
 pub async fn serve<A: WebsocketApp>(
     limiter: &Arc<Semaphore>,
+    req: Request<Incoming>,
+    conn: &Arc<ConnInfo>,
+    config: Config,
+    app: &Arc<A>,
+) -> Response<ResponseBody> {
+    // Boxed: inline, the upgrade's larger state would make the future of
+    // every plain request, which embeds this call, bigger too.
+    Box::pin(serve_upgrade(limiter, req, conn, config, app)).await
+}
+
+async fn serve_upgrade<A: WebsocketApp>(
+    limiter: &Arc<Semaphore>,
     mut req: Request<Incoming>,
     conn: &Arc<ConnInfo>,
     config: Config,
