@@ -45,15 +45,18 @@ impl Used {
 impl Budget {
     fn try_take(self: &Arc<Self>, n: usize) -> Option<Charge> {
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        if used.has_room(n) {
+        self.charge(&mut used, n)
+    }
+
+    /// Counts `n` bytes when they fit, with the lock held.
+    fn charge(self: &Arc<Self>, used: &mut Used, n: usize) -> Option<Charge> {
+        used.has_room(n).then(|| {
             used.bytes += n;
-            Some(Charge {
+            Charge {
                 budget: Arc::clone(self),
                 n,
-            })
-        } else {
-            None
-        }
+            }
+        })
     }
 
     async fn take(self: &Arc<Self>, n: usize) -> Charge {
@@ -77,12 +80,8 @@ impl Budget {
             freed.as_mut().enable();
             let waiting = {
                 let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-                if used.has_room(n) {
-                    used.bytes += n;
-                    return Charge {
-                        budget: Arc::clone(self),
-                        n,
-                    };
+                if let Some(charge) = self.charge(&mut used, n) {
+                    return charge;
                 }
                 used.waiting += 1;
                 Waiting(self)
@@ -94,18 +93,16 @@ impl Budget {
 
     fn take_blocking(self: &Arc<Self>, n: usize) -> Charge {
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        while !used.has_room(n) {
+        loop {
+            if let Some(charge) = self.charge(&mut used, n) {
+                return charge;
+            }
             used.blocked += 1;
             used = self
                 .freed_blocking
                 .wait(used)
                 .unwrap_or_else(|p| p.into_inner());
             used.blocked -= 1;
-        }
-        used.bytes += n;
-        Charge {
-            budget: Arc::clone(self),
-            n,
         }
     }
 }
