@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PYO3_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: test test-other-pythons venv build lint fmt bench bench-all clean
+.PHONY: test test-strict test-other-pythons venv build lint fmt bench bench-all clean
 
 # Other supported Pythons found on the machine (pyenv's layout, or on PATH).
 OTHER_PYTHONS := $(foreach v,3.10 3.12 3.13,$(firstword $(wildcard $(HOME)/.pyenv/versions/$(v).*/bin/python$(v)) $(shell command -v python$(v) 2>/dev/null)))
@@ -23,7 +23,24 @@ build: venv
 test: build
 	cargo test -q
 	$(BIN)/python -m pytest -q tests
+	$(MAKE) --no-print-directory test-strict
 	$(MAKE) --no-print-directory test-other-pythons
+
+# The GIL rule enforced, not just followed: the suite again against an
+# extension built with `pyo3_disable_reference_pool`, where a Python object
+# dropped by a thread that is not attached aborts the worker instead of
+# being deferred by PyO3 (docs/architecture.md, "The GIL boundary"). The
+# wheel goes to its own directory, found first through PYTHONPATH, so the
+# normal build in python/diorite is left alone.
+STRICT := target/strict
+test-strict: venv
+	rm -rf $(STRICT)/wheels $(STRICT)/site
+	RUSTFLAGS="--cfg pyo3_disable_reference_pool" CARGO_TARGET_DIR=$(STRICT) \
+		$(BIN)/maturin build -q --profile dev -i $(BIN)/python -o $(STRICT)/wheels
+	$(BIN)/python -m pip install -q --no-deps --target $(STRICT)/site $(STRICT)/wheels/*.whl
+	PYTHONPATH=$(abspath $(STRICT)/site) $(BIN)/python -c \
+		'import diorite._diorite as d, sys; assert "$(STRICT)/site" in d.__file__, d.__file__'
+	PYTHONPATH=$(abspath $(STRICT)/site) $(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 # The whole suite again on each other Python present (each in its own venv
 # and target directory): the leak this project must never have showed up

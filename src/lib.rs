@@ -10,18 +10,21 @@ use pyo3::prelude::*;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-pub mod asgi;
-pub mod bridge;
-pub mod http;
-pub mod rsgi;
-pub mod server;
-pub mod ws;
-pub mod wsgi;
+mod asgi;
+mod bridge;
+mod http;
+mod log;
+mod rsgi;
+mod server;
+mod sync;
+mod worker;
+mod ws;
+mod wsgi;
 
 #[pymodule]
 fn _diorite(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add_class::<server::Worker>()?;
+    m.add_class::<worker::Worker>()?;
     m.add_class::<bridge::Done>()?;
     m.add_class::<bridge::Ready>()?;
     m.add_class::<bridge::Waiting>()?;

@@ -184,7 +184,7 @@ async def serve_app(
         rsgi.call_hook(app, "__rsgi_init__", loop)
         worker.serve_rsgi(rsgi.make_runner(app), task_spawner(loop), loop)
     elif config.interface == "wsgi":
-        worker.serve_wsgi(app, wsgi.report, wsgi.environ_template(), config.blocking_threads)
+        worker.serve_wsgi(app, wsgi.environ_template(), config.blocking_threads)
     else:
         state = lifespan.state if lifespan is not None and lifespan.supported else None
         ws_template = scope_template("websocket") if config.websockets else None

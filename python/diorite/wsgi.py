@@ -1,5 +1,5 @@
-"""The Python half of the WSGI interface: the environ's constant keys and
-error reporting. The rest (environ, start_response, wsgi.input, the
+"""The Python half of the WSGI interface: the environ's constant keys. The
+rest (environ, start_response, wsgi.input, the
 response) is Rust, run on a bounded pool of threads."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 import sys
 
 from ._diorite import FileWrapper
-from .logs import app_logger
 
 
 def environ_template(scheme: str = "http", multiprocess: bool = False) -> dict:
@@ -23,11 +22,3 @@ def environ_template(scheme: str = "http", multiprocess: bool = False) -> dict:
         "wsgi.input_terminated": True,
         "wsgi.file_wrapper": FileWrapper,
     }
-
-
-def report(message: str, exc: BaseException | None) -> None:
-    """Logs an app error; called from the pool threads."""
-    if exc is None:
-        app_logger.error("%s", message)
-    else:
-        app_logger.error("%s", message, exc_info=exc)

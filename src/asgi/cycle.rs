@@ -2,35 +2,35 @@
 //! tokio task that waits for the response and the `receive`/`send`
 //! objects the app holds on the event-loop thread.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use crate::sync::{Mutex, MutexGuard};
+use std::sync::Arc;
 
 use hyper::{Response, StatusCode};
 use pyo3::prelude::*;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::AsgiApp;
-use crate::bridge::PyObj;
-use crate::http::{Reply, RequestBody, StreamItem, StreamSender, error_response};
+use crate::bridge::{PyObj, TaskSlot, abort_stream};
+use crate::http::{Reply, RequestBody, StreamSender, error_response};
 
-pub struct Cycle {
-    pub app: Arc<AsgiApp>,
-    pub body: Arc<RequestBody>,
+pub(crate) struct Cycle {
+    pub(crate) app: Arc<AsgiApp>,
+    pub(crate) body: Arc<RequestBody>,
     state: Mutex<State>,
 }
 
-pub struct State {
-    pub phase: Phase,
+pub(crate) struct State {
+    pub(crate) phase: Phase,
     /// The future a pending `receive()` returned.
-    pub receive_waiter: Option<PyObj>,
-    pub disconnected: bool,
+    pub(crate) receive_waiter: Option<PyObj>,
+    pub(crate) disconnected: bool,
     /// Set when the app's coroutine has returned or raised.
-    pub finished: bool,
-    /// Keeps the app's task alive: asyncio itself holds tasks weakly.
-    task: Option<PyObj>,
+    pub(crate) finished: bool,
+    task: TaskSlot,
     permit: Option<OwnedSemaphorePermit>,
 }
 
-pub enum Phase {
+pub(crate) enum Phase {
     /// Waiting for `http.response.start`.
     Waiting(Reply),
     /// The head is known but not yet handed to hyper.
@@ -46,7 +46,7 @@ pub enum Phase {
 }
 
 impl Cycle {
-    pub fn new(
+    pub(crate) fn new(
         app: Arc<AsgiApp>,
         body: Arc<RequestBody>,
         reply: Reply,
@@ -60,26 +60,23 @@ impl Cycle {
                 receive_waiter: None,
                 disconnected: false,
                 finished: false,
-                task: None,
+                task: TaskSlot::default(),
                 permit: Some(permit),
             }),
         }
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock()
     }
 
-    pub fn keep_task(&self, task: Bound<'_, PyAny>) {
-        let mut state = self.lock();
-        if !state.finished {
-            state.task = Some(PyObj::from_bound(task));
-        }
+    pub(crate) fn keep_task(&self, task: Bound<'_, PyAny>) {
+        self.lock().task.keep(task);
     }
 
     /// The client is gone: any thread. Wakes a pending `receive()` so the
     /// app sees `http.disconnect`.
-    pub fn client_gone(self: &Arc<Self>) {
+    pub(crate) fn client_gone(self: &Arc<Self>) {
         let waiter = {
             let mut state = self.lock();
             state.disconnected = true;
@@ -93,7 +90,7 @@ impl Cycle {
 
     /// Any thread: the body has data (or the exchange ended), so the
     /// pending `receive()` future can be resolved on the loop thread.
-    pub fn body_ready(self: &Arc<Self>) {
+    pub(crate) fn body_ready(self: &Arc<Self>) {
         let waiter = self.lock().receive_waiter.take();
         if let Some(waiter) = waiter {
             self.wake_receiver(waiter);
@@ -109,13 +106,13 @@ impl Cycle {
 
     /// Marks the response complete and wakes a `receive()` that waits for
     /// the disconnect which now follows.
-    pub fn complete(self: &Arc<Self>, state: &mut State) -> Option<PyObj> {
+    pub(crate) fn complete(self: &Arc<Self>, state: &mut State) -> Option<PyObj> {
         state.phase = Phase::Complete;
         state.receive_waiter.take()
     }
 
     /// The app returned. Returns a problem to log, if any.
-    pub fn finish(self: &Arc<Self>) -> Option<&'static str> {
+    pub(crate) fn finish(self: &Arc<Self>) -> Option<&'static str> {
         let (problem, released) = {
             let mut state = self.lock();
             let problem = match std::mem::replace(&mut state.phase, Phase::Complete) {
@@ -125,7 +122,7 @@ impl Cycle {
                     Some("ASGI callable returned without sending a complete response head and body")
                 }
                 Phase::Streaming { tx, .. } => {
-                    abort_stream(&self.app, tx);
+                    abort_stream(&self.app.bridge, tx);
                     Some("ASGI callable returned without completing the response")
                 }
             };
@@ -141,7 +138,7 @@ impl Cycle {
 
     /// The app raised (or could not be started): answer 500 if nothing was
     /// sent yet, else cut the response short.
-    pub fn abort(self: &Arc<Self>) {
+    pub(crate) fn abort(self: &Arc<Self>) {
         let released = {
             let mut state = self.lock();
             match std::mem::replace(&mut state.phase, Phase::Complete) {
@@ -149,7 +146,7 @@ impl Cycle {
                 Phase::Waiting(reply) | Phase::Started { reply, .. } => {
                     let _ = reply.send(error_response(StatusCode::INTERNAL_SERVER_ERROR));
                 }
-                Phase::Streaming { tx, .. } => abort_stream(&self.app, tx),
+                Phase::Streaming { tx, .. } => abort_stream(&self.app.bridge, tx),
             }
             self.release(&mut state)
         };
@@ -166,15 +163,6 @@ impl Cycle {
         state.finished = true;
         state.permit = None;
         self.body.close();
-        (state.task.take(), state.receive_waiter.take())
-    }
-}
-
-fn abort_stream(app: &AsgiApp, tx: StreamSender) {
-    if let Err(tokio::sync::mpsc::error::TrySendError::Full(item)) = tx.try_send(StreamItem::Abort)
-    {
-        app.bridge.spawn(async move {
-            let _ = tx.send(item).await;
-        });
+        (state.task.end(), state.receive_waiter.take())
     }
 }

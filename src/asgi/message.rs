@@ -3,36 +3,36 @@
 
 use pyo3::prelude::*;
 
-use crate::bridge::Done;
+use crate::bridge::{Done, PyObj};
 use crate::ws::Received;
 use pyo3::exceptions::PyTypeError;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
-pub struct Messages {
+pub(crate) struct Messages {
     /// The shared awaitable every `send` that needs no waiting returns.
-    pub done: Py<Done>,
-    pub type_: Py<PyString>,
-    pub body: Py<PyString>,
-    pub more_body: Py<PyString>,
-    pub status: Py<PyString>,
-    pub headers: Py<PyString>,
-    pub trailers: Py<PyString>,
-    pub more_trailers: Py<PyString>,
-    pub path: Py<PyString>,
-    pub http_request: Py<PyString>,
-    pub http_disconnect: Py<PyString>,
-    pub text: Py<PyString>,
-    pub bytes: Py<PyString>,
-    pub code: Py<PyString>,
-    pub reason: Py<PyString>,
-    pub subprotocol: Py<PyString>,
-    pub ws_connect: Py<PyString>,
-    pub ws_receive: Py<PyString>,
-    pub ws_disconnect: Py<PyString>,
+    pub(crate) done: PyObj<Done>,
+    pub(crate) type_: PyObj<PyString>,
+    pub(crate) body: PyObj<PyString>,
+    pub(crate) more_body: PyObj<PyString>,
+    pub(crate) status: PyObj<PyString>,
+    pub(crate) headers: PyObj<PyString>,
+    pub(crate) trailers: PyObj<PyString>,
+    pub(crate) more_trailers: PyObj<PyString>,
+    pub(crate) path: PyObj<PyString>,
+    pub(crate) http_request: PyObj<PyString>,
+    pub(crate) http_disconnect: PyObj<PyString>,
+    pub(crate) text: PyObj<PyString>,
+    pub(crate) bytes: PyObj<PyString>,
+    pub(crate) code: PyObj<PyString>,
+    pub(crate) reason: PyObj<PyString>,
+    pub(crate) subprotocol: PyObj<PyString>,
+    pub(crate) ws_connect: PyObj<PyString>,
+    pub(crate) ws_receive: PyObj<PyString>,
+    pub(crate) ws_disconnect: PyObj<PyString>,
 }
 
 /// The `type` of a message the app sent.
-pub enum Sent {
+pub(crate) enum Sent {
     Start,
     Body,
     Trailers,
@@ -45,10 +45,10 @@ pub enum Sent {
 }
 
 impl Messages {
-    pub fn new(py: Python<'_>) -> Self {
-        let s = |text: &str| PyString::intern(py, text).unbind();
+    pub(crate) fn new(py: Python<'_>) -> Self {
+        let s = |text: &str| PyObj::from_bound(PyString::intern(py, text));
         Self {
-            done: Py::new(py, Done).expect("allocating the Done awaitable"),
+            done: PyObj::new(Py::new(py, Done).expect("allocating the Done awaitable")),
             type_: s("type"),
             body: s("body"),
             more_body: s("more_body"),
@@ -70,7 +70,7 @@ impl Messages {
         }
     }
 
-    pub fn request<'py>(
+    pub(crate) fn request<'py>(
         &self,
         py: Python<'py>,
         body: &[u8],
@@ -83,7 +83,7 @@ impl Messages {
         Ok(msg)
     }
 
-    pub fn disconnect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    pub(crate) fn disconnect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let msg = PyDict::new(py);
         msg.set_item(self.type_.bind(py), self.http_disconnect.bind(py))?;
         Ok(msg)
@@ -91,7 +91,11 @@ impl Messages {
 
     /// A received websocket message as the ASGI event `receive()` returns:
     /// `websocket.receive` with `text` or `bytes`, or `websocket.disconnect`.
-    pub fn websocket<'py>(&self, py: Python<'py>, msg: Received) -> PyResult<Bound<'py, PyDict>> {
+    pub(crate) fn websocket<'py>(
+        &self,
+        py: Python<'py>,
+        msg: Received,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let event = PyDict::new(py);
         match msg {
             Received::Text(text) => {
@@ -111,14 +115,14 @@ impl Messages {
         Ok(event)
     }
 
-    pub fn websocket_connect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    pub(crate) fn websocket_connect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let event = PyDict::new(py);
         event.set_item(self.type_.bind(py), self.ws_connect.bind(py))?;
         Ok(event)
     }
 
     /// A message the app sent: the dict and what its `type` says.
-    pub fn read<'a, 'py>(
+    pub(crate) fn read<'a, 'py>(
         &self,
         message: &'a Bound<'py, PyAny>,
     ) -> PyResult<(&'a Bound<'py, PyDict>, Option<Sent>)> {

@@ -18,20 +18,20 @@ use pyo3::prelude::*;
 use tokio::sync::Semaphore;
 
 use crate::bridge::{AppRunner, Bridge, PyObj};
-use crate::http::{ConnInfo, ResponseBody, exchange};
-use crate::server::Handler;
+use crate::http::{ConnInfo, Handler, ResponseBody, exchange};
 use crate::ws;
 
-pub use protocol::{Receive, Send};
-pub use websocket::{WebsocketReceive, WebsocketSend};
+pub(crate) use protocol::{Receive, Send};
+pub(crate) use websocket::{WebsocketReceive, WebsocketSend};
 
+use crate::log::{self, Logger};
 use cycle::Cycle;
 use message::Messages;
 use scope::ScopeBuilder;
 
 /// What the event-loop side needs to start an app call; touched only by
 /// jobs running on the event-loop thread.
-pub struct AsgiApp {
+pub(crate) struct AsgiApp {
     /// Starts `run_http(scope, receive, send)` from `diorite.asgi` as a
     /// task (for websocket scopes too).
     runner: AppRunner,
@@ -44,7 +44,7 @@ pub struct AsgiApp {
 
 impl AsgiApp {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         py: Python<'_>,
         runner: Py<PyAny>,
         spawn: Py<PyAny>,
@@ -80,14 +80,19 @@ impl AsgiApp {
             Ok(())
         })();
         if let Err(err) = started {
-            err.print(py);
+            log::error(
+                py,
+                Logger::App,
+                "the ASGI app could not be started",
+                Some(err),
+            );
             cycle.abort();
         }
     }
 }
 
 /// The hyper-facing half: one per worker, shared by every connection.
-pub struct AsgiHandler {
+pub(crate) struct AsgiHandler {
     app: Arc<AsgiApp>,
     limiter: Arc<Semaphore>,
     /// `None` with `--no-ws`: upgrade requests are then plain requests.
@@ -95,7 +100,7 @@ pub struct AsgiHandler {
 }
 
 impl AsgiHandler {
-    pub fn new(app: AsgiApp, backpressure: usize, websockets: Option<ws::Config>) -> Self {
+    pub(crate) fn new(app: AsgiApp, backpressure: usize, websockets: Option<ws::Config>) -> Self {
         Self {
             app: Arc::new(app),
             limiter: Arc::new(Semaphore::new(backpressure.max(1))),

@@ -11,17 +11,18 @@ use pyo3::types::{PyDict, PyString};
 use super::cycle::{Cycle, Phase, State};
 use super::message::Sent;
 use crate::bridge::{
-    ClientDisconnected, Failed, PyObj, Ready, Waiting, body_bytes, is_done, send_or_wait,
+    ClientDisconnected, Failed, PyObj, Ready, Waiting, body_bytes, is_done, reject, resolve,
+    send_or_wait,
 };
 use crate::http::{ResponseBody, StreamItem, StreamSender, Take, append_header};
 
 #[pyclass(frozen, module = "diorite._diorite")]
-pub struct Receive {
+pub(crate) struct Receive {
     cycle: Arc<Cycle>,
 }
 
 impl Receive {
-    pub fn new(cycle: Arc<Cycle>) -> Self {
+    pub(crate) fn new(cycle: Arc<Cycle>) -> Self {
         Self { cycle }
     }
 }
@@ -62,7 +63,7 @@ impl Receive {
 }
 
 /// Runs on the loop thread when a waiting `receive()` may now be answered.
-pub fn resolve_receive(py: Python<'_>, cycle: &Arc<Cycle>, waiter: PyObj) {
+pub(crate) fn resolve_receive(py: Python<'_>, cycle: &Arc<Cycle>, waiter: PyObj) {
     let future = waiter.into_bound(py);
     // A cancelled receive must not swallow a piece of the body.
     if is_done(&future) {
@@ -77,28 +78,26 @@ pub fn resolve_receive(py: Python<'_>, cycle: &Arc<Cycle>, waiter: PyObj) {
         }
         Err(err) => {
             drop(state);
-            let _ = future.call_method1("set_exception", (err.into_value(py),));
+            reject(&future, err);
             return;
         }
     };
     drop(state);
-    if let Err(err) = future.call_method1("set_result", (message,)) {
-        err.print(py);
-    }
+    resolve(&future, message);
 }
 
 #[pyclass(frozen, module = "diorite._diorite")]
-pub struct Send {
+pub(crate) struct Send {
     cycle: Arc<Cycle>,
 }
 
 impl Send {
-    pub fn new(cycle: Arc<Cycle>) -> Self {
+    pub(crate) fn new(cycle: Arc<Cycle>) -> Self {
         Self { cycle }
     }
 
     fn done(&self, py: Python<'_>) -> Py<PyAny> {
-        self.cycle.app.messages.done.clone_ref(py).into_any()
+        self.cycle.app.messages.done.get().clone_ref(py).into_any()
     }
 
     fn already_complete(&self, state: &State, what: &str) -> PyErr {
@@ -115,7 +114,7 @@ impl Send {
     /// reads slower than the app writes.
     fn push(&self, py: Python<'_>, tx: &StreamSender, item: StreamItem) -> PyResult<Py<PyAny>> {
         let app = &self.cycle.app;
-        let done = app.messages.done.clone_ref(py).into_any();
+        let done = app.messages.done.get().clone_ref(py).into_any();
         send_or_wait(py, &app.bridge, &app.create_future, &done, tx, item)
     }
 

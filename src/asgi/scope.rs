@@ -19,33 +19,33 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use crate::bridge::PyObj;
 use crate::http::{COMMON_REQUEST_HEADERS, ConnInfo};
 
-pub struct ScopeBuilder {
+pub(crate) struct ScopeBuilder {
     template: PyObj,
     /// The websocket scope's constant keys (`None` with `--no-ws`).
     ws_template: Option<PyObj>,
     state: Option<PyObj>,
     keys: Keys,
-    methods: Vec<(hyper::Method, Py<PyString>)>,
-    versions: [Py<PyString>; 4],
+    methods: Vec<(hyper::Method, PyObj<PyString>)>,
+    versions: [PyObj<PyString>; 4],
     /// Request header names as `bytes`, made once (immutable after start).
-    header_names: HashMap<HeaderName, Py<PyBytes>>,
+    header_names: HashMap<HeaderName, PyObj<PyBytes>>,
 }
 
 struct Keys {
-    http_version: Py<PyString>,
-    method: Py<PyString>,
-    path: Py<PyString>,
-    raw_path: Py<PyString>,
-    query_string: Py<PyString>,
-    headers: Py<PyString>,
-    client: Py<PyString>,
-    server: Py<PyString>,
-    state: Py<PyString>,
-    subprotocols: Py<PyString>,
+    http_version: PyObj<PyString>,
+    method: PyObj<PyString>,
+    path: PyObj<PyString>,
+    raw_path: PyObj<PyString>,
+    query_string: PyObj<PyString>,
+    headers: PyObj<PyString>,
+    client: PyObj<PyString>,
+    server: PyObj<PyString>,
+    state: PyObj<PyString>,
+    subprotocols: PyObj<PyString>,
 }
 
 impl ScopeBuilder {
-    pub fn new(
+    pub(crate) fn new(
         py: Python<'_>,
         template: Py<PyAny>,
         ws_template: Option<Py<PyAny>>,
@@ -55,7 +55,7 @@ impl ScopeBuilder {
         if let Some(ws) = &ws_template {
             ws.bind(py).cast::<PyDict>()?;
         }
-        let s = |text: &str| PyString::intern(py, text).unbind();
+        let s = |text: &str| PyObj::from_bound(PyString::intern(py, text));
         let methods = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"]
             .iter()
             .map(|m| {
@@ -88,14 +88,14 @@ impl ScopeBuilder {
                 .map(|name| {
                     (
                         name.clone(),
-                        PyBytes::new(py, name.as_str().as_bytes()).unbind(),
+                        PyObj::from_bound(PyBytes::new(py, name.as_str().as_bytes())),
                     )
                 })
                 .collect(),
         })
     }
 
-    pub fn build<'py>(
+    pub(crate) fn build<'py>(
         &self,
         py: Python<'py>,
         head: &Parts,
@@ -113,7 +113,7 @@ impl ScopeBuilder {
 
     /// The `websocket` scope: the request's keys without `method`, plus
     /// the subprotocols the client offered.
-    pub fn build_websocket<'py>(
+    pub(crate) fn build_websocket<'py>(
         &self,
         py: Python<'py>,
         head: &Parts,

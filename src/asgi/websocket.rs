@@ -1,8 +1,9 @@
 //! The ASGI `websocket` scope's `receive` and `send`: ASGI events on top
 //! of a [`ws::Session`].
 
+use crate::sync::Mutex;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
 use hyper::http::request::Parts;
@@ -14,8 +15,9 @@ use pyo3::types::{PyDict, PyString};
 use super::AsgiApp;
 use super::message::Sent;
 use super::protocol::{flag, header_map, required, unexpected};
-use crate::bridge::{Bridge, Failed, PyObj, Ready, body_bytes};
+use crate::bridge::{Bridge, Failed, PyObj, Ready, TaskSlot, body_bytes};
 use crate::http::{ConnInfo, ResponseBody};
+use crate::log::{self, Logger};
 use crate::ws::{self, Message, Received, Session, WebsocketApp};
 
 impl WebsocketApp for AsgiApp {
@@ -36,7 +38,12 @@ impl WebsocketApp for AsgiApp {
             Ok(())
         })();
         if let Err(err) = started {
-            err.print(py);
+            log::error(
+                py,
+                Logger::App,
+                "the ASGI app could not be started",
+                Some(err),
+            );
             cycle.finish(true);
         }
     }
@@ -54,52 +61,51 @@ impl WebsocketApp for AsgiApp {
     }
 
     fn done(&self, py: Python<'_>) -> Py<PyAny> {
-        self.messages.done.clone_ref(py).into_any()
+        self.messages.done.get().clone_ref(py).into_any()
     }
 }
 
 /// One websocket connection's state on the app side.
-pub struct WsCycle {
+pub(crate) struct WsCycle {
     app: Arc<AsgiApp>,
     session: Arc<Session>,
     /// `websocket.connect` was handed out (it is always the first event).
     connected: AtomicBool,
     /// A denial response (`websocket.http.response.*`) being assembled.
     denial: Mutex<Option<(Response<()>, BytesMut)>>,
-    /// Keeps the app's task alive: asyncio itself holds tasks weakly.
-    task: Mutex<Option<PyObj>>,
+    task: Mutex<TaskSlot>,
 }
 
 impl WsCycle {
-    pub fn new(app: Arc<AsgiApp>, session: Arc<Session>) -> Self {
+    pub(crate) fn new(app: Arc<AsgiApp>, session: Arc<Session>) -> Self {
         Self {
             app,
             session,
             connected: AtomicBool::new(false),
             denial: Mutex::new(None),
-            task: Mutex::new(None),
+            task: Mutex::default(),
         }
     }
 
-    pub fn keep_task(&self, task: Bound<'_, PyAny>) {
-        *self.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(PyObj::from_bound(task));
+    pub(crate) fn keep_task(&self, task: Bound<'_, PyAny>) {
+        self.task.lock().keep(task);
     }
 
     /// The app ended; `failed` when it raised.
-    pub fn finish(&self, failed: bool) {
+    pub(crate) fn finish(&self, failed: bool) {
         self.session.finish(failed);
-        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let task = self.task.lock().end();
         drop(task);
     }
 }
 
 #[pyclass(frozen, module = "diorite._diorite")]
-pub struct WebsocketReceive {
+pub(crate) struct WebsocketReceive {
     cycle: Arc<WsCycle>,
 }
 
 impl WebsocketReceive {
-    pub fn new(cycle: Arc<WsCycle>) -> Self {
+    pub(crate) fn new(cycle: Arc<WsCycle>) -> Self {
         Self { cycle }
     }
 }
@@ -117,12 +123,12 @@ impl WebsocketReceive {
 }
 
 #[pyclass(frozen, module = "diorite._diorite")]
-pub struct WebsocketSend {
+pub(crate) struct WebsocketSend {
     cycle: Arc<WsCycle>,
 }
 
 impl WebsocketSend {
-    pub fn new(cycle: Arc<WsCycle>) -> Self {
+    pub(crate) fn new(cycle: Arc<WsCycle>) -> Self {
         Self { cycle }
     }
 
@@ -189,7 +195,7 @@ impl WebsocketSend {
         let status = StatusCode::from_u16(status)
             .map_err(|_| PyValueError::new_err(format!("invalid HTTP status code {status}")))?;
         let headers = header_map(msg.get_item(m.headers.bind(py))?)?;
-        let mut denial = self.cycle.denial.lock().unwrap_or_else(|p| p.into_inner());
+        let mut denial = self.cycle.denial.lock();
         if denial.is_some() || !self.cycle.session.is_connecting() {
             return Err(PyRuntimeError::new_err(
                 "'websocket.http.response.start' is only allowed once, before 'websocket.accept'",
@@ -209,7 +215,7 @@ impl WebsocketSend {
             Some(body) => body_bytes(&body)?,
             None => bytes::Bytes::new(),
         };
-        let mut denial = self.cycle.denial.lock().unwrap_or_else(|p| p.into_inner());
+        let mut denial = self.cycle.denial.lock();
         let Some((_, body)) = denial.as_mut() else {
             return Err(PyRuntimeError::new_err(
                 "'websocket.http.response.body' sent before 'websocket.http.response.start'",

@@ -63,7 +63,7 @@ macro_rules! coroutine {
 
 /// An awaitable that is already finished and yields `None`.
 #[pyclass(frozen, module = "diorite._diorite")]
-pub struct Done;
+pub(crate) struct Done;
 
 coroutine! {
     Done, finished;
@@ -79,12 +79,12 @@ coroutine! {
 
 /// An awaitable that is already finished and yields a value.
 #[pyclass(frozen, module = "diorite._diorite")]
-pub struct Ready {
+pub(crate) struct Ready {
     value: Py<PyAny>,
 }
 
 impl Ready {
-    pub fn new(value: Py<PyAny>) -> Self {
+    pub(crate) fn new(value: Py<PyAny>) -> Self {
         Self { value }
     }
 }
@@ -104,12 +104,12 @@ coroutine! {
 /// An awaitable for a result an asyncio future will get: what
 /// `await future` does, in an object that is also a coroutine.
 #[pyclass(frozen, module = "diorite._diorite")]
-pub struct Waiting {
+pub(crate) struct Waiting {
     future: Py<PyAny>,
 }
 
 impl Waiting {
-    pub fn new(future: Py<PyAny>) -> Self {
+    pub(crate) fn new(future: Py<PyAny>) -> Self {
         Self { future }
     }
 }
@@ -120,7 +120,7 @@ coroutine! {
     /// waits for it) until it is done, then finishes with its result.
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let future = self.future.bind(py);
-        if super::send::is_done(future) {
+        if super::is_done(future) {
             let result = future.call_method0(intern!(py, "result"))?;
             return Err(PyStopIteration::new_err((result.unbind(),)));
         }
@@ -156,13 +156,13 @@ coroutine! {
 /// error surfaces where the result is awaited (`run_coroutine_threadsafe`
 /// on another thread hands it to that thread's `result()`).
 #[pyclass(frozen, module = "diorite._diorite")]
-pub struct Failed {
+pub(crate) struct Failed {
     error: Py<PyAny>,
 }
 
 impl Failed {
     /// `Ok(awaitable)` for a call's outcome: the value, or a `Failed`.
-    pub fn lazily(py: Python<'_>, outcome: PyResult<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+    pub(crate) fn lazily(py: Python<'_>, outcome: PyResult<Py<PyAny>>) -> PyResult<Py<PyAny>> {
         match outcome {
             Ok(value) => Ok(value),
             Err(err) => Ok(Py::new(

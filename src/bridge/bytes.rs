@@ -32,7 +32,7 @@ impl AsRef<[u8]> for SharedBytes {
 }
 
 /// Converts `bytes`, `bytearray` or `memoryview` content to [`Bytes`].
-pub fn body_bytes(obj: &Bound<'_, PyAny>) -> PyResult<Bytes> {
+pub(crate) fn body_bytes(obj: &Bound<'_, PyAny>) -> PyResult<Bytes> {
     if let Ok(b) = obj.cast::<PyBytes>() {
         let data = b.as_bytes();
         if data.len() < SHARE_THRESHOLD {

@@ -7,6 +7,7 @@
 
 mod awaitable;
 mod bytes;
+mod future;
 mod outbox;
 mod pairs;
 mod pool;
@@ -15,12 +16,13 @@ mod queue;
 mod runner;
 mod send;
 
-pub use awaitable::{ClientDisconnected, Done, Failed, Ready, Waiting};
-pub use bytes::body_bytes;
-pub use outbox::{Delivery, Outbox};
-pub use pairs::each_str_pair;
-pub use pool::PythonPool;
-pub use pyobj::{PyObj, deferred_release_count, release_deferred};
-pub use queue::{Bridge, Job};
-pub use runner::AppRunner;
-pub use send::{is_done, resolve, send_or_wait, wait_to_send};
+pub(crate) use awaitable::{ClientDisconnected, Done, Failed, Ready, Waiting};
+pub(crate) use bytes::body_bytes;
+pub(crate) use future::{is_done, reject, resolve, settle};
+pub(crate) use outbox::{Delivery, Outbox};
+pub(crate) use pairs::each_str_pair;
+pub(crate) use pool::PythonPool;
+pub(crate) use pyobj::{PyObj, deferred_release_count};
+pub(crate) use queue::{Bridge, Job};
+pub(crate) use runner::{AppRunner, TaskSlot};
+pub(crate) use send::{abort_stream, send_or_wait, wait_to_send};

@@ -16,8 +16,9 @@
 //! share the wake-up. Other threads (an app answering from a thread of its
 //! own) deliver at once.
 
+use crate::sync::{Mutex, MutexGuard};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::thread::ThreadId;
 
 use pyo3::prelude::*;
@@ -25,11 +26,12 @@ use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
 use super::PyObj;
+use crate::log::{self, Logger};
 
 /// Something to run on the I/O thread, such as sending a response.
-pub type Delivery = Box<dyn FnOnce() + Send>;
+pub(crate) type Delivery = Box<dyn FnOnce() + Send>;
 
-pub struct Outbox {
+pub(crate) struct Outbox {
     queued: Mutex<Vec<Delivery>>,
     /// A flush is queued on the loop (only the loop thread touches it).
     flush_scheduled: AtomicBool,
@@ -47,7 +49,7 @@ struct EventLoop {
 
 impl Outbox {
     /// An outbox whose deliveries run on `runtime`.
-    pub fn new(runtime: &Handle) -> Arc<Self> {
+    pub(crate) fn new(runtime: &Handle) -> Arc<Self> {
         let outbox = Arc::new(Self {
             queued: Mutex::new(Vec::with_capacity(64)),
             flush_scheduled: AtomicBool::new(false),
@@ -69,13 +71,13 @@ impl Outbox {
         outbox
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Delivery>> {
-        self.queued.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Vec<Delivery>> {
+        self.queued.lock()
     }
 
     /// Called once, on the loop thread, before any request is served:
     /// from then on deliveries made on this thread are batched.
-    pub fn attach(self: &Arc<Self>, event_loop: &Bound<'_, PyAny>) -> PyResult<()> {
+    pub(crate) fn attach(self: &Arc<Self>, event_loop: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = event_loop.py();
         let flush = Py::new(
             py,
@@ -93,7 +95,7 @@ impl Outbox {
 
     /// Runs `delivery` on the I/O thread: batched when called on the loop
     /// thread, at once otherwise.
-    pub fn deliver(&self, py: Python<'_>, delivery: Delivery) {
+    pub(crate) fn deliver(&self, py: Python<'_>, delivery: Delivery) {
         let Some(event_loop) = self
             .event_loop
             .get()
@@ -112,7 +114,7 @@ impl Outbox {
                 .call1((event_loop.flush.bind(py),))
             {
                 // Nothing else will run on this loop: deliver now.
-                err.print(py);
+                log::error(py, Logger::Server, "could not schedule a flush", Some(err));
                 self.flush();
             }
         }
@@ -121,7 +123,7 @@ impl Outbox {
     /// Any thread: runs `delivery` on the I/O thread. Deliveries posted
     /// while earlier ones still wait for the I/O thread share their
     /// wake-up.
-    pub fn post(&self, delivery: Delivery) {
+    pub(crate) fn post(&self, delivery: Delivery) {
         let first = {
             let mut queued = self.lock();
             queued.push(delivery);
@@ -134,12 +136,12 @@ impl Outbox {
 
     /// Loop thread: work that delivers is about to run, and will be
     /// followed by a [`Outbox::flush`]; no flush needs to be queued.
-    pub fn hold(&self) {
+    pub(crate) fn hold(&self) {
         self.flush_scheduled.store(true, Ordering::Relaxed);
     }
 
     /// Loop thread: wakes the I/O thread for what is queued.
-    pub fn flush(&self) {
+    pub(crate) fn flush(&self) {
         self.flush_scheduled.store(false, Ordering::Relaxed);
         if !self.lock().is_empty() {
             self.ready.notify_one();
@@ -150,7 +152,7 @@ impl Outbox {
 /// The callable the loop runs to flush an [`Outbox`]. It holds the outbox
 /// weakly: the outbox holds it.
 #[pyclass(frozen, module = "diorite._diorite")]
-pub struct Flush {
+pub(crate) struct Flush {
     outbox: Weak<Outbox>,
 }
 

@@ -7,7 +7,7 @@ use pyo3::types::{PyList, PyString, PyTuple};
 
 /// Calls `each(name, value)` for every pair of `headers`, any iterable of
 /// 2-tuples of `str`.
-pub fn each_str_pair(
+pub(crate) fn each_str_pair(
     headers: &Bound<'_, PyAny>,
     mut each: impl FnMut(&str, &str) -> PyResult<()>,
 ) -> PyResult<()> {

@@ -11,14 +11,16 @@
 //! wait. Quick jobs are thus run back to back by one thread, while slow,
 //! blocking jobs still spread over the whole pool within milliseconds.
 
+use crate::sync::{Condvar, Mutex, MutexGuard};
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 
 use super::Job;
 use super::pyobj::release_deferred;
+use crate::log::{self, Logger};
 
 /// How long queued jobs may see no progress before another thread wakes.
 const STALL: Duration = Duration::from_millis(1);
@@ -29,7 +31,7 @@ const STALL: Duration = Duration::from_millis(1);
 /// than a check a millisecond.
 const IDLE: Duration = Duration::from_millis(100);
 
-pub struct PythonPool {
+pub(crate) struct PythonPool {
     shared: Arc<Shared>,
 }
 
@@ -72,12 +74,12 @@ impl State {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
     }
 }
 
 impl PythonPool {
-    pub fn start(threads: usize) -> std::io::Result<Self> {
+    pub(crate) fn start(threads: usize) -> std::io::Result<Self> {
         let threads = threads.max(1);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -109,7 +111,7 @@ impl PythonPool {
     }
 
     /// Queues `job` for a pool thread. Refused (dropped) once closed.
-    pub fn submit(&self, job: Job) -> bool {
+    pub(crate) fn submit(&self, job: Job) -> bool {
         let mut state = self.shared.lock();
         if state.closed {
             return false;
@@ -133,7 +135,7 @@ impl PythonPool {
     /// Refuses new jobs and waits up to `grace` for queued and running ones.
     /// Returns true when no job is left: only then may the interpreter be
     /// finalized under these threads.
-    pub fn shutdown(&self, grace: Duration) -> bool {
+    pub(crate) fn shutdown(&self, grace: Duration) -> bool {
         let deadline = Instant::now() + grace;
         let mut state = self.shared.lock();
         state.closed = true;
@@ -144,12 +146,7 @@ impl PythonPool {
             if left.is_zero() {
                 break;
             }
-            state = self
-                .shared
-                .finished
-                .wait_timeout(state, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            state = self.shared.finished.wait_timeout(state, left);
         }
         state.busy == 0
     }
@@ -182,7 +179,12 @@ fn run(py: Python<'_>, shared: &Shared) {
         // A job is our own code and should never panic; if one does, the
         // thread must survive to keep the pool's size and counts right.
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(py))).is_err() {
-            eprintln!("diorite: internal error: a pool job panicked");
+            log::error(
+                py,
+                Logger::Server,
+                "internal error: a pool job panicked",
+                None,
+            );
         }
         // References that tokio threads dropped (response bodies shared
         // with hyper, parked iterators) wait for an attached thread; with
@@ -214,7 +216,7 @@ fn wait_for_job(shared: &Shared) -> Option<Job> {
             return None;
         }
         state.sleeping += 1;
-        state = shared.work.wait(state).unwrap_or_else(|p| p.into_inner());
+        state = shared.work.wait(state);
         state.sleeping -= 1;
         // Whatever woke us (a job another thread then took, shutdown, or
         // a spurious wake-up), that wake-up is spent.
@@ -233,7 +235,7 @@ fn monitor(shared: &Shared) {
             if last_queued.elapsed() >= IDLE {
                 state.monitor_asleep = true;
                 while state.monitor_asleep && !state.closed {
-                    state = shared.queued.wait(state).unwrap_or_else(|p| p.into_inner());
+                    state = shared.queued.wait(state);
                 }
             }
             (seen, since) = (state.progress, Instant::now());
@@ -246,11 +248,7 @@ fn monitor(shared: &Shared) {
                 state.wake_one(shared);
             }
         }
-        state = shared
-            .queued
-            .wait_timeout(state, STALL)
-            .unwrap_or_else(|p| p.into_inner())
-            .0;
+        state = shared.queued.wait_timeout(state, STALL);
     }
 }
 

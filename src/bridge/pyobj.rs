@@ -7,9 +7,9 @@
 //! interpreter releases its reference at once; one dropped elsewhere parks
 //! the reference in a queue that the event-loop thread empties on its next
 //! tick. `PyObj` deliberately does not implement `Clone`: copies are made
-//! with [`PyObj::clone_ref`], which needs the interpreter token (rule 2).
+//! with `get().clone_ref(py)`, which needs the interpreter token (rule 2).
 
-use std::sync::Mutex;
+use crate::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use pyo3::prelude::*;
@@ -17,40 +17,42 @@ use pyo3::prelude::*;
 static DEFERRED: Mutex<Vec<Py<PyAny>>> = Mutex::new(Vec::new());
 static DEFERRED_TOTAL: AtomicU64 = AtomicU64::new(0);
 
-pub struct PyObj(Option<Py<PyAny>>);
+pub(crate) struct PyObj<T = PyAny>(Option<Py<T>>);
 
-impl PyObj {
-    pub fn new(obj: Py<PyAny>) -> Self {
+impl<T> std::fmt::Debug for PyObj<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PyObj")
+    }
+}
+
+impl<T> PyObj<T> {
+    pub(crate) fn new(obj: Py<T>) -> Self {
         Self(Some(obj))
     }
 
-    pub fn from_bound(obj: Bound<'_, PyAny>) -> Self {
+    pub(crate) fn from_bound(obj: Bound<'_, T>) -> Self {
         Self(Some(obj.unbind()))
     }
 
-    pub fn bind<'py>(&self, py: Python<'py>) -> &Bound<'py, PyAny> {
+    pub(crate) fn bind<'py>(&self, py: Python<'py>) -> &Bound<'py, T> {
         self.get().bind(py)
     }
 
-    pub fn get(&self) -> &Py<PyAny> {
+    pub(crate) fn get(&self) -> &Py<T> {
         // Only `into_inner` and `drop` empty the slot, and both consume `self`.
         self.0
             .as_ref()
             .expect("PyObj is only emptied when consumed")
     }
 
-    pub fn clone_ref(&self, py: Python<'_>) -> Self {
-        Self(Some(self.get().clone_ref(py)))
-    }
-
     /// Gives the reference back to code that holds the interpreter.
-    pub fn into_bound(mut self, py: Python<'_>) -> Bound<'_, PyAny> {
+    pub(crate) fn into_bound(mut self, py: Python<'_>) -> Bound<'_, T> {
         let obj = self.0.take().expect("PyObj is only emptied when consumed");
         obj.into_bound(py)
     }
 }
 
-impl Drop for PyObj {
+impl<T> Drop for PyObj<T> {
     fn drop(&mut self) {
         let Some(obj) = self.0.take() else { return };
         // SAFETY: PyGILState_Check only reads the calling thread's state.
@@ -58,18 +60,15 @@ impl Drop for PyObj {
             drop(obj);
         } else {
             DEFERRED_TOTAL.fetch_add(1, Ordering::Relaxed);
-            DEFERRED
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push(obj);
+            DEFERRED.lock().push(obj.into_any());
         }
     }
 }
 
 /// Releases the references parked by drops on unattached threads.
-pub fn release_deferred(_py: Python<'_>) {
+pub(crate) fn release_deferred(_py: Python<'_>) {
     let parked = {
-        let mut guard = DEFERRED.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = DEFERRED.lock();
         if guard.is_empty() {
             return;
         }
@@ -82,6 +81,6 @@ pub fn release_deferred(_py: Python<'_>) {
 /// How many references have ever been parked for a later release; the tests
 /// use it to prove that the off-thread drop path is exercised and survives.
 #[pyfunction]
-pub fn deferred_release_count() -> u64 {
+pub(crate) fn deferred_release_count() -> u64 {
     DEFERRED_TOTAL.load(Ordering::Relaxed)
 }

@@ -5,11 +5,12 @@
 //! `add_reader`. However many requests arrive before the loop wakes, they
 //! cost one wake-up: the loop runs them all in one [`Bridge::drain`].
 
+use crate::sync::Mutex;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 use tokio::runtime::Handle;
@@ -19,10 +20,10 @@ use super::pyobj::release_deferred;
 
 /// Work for the event-loop thread. It runs attached to the interpreter and
 /// must handle its own errors (there is nobody to return them to).
-pub type Job = Box<dyn FnOnce(Python<'_>) + Send>;
+pub(crate) type Job = Box<dyn FnOnce(Python<'_>) + Send>;
 
 #[derive(Clone)]
-pub struct Bridge {
+pub(crate) struct Bridge {
     shared: Arc<Shared>,
     runtime: Handle,
 }
@@ -39,7 +40,7 @@ struct Shared {
 impl Bridge {
     /// A bridge between `runtime` and the event loop that will watch
     /// [`Bridge::fileno`].
-    pub fn new(runtime: Handle) -> std::io::Result<Self> {
+    pub(crate) fn new(runtime: Handle) -> std::io::Result<Self> {
         let (wake_tx, wake_rx) = UnixStream::pair()?;
         wake_tx.set_nonblocking(true)?;
         wake_rx.set_nonblocking(true)?;
@@ -57,22 +58,18 @@ impl Bridge {
     }
 
     /// The file descriptor the event loop should watch for readability.
-    pub fn fileno(&self) -> i32 {
+    pub(crate) fn fileno(&self) -> i32 {
         self.shared.wake_rx.as_raw_fd()
     }
 
     /// Queues `job` for the event-loop thread. Returns false once the
     /// bridge is closed; the job is then dropped, which is safe because
     /// jobs hold Python objects only through `PyObj`.
-    pub fn submit(&self, job: Job) -> bool {
+    pub(crate) fn submit(&self, job: Job) -> bool {
         if self.shared.closed.load(Ordering::Acquire) {
             return false;
         }
-        self.shared
-            .jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(job);
+        self.shared.jobs.lock().push(job);
         if !self.shared.wake_pending.swap(true, Ordering::AcqRel) {
             // A full socket buffer means a wake-up is already waiting.
             let _ = (&self.shared.wake_tx).write(&[1]);
@@ -81,25 +78,25 @@ impl Bridge {
     }
 
     /// Where responses made on this bridge's threads are batched.
-    pub fn outbox(&self) -> Arc<Outbox> {
+    pub(crate) fn outbox(&self) -> Arc<Outbox> {
         Arc::clone(&self.shared.outbox)
     }
 
     /// Called on the event-loop thread before serving: from then on,
     /// [`Bridge::deliver`] batches what that thread hands back.
-    pub fn attach_loop(&self, event_loop: &Bound<'_, PyAny>) -> PyResult<()> {
+    pub(crate) fn attach_loop(&self, event_loop: &Bound<'_, PyAny>) -> PyResult<()> {
         self.shared.outbox.attach(event_loop)
     }
 
     /// Runs `delivery` (typically sending a finished response) on the
     /// tokio side, batched per loop iteration; see [`Outbox`].
-    pub fn deliver(&self, py: Python<'_>, delivery: Delivery) {
+    pub(crate) fn deliver(&self, py: Python<'_>, delivery: Delivery) {
         self.shared.outbox.deliver(py, delivery);
     }
 
     /// Runs every queued job. Called by the event loop when the wake-up
     /// socket is readable, and once more at shutdown.
-    pub fn drain(&self, py: Python<'_>) {
+    pub(crate) fn drain(&self, py: Python<'_>) {
         let mut sink = [0u8; 256];
         loop {
             match (&self.shared.wake_rx).read(&mut sink) {
@@ -114,7 +111,7 @@ impl Bridge {
         self.shared.wake_pending.store(false, Ordering::Release);
         // One batch per call: jobs pushed meanwhile have written a new
         // wake-up byte, so the loop gets to run its other callbacks first.
-        let jobs = std::mem::take(&mut *self.shared.jobs.lock().unwrap_or_else(|p| p.into_inner()));
+        let jobs = std::mem::take(&mut *self.shared.jobs.lock());
         // What the jobs deliver goes out in one go at the end (also if a
         // job panics).
         struct FlushAtEnd<'a>(&'a Outbox);
@@ -134,7 +131,7 @@ impl Bridge {
 
     /// Runs `future` on the tokio side (used by loop-thread code that must
     /// wait for I/O, such as a `send` into a full stream).
-    pub fn spawn<F>(&self, future: F)
+    pub(crate) fn spawn<F>(&self, future: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
@@ -142,7 +139,7 @@ impl Bridge {
     }
 
     /// Refuses further jobs; queued ones still run on the next drain.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.shared.closed.store(true, Ordering::Release);
     }
 }
@@ -166,7 +163,7 @@ mod tests {
             assert!(bridge.submit(Box::new(|_| ())));
         }
         assert_eq!(pending_wake_bytes(&bridge), 1);
-        assert_eq!(bridge.shared.jobs.lock().unwrap().len(), 100);
+        assert_eq!(bridge.shared.jobs.lock().len(), 100);
     }
 
     #[test]

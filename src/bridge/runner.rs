@@ -5,7 +5,34 @@ use pyo3::prelude::*;
 
 use super::PyObj;
 
-pub struct AppRunner {
+/// The task running one app call, kept alive until the call ends (asyncio
+/// itself holds tasks only weakly). Owned by the call's state machine,
+/// under its lock.
+#[derive(Debug, Default)]
+pub(crate) struct TaskSlot {
+    task: Option<PyObj>,
+    ended: bool,
+}
+
+impl TaskSlot {
+    /// Keeps `task`, unless the call already ended (an app that finished
+    /// within its first step).
+    pub(crate) fn keep(&mut self, task: Bound<'_, PyAny>) {
+        if !self.ended {
+            self.task = Some(PyObj::from_bound(task));
+        }
+    }
+
+    /// The call ended. Returns the task, for the caller to drop once it
+    /// has let go of its lock: the task's finalizers may call back in.
+    #[must_use = "drop the task after releasing the lock"]
+    pub(crate) fn end(&mut self) -> Option<PyObj> {
+        self.ended = true;
+        self.task.take()
+    }
+}
+
+pub(crate) struct AppRunner {
     /// The interface's Python wrapper around the app (`run_http`,
     /// `run_rsgi`): called with the call's arguments, gives the coroutine.
     runner: PyObj,
@@ -14,7 +41,7 @@ pub struct AppRunner {
 }
 
 impl AppRunner {
-    pub fn new(runner: Py<PyAny>, spawn: Py<PyAny>) -> Self {
+    pub(crate) fn new(runner: Py<PyAny>, spawn: Py<PyAny>) -> Self {
         Self {
             runner: PyObj::new(runner),
             spawn: PyObj::new(spawn),
@@ -22,7 +49,7 @@ impl AppRunner {
     }
 
     /// `spawn(runner(*args))`: the task running this call.
-    pub fn start<'py>(
+    pub(crate) fn start<'py>(
         &self,
         py: Python<'py>,
         args: impl PyCallArgs<'py>,

@@ -1,17 +1,17 @@
 //! Sending a streamed body's chunks from the event-loop thread.
 
-use pyo3::intern;
 use pyo3::prelude::*;
 use tokio::sync::mpsc::error::TrySendError;
 
+use super::future::{reject, resolve};
 use super::{Bridge, ClientDisconnected, PyObj, Waiting};
-use crate::http::{StreamSender, Weighed};
+use crate::http::{StreamItem, StreamSender, Weighed};
 
 /// Queues `item` and returns what the app should await: `done` when the
 /// channel had room, or a future (from `create_future`) that a tokio task
 /// resolves once the reader made room. A closed channel means the client
 /// left: `ClientDisconnected`.
-pub fn send_or_wait<T: Weighed>(
+pub(crate) fn send_or_wait<T: Weighed>(
     py: Python<'_>,
     bridge: &Bridge,
     create_future: &PyObj,
@@ -28,7 +28,7 @@ pub fn send_or_wait<T: Weighed>(
 
 /// The slow half of [`send_or_wait`], for a caller that already tried:
 /// a future that a tokio task resolves once `item` is queued.
-pub fn wait_to_send<T: Weighed>(
+pub(crate) fn wait_to_send<T: Weighed>(
     py: Python<'_>,
     bridge: &Bridge,
     create_future: &PyObj,
@@ -47,35 +47,20 @@ pub fn wait_to_send<T: Weighed>(
 
 fn settle(py: Python<'_>, waiter: PyObj, sent: bool) {
     let future = waiter.into_bound(py);
-    if is_done(&future) {
-        return;
-    }
-    let result = if sent {
-        future.call_method1(intern!(py, "set_result"), (py.None(),))
+    if sent {
+        resolve(&future, py.None());
     } else {
-        let exc = ClientDisconnected::new_err("client disconnected").into_value(py);
-        future.call_method1(intern!(py, "set_exception"), (exc,))
-    };
-    if let Err(err) = result {
-        err.print(py);
+        reject(&future, ClientDisconnected::new_err("client disconnected"));
     }
 }
 
-/// `future.done()`, taking a failing call as done (nothing to resolve).
-pub fn is_done(future: &Bound<'_, PyAny>) -> bool {
-    future
-        .call_method0(intern!(future.py(), "done"))
-        .and_then(|d| d.is_truthy())
-        .unwrap_or(true)
-}
-
-/// Resolves `future` with `value` unless it is already done (cancelled).
-pub fn resolve<'py>(future: &Bound<'py, PyAny>, value: impl IntoPyObject<'py>) {
-    if is_done(future) {
-        return;
-    }
-    let py = future.py();
-    if let Err(err) = future.call_method1(intern!(py, "set_result"), (value,)) {
-        err.print(py);
+/// Ends a streamed body early, so the client sees it incomplete: at once
+/// when the channel has room (an abort costs no bytes, so it only lacks
+/// room when the client is gone), else from a tokio task.
+pub(crate) fn abort_stream(bridge: &Bridge, tx: StreamSender) {
+    if let Err(TrySendError::Full(item)) = tx.try_send(StreamItem::Abort) {
+        bridge.spawn(async move {
+            let _ = tx.send(item).await;
+        });
     }
 }

@@ -11,26 +11,26 @@ use tokio_util::task::TaskTracker;
 /// upgraded websockets are tracked so a graceful stop waits for them, and
 /// all of them watch `draining` to learn that the stop has begun.
 #[derive(Clone, Default)]
-pub struct ServerTasks {
-    pub tracker: TaskTracker,
-    pub draining: CancellationToken,
+pub(crate) struct ServerTasks {
+    pub(crate) tracker: TaskTracker,
+    pub(crate) draining: CancellationToken,
 }
 
-pub struct ConnInfo {
+pub(crate) struct ConnInfo {
     /// The peer; `None` where the transport has no address (a Unix socket).
-    pub client: Option<SocketAddr>,
+    pub(crate) client: Option<SocketAddr>,
     /// The local address the connection was accepted on.
-    pub server: Option<SocketAddr>,
+    pub(crate) server: Option<SocketAddr>,
     /// `"http"` or `"https"`.
-    pub scheme: &'static str,
+    pub(crate) scheme: &'static str,
     /// Per-connection values an interface derives once and reuses for
     /// every request on the connection (ASGI keeps its address tuples).
-    pub interface_cache: OnceLock<Box<dyn Any + Send + Sync>>,
-    pub tasks: ServerTasks,
+    pub(crate) interface_cache: OnceLock<Box<dyn Any + Send + Sync>>,
+    pub(crate) tasks: ServerTasks,
 }
 
 impl ConnInfo {
-    pub fn new(
+    pub(crate) fn new(
         client: Option<SocketAddr>,
         server: Option<SocketAddr>,
         scheme: &'static str,
@@ -48,7 +48,7 @@ impl ConnInfo {
 
 /// Request header names common enough for interfaces to keep their
 /// Python form ready-made.
-pub const COMMON_REQUEST_HEADERS: &[hyper::header::HeaderName] = &[
+pub(crate) const COMMON_REQUEST_HEADERS: &[hyper::header::HeaderName] = &[
     hyper::header::ACCEPT,
     hyper::header::ACCEPT_ENCODING,
     hyper::header::ACCEPT_LANGUAGE,

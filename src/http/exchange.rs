@@ -12,20 +12,20 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use super::{RequestBody, ResponseBody, error_response};
 
 /// Where the interface sends the response head (with its body).
-pub type Reply = oneshot::Sender<Response<ResponseBody>>;
+pub(crate) type Reply = oneshot::Sender<Response<ResponseBody>>;
 
 /// A request admitted for the app: its head and body, the permit that
 /// counts it against `--backpressure`, and the reply channel.
-pub struct Admitted {
-    pub head: Parts,
-    pub body: Arc<RequestBody>,
-    pub permit: OwnedSemaphorePermit,
-    pub reply: Reply,
+pub(crate) struct Admitted {
+    pub(crate) head: Parts,
+    pub(crate) body: Arc<RequestBody>,
+    pub(crate) permit: OwnedSemaphorePermit,
+    pub(crate) reply: Reply,
 }
 
 /// Waits for a place under the back-pressure limit (in Rust, not in
 /// Python), then starts reading the body if there is one.
-pub async fn admit(
+pub(crate) async fn admit(
     limiter: &Arc<Semaphore>,
     req: Request<Incoming>,
 ) -> Result<(Admitted, Pending), Response<ResponseBody>> {
@@ -49,12 +49,12 @@ pub async fn admit(
     Ok((admitted, Pending(response)))
 }
 
-pub struct Pending(oneshot::Receiver<Response<ResponseBody>>);
+pub(crate) struct Pending(oneshot::Receiver<Response<ResponseBody>>);
 
 impl Pending {
     /// Waits for the response head. If hyper drops this future first (the
     /// client left before the head was ready), `on_gone` runs.
-    pub async fn wait(self, on_gone: impl FnOnce()) -> Response<ResponseBody> {
+    pub(crate) async fn wait(self, on_gone: impl FnOnce()) -> Response<ResponseBody> {
         struct Guard<F: FnOnce()>(Option<F>);
         impl<F: FnOnce()> Drop for Guard<F> {
             fn drop(&mut self) {
@@ -74,7 +74,7 @@ impl Pending {
 /// `start` hand it to the app (returning what to do if the client leaves
 /// before the head is ready, or the error status to answer at once), and
 /// wait for the head.
-pub async fn exchange<G: FnOnce()>(
+pub(crate) async fn exchange<G: FnOnce()>(
     limiter: &Arc<Semaphore>,
     req: Request<Incoming>,
     start: impl FnOnce(Admitted) -> Result<G, StatusCode>,

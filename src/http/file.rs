@@ -14,15 +14,15 @@ const CHUNK: usize = 256 * 1024;
 
 /// Bytes `start` (inclusive) to `end` (exclusive) of a file.
 #[derive(Debug, Clone, Copy)]
-pub struct FileRange {
-    pub start: u64,
-    pub end: u64,
+pub(crate) struct FileRange {
+    pub(crate) start: u64,
+    pub(crate) end: u64,
 }
 
 /// Opens `path`, answers with `head` (adding a length if it has none) and
 /// streams the file, or the part `range` names (clamped to the file's
 /// size). A missing file is answered with 404.
-pub async fn send_file(
+pub(crate) async fn send_file(
     path: PathBuf,
     range: Option<FileRange>,
     head: Response<()>,
@@ -56,7 +56,7 @@ pub async fn send_file(
 
 /// Streams `len` bytes of an open file from `start`, answering with `head`
 /// (adding a length if it has none).
-pub async fn send_open_file(
+pub(crate) async fn send_open_file(
     mut file: tokio::fs::File,
     start: u64,
     len: u64,

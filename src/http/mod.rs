@@ -5,15 +5,17 @@
 mod conn;
 mod exchange;
 mod file;
+mod handler;
 mod head;
 mod request_body;
 mod response_body;
 mod stream;
 
-pub use conn::{COMMON_REQUEST_HEADERS, ConnInfo, ServerTasks};
-pub use exchange::{Admitted, Reply, exchange};
-pub use file::{FileRange, send_file, send_open_file};
-pub use head::{append_header, response_head};
-pub use request_body::{RequestBody, Take};
-pub use response_body::{BodyAborted, ResponseBody, StreamItem, error_response};
-pub use stream::{BUDGET, Queued, StreamSender, Weighed};
+pub(crate) use conn::{COMMON_REQUEST_HEADERS, ConnInfo, ServerTasks};
+pub(crate) use exchange::{Admitted, Reply, exchange};
+pub(crate) use file::{FileRange, send_file, send_open_file};
+pub(crate) use handler::Handler;
+pub(crate) use head::{append_header, latin1_bytes, response_head};
+pub(crate) use request_body::{RequestBody, Take};
+pub(crate) use response_body::{ResponseBody, StreamItem, error_response};
+pub(crate) use stream::{Queued, StreamSender, Weighed};

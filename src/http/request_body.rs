@@ -4,8 +4,9 @@
 //! The reader stops when [`BUFFER_LIMIT`] bytes wait unread, so an upload
 //! the app reads slowly never sits whole in memory.
 
+use crate::sync::{Mutex, MutexGuard};
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
@@ -13,11 +14,11 @@ use hyper::body::Incoming;
 use tokio::sync::Notify;
 
 /// Bytes read ahead of the app before the reader waits.
-pub const BUFFER_LIMIT: usize = 1 << 20;
+pub(crate) const BUFFER_LIMIT: usize = 1 << 20;
 
 type Wake = Box<dyn FnOnce() + Send>;
 
-pub struct RequestBody {
+pub(crate) struct RequestBody {
     state: Mutex<State>,
     resume: Notify,
 }
@@ -42,7 +43,7 @@ enum End {
 
 /// What [`RequestBody::take`] found.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Take {
+pub(crate) enum Take {
     /// Everything buffered so far; `more` is false on the last piece.
     Data { body: Bytes, more: bool },
     /// Nothing yet; the wake callback will run when something arrives.
@@ -55,7 +56,7 @@ pub enum Take {
 
 impl RequestBody {
     /// A body that is already complete and empty (a GET, say).
-    pub fn empty() -> Arc<Self> {
+    pub(crate) fn empty() -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State {
                 end: End::Finished,
@@ -66,7 +67,7 @@ impl RequestBody {
     }
 
     /// Starts a tokio task that reads `incoming` into the buffer.
-    pub fn spawn(incoming: Incoming) -> Arc<Self> {
+    pub(crate) fn spawn(incoming: Incoming) -> Arc<Self> {
         let body = Arc::new(Self {
             state: Mutex::new(State::default()),
             resume: Notify::new(),
@@ -75,8 +76,8 @@ impl RequestBody {
         body
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock()
     }
 
     async fn pump(self: Arc<Self>, mut incoming: Incoming) {
@@ -124,7 +125,7 @@ impl RequestBody {
 
     /// Takes what is buffered, or registers `wake` to run (on a tokio
     /// thread) when there is something to take.
-    pub fn take(&self, wake: impl FnOnce() + Send + 'static) -> Take {
+    pub(crate) fn take(&self, wake: impl FnOnce() + Send + 'static) -> Take {
         let mut state = self.lock();
         let taken = Self::take_locked(&mut state);
         if taken == Take::Pending {
@@ -171,12 +172,12 @@ impl RequestBody {
     }
 
     /// True once the whole body has been read from the client.
-    pub fn is_complete(&self) -> bool {
+    pub(crate) fn is_complete(&self) -> bool {
         self.lock().end == End::Finished
     }
 
     /// Stops the reader and drops anything buffered and any wake callback.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         let wake = {
             let mut state = self.lock();
             state.closed = true;

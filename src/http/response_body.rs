@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::stream::{Queued, StreamSender};
 
-pub enum StreamItem {
+pub(crate) enum StreamItem {
     Data(Bytes),
     Trailers(HeaderMap),
     /// End the response abnormally: hyper closes the connection instead of
@@ -28,12 +28,12 @@ pub enum StreamItem {
 
 type Abandon = Box<dyn FnOnce() + Send>;
 
-pub enum ResponseBody {
+pub(crate) enum ResponseBody {
     Full(Option<Bytes>),
     Stream(StreamBody),
 }
 
-pub struct StreamBody {
+pub(crate) struct StreamBody {
     rx: mpsc::UnboundedReceiver<Queued>,
     ended: bool,
     on_abandon: Option<Abandon>,
@@ -41,7 +41,7 @@ pub struct StreamBody {
 
 /// The error hyper sees when a streamed response was aborted.
 #[derive(Debug)]
-pub struct BodyAborted;
+pub(crate) struct BodyAborted;
 
 impl fmt::Display for BodyAborted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -52,16 +52,16 @@ impl fmt::Display for BodyAborted {
 impl std::error::Error for BodyAborted {}
 
 impl ResponseBody {
-    pub fn full(bytes: Bytes) -> Self {
+    pub(crate) fn full(bytes: Bytes) -> Self {
         Self::Full(Some(bytes))
     }
 
-    pub fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         Self::Full(None)
     }
 
     /// A streamed body and the sender that feeds it.
-    pub fn channel(on_abandon: Option<Abandon>) -> (StreamSender, Self) {
+    pub(crate) fn channel(on_abandon: Option<Abandon>) -> (StreamSender, Self) {
         let (tx, rx) = StreamSender::new();
         let body = StreamBody {
             rx,
@@ -133,7 +133,7 @@ impl Body for ResponseBody {
 }
 
 /// A plain-text response for errors the server answers itself.
-pub fn error_response(status: StatusCode) -> Response<ResponseBody> {
+pub(crate) fn error_response(status: StatusCode) -> Response<ResponseBody> {
     let text = status.canonical_reason().unwrap_or("Error");
     let mut response = Response::new(ResponseBody::full(Bytes::from(text)));
     *response.status_mut() = status;

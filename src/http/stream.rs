@@ -8,7 +8,8 @@
 //! blocking a pool thread with the GIL released) until hyper took enough.
 //! One chunk larger than the budget still passes when nothing else waits.
 
-use std::sync::{Arc, Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::Notify;
 use tokio::sync::mpsc::{self, error::SendError, error::TrySendError};
@@ -16,10 +17,10 @@ use tokio::sync::mpsc::{self, error::SendError, error::TrySendError};
 use super::StreamItem;
 
 /// Bytes buffered per streamed response before senders wait.
-pub const BUDGET: usize = 512 * 1024;
+pub(crate) const BUDGET: usize = 512 * 1024;
 
 #[derive(Default)]
-pub struct Budget {
+pub(crate) struct Budget {
     used: Mutex<Used>,
     freed: Notify,
     freed_blocking: Condvar,
@@ -44,7 +45,7 @@ impl Used {
 
 impl Budget {
     fn try_take(self: &Arc<Self>, n: usize) -> Option<Charge> {
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let mut used = self.used.lock();
         self.charge(&mut used, n)
     }
 
@@ -65,11 +66,7 @@ impl Budget {
         struct Waiting<'a>(&'a Budget);
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {
-                self.0
-                    .used
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .waiting -= 1;
+                self.0.used.lock().waiting -= 1;
             }
         }
         loop {
@@ -79,7 +76,7 @@ impl Budget {
             // cannot be missed.
             freed.as_mut().enable();
             let waiting = {
-                let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+                let mut used = self.used.lock();
                 if let Some(charge) = self.charge(&mut used, n) {
                     return charge;
                 }
@@ -92,30 +89,27 @@ impl Budget {
     }
 
     fn take_blocking(self: &Arc<Self>, n: usize) -> Charge {
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let mut used = self.used.lock();
         loop {
             if let Some(charge) = self.charge(&mut used, n) {
                 return charge;
             }
             used.blocked += 1;
-            used = self
-                .freed_blocking
-                .wait(used)
-                .unwrap_or_else(|p| p.into_inner());
+            used = self.freed_blocking.wait(used);
             used.blocked -= 1;
         }
     }
 }
 
 /// Bytes counted against the budget until the frame reaches hyper.
-pub struct Charge {
+pub(crate) struct Charge {
     budget: Arc<Budget>,
     n: usize,
 }
 
 impl Drop for Charge {
     fn drop(&mut self) {
-        let mut used = self.budget.used.lock().unwrap_or_else(|p| p.into_inner());
+        let mut used = self.budget.used.lock();
         used.bytes -= self.n;
         let (waiting, blocked) = (used.waiting > 0, used.blocked > 0);
         drop(used);
@@ -129,7 +123,7 @@ impl Drop for Charge {
 }
 
 /// What an item costs against the budget: its payload bytes.
-pub trait Weighed: Send + 'static {
+pub(crate) trait Weighed: Send + 'static {
     fn weight(&self) -> usize;
 }
 
@@ -142,11 +136,11 @@ impl Weighed for StreamItem {
     }
 }
 
-pub type Queued<T = StreamItem> = (T, Option<Charge>);
+pub(crate) type Queued<T = StreamItem> = (T, Option<Charge>);
 
 /// The sending half of a byte-budgeted channel: a streamed response body
 /// (`StreamItem`) or a websocket's outgoing messages.
-pub struct StreamSender<T = StreamItem> {
+pub(crate) struct StreamSender<T = StreamItem> {
     tx: mpsc::UnboundedSender<Queued<T>>,
     budget: Arc<Budget>,
 }
@@ -161,7 +155,7 @@ impl<T> Clone for StreamSender<T> {
 }
 
 impl<T: Weighed> StreamSender<T> {
-    pub fn new() -> (Self, mpsc::UnboundedReceiver<Queued<T>>) {
+    pub(crate) fn new() -> (Self, mpsc::UnboundedReceiver<Queued<T>>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let sender = Self {
             tx,
@@ -178,7 +172,7 @@ impl<T: Weighed> StreamSender<T> {
 
     /// Queues `item` if the budget allows; `Full` when the client is
     /// behind, `Closed` when it is gone.
-    pub fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
+    pub(crate) fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
         if self.tx.is_closed() {
             return Err(TrySendError::Closed(item));
         }
@@ -195,7 +189,7 @@ impl<T: Weighed> StreamSender<T> {
     }
 
     /// Queues `item` once the budget allows. `Err` when the client is gone.
-    pub async fn send(&self, item: T) -> Result<(), SendError<T>> {
+    pub(crate) async fn send(&self, item: T) -> Result<(), SendError<T>> {
         let n = item.weight();
         let charge = if n > 0 {
             tokio::select! {
@@ -210,13 +204,14 @@ impl<T: Weighed> StreamSender<T> {
 
     /// Like [`StreamSender::send`], for threads outside tokio: blocks the
     /// calling thread (call it with the GIL released).
-    pub fn blocking_send(&self, item: T) -> Result<(), SendError<T>> {
+    pub(crate) fn blocking_send(&self, item: T) -> Result<(), SendError<T>> {
         let n = item.weight();
         let charge = (n > 0).then(|| self.budget.take_blocking(n));
         self.queue(item, charge).map_err(SendError)
     }
 
-    pub fn is_closed(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
 }
@@ -280,12 +275,12 @@ mod tests {
             });
             tokio::task::yield_now().await;
             assert!(!sender.is_finished());
-            assert_eq!(tx.budget.used.lock().unwrap().waiting, 1);
+            assert_eq!(tx.budget.used.lock().waiting, 1);
             // hyper takes the frame: the sender goes on.
             drop(rx.recv().await.unwrap());
             let sent = tokio::time::timeout(std::time::Duration::from_secs(5), sender);
             assert!(sent.await.unwrap().unwrap());
-            assert_eq!(tx.budget.used.lock().unwrap().waiting, 0);
+            assert_eq!(tx.budget.used.lock().waiting, 0);
 
             // A wait that is given up leaves no count behind.
             let waiter = tx.clone();
@@ -296,10 +291,10 @@ mod tests {
                     .is_ok()
             });
             tokio::task::yield_now().await;
-            assert_eq!(tx.budget.used.lock().unwrap().waiting, 1);
+            assert_eq!(tx.budget.used.lock().waiting, 1);
             sender.abort();
             let _ = sender.await;
-            assert_eq!(tx.budget.used.lock().unwrap().waiting, 0);
+            assert_eq!(tx.budget.used.lock().waiting, 0);
         });
     }
 

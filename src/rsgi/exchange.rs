@@ -1,7 +1,8 @@
 //! [`Exchange`]: the state of one RSGI request, shared by the tokio task
 //! waiting for the response and the protocol objects the app holds.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use crate::sync::{Mutex, MutexGuard};
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use hyper::StatusCode;
@@ -9,38 +10,38 @@ use pyo3::prelude::*;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::RsgiApp;
-use crate::bridge::{PyObj, resolve};
-use crate::http::{Reply, RequestBody, StreamItem, StreamSender, error_response};
+use crate::bridge::{PyObj, TaskSlot, abort_stream, resolve};
+use crate::http::{Reply, RequestBody, StreamSender, error_response};
 
-pub struct Exchange {
-    pub app: Arc<RsgiApp>,
-    pub body: Arc<RequestBody>,
+pub(crate) struct Exchange {
+    pub(crate) app: Arc<RsgiApp>,
+    pub(crate) body: Arc<RequestBody>,
     state: Mutex<State>,
 }
 
 /// A pending read of the request body.
-pub enum BodyWaiter {
+pub(crate) enum BodyWaiter {
     /// `await protocol()`: the whole body, gathered here as it arrives.
     Whole(PyObj, BytesMut),
     /// `async for chunk in protocol`: the next piece.
     Chunk(PyObj),
 }
 
-pub struct State {
+pub(crate) struct State {
     /// Present until a `response_*` method was called.
-    pub reply: Option<Reply>,
+    pub(crate) reply: Option<Reply>,
     /// The streamed body's sender while `response_stream` is open.
-    pub stream: Option<StreamSender>,
-    pub body_waiter: Option<BodyWaiter>,
+    pub(crate) stream: Option<StreamSender>,
+    pub(crate) body_waiter: Option<BodyWaiter>,
     disconnect_waiters: Vec<PyObj>,
-    pub disconnected: bool,
-    pub finished: bool,
-    task: Option<PyObj>,
+    pub(crate) disconnected: bool,
+    pub(crate) finished: bool,
+    task: TaskSlot,
     permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Exchange {
-    pub fn new(
+    pub(crate) fn new(
         app: Arc<RsgiApp>,
         body: Arc<RequestBody>,
         reply: Reply,
@@ -56,26 +57,26 @@ impl Exchange {
                 disconnect_waiters: Vec::new(),
                 disconnected: false,
                 finished: false,
-                task: None,
+                task: TaskSlot::default(),
                 permit: Some(permit),
             }),
         }
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock()
     }
 
-    pub fn keep_task(&self, task: Bound<'_, PyAny>) {
-        let mut state = self.lock();
-        if !state.finished {
-            state.task = Some(PyObj::from_bound(task));
-        }
+    pub(crate) fn keep_task(&self, task: Bound<'_, PyAny>) {
+        self.lock().task.keep(task);
     }
 
     /// Loop thread: a future for `client_disconnect()`, or `None` when the
     /// client is already gone.
-    pub fn wait_disconnect<'py>(&self, future: Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+    pub(crate) fn wait_disconnect<'py>(
+        &self,
+        future: Bound<'py, PyAny>,
+    ) -> Option<Bound<'py, PyAny>> {
         let mut state = self.lock();
         if state.disconnected || state.finished {
             return None;
@@ -87,7 +88,7 @@ impl Exchange {
     }
 
     /// Any thread: the client went away.
-    pub fn client_gone(self: &Arc<Self>) {
+    pub(crate) fn client_gone(self: &Arc<Self>) {
         let (waiters, body_waiter) = {
             let mut state = self.lock();
             state.disconnected = true;
@@ -111,7 +112,7 @@ impl Exchange {
     }
 
     /// Any thread: the body has more for a pending read.
-    pub fn body_ready(self: &Arc<Self>) {
+    pub(crate) fn body_ready(self: &Arc<Self>) {
         let waiter = self.lock().body_waiter.take();
         if let Some(waiter) = waiter {
             let exchange = Arc::clone(self);
@@ -123,7 +124,7 @@ impl Exchange {
 
     /// The app returned (`failed` false) or raised. Returns true when it
     /// had not sent a response, which is then a 500.
-    pub fn finish(&self, py: Python<'_>, failed: bool) -> bool {
+    pub(crate) fn finish(&self, py: Python<'_>, failed: bool) -> bool {
         let (missing, waiters, task, body_waiter) = {
             let mut state = self.lock();
             state.finished = true;
@@ -139,16 +140,13 @@ impl Exchange {
             // cuts it short instead, so the client sees it incomplete.
             if let Some(tx) = state.stream.take()
                 && failed
-                && tx.try_send(StreamItem::Abort).is_err()
             {
-                self.app.bridge.spawn(async move {
-                    let _ = tx.send(StreamItem::Abort).await;
-                });
+                abort_stream(&self.app.bridge, tx);
             }
             (
                 missing,
                 std::mem::take(&mut state.disconnect_waiters),
-                state.task.take(),
+                state.task.end(),
                 state.body_waiter.take(),
             )
         };

@@ -15,31 +15,31 @@ use pyo3::prelude::*;
 use tokio::sync::Semaphore;
 
 use crate::bridge::{AppRunner, Bridge, Done, PyObj};
-use crate::http::{self, ConnInfo, ResponseBody};
-use crate::server::Handler;
+use crate::http::{self, ConnInfo, Handler, ResponseBody};
 use crate::ws;
 
-pub use protocol::{BodyChunks, HttpProtocol, StreamTransport};
-pub use scope::{Headers, Scope};
-pub use websocket::{WebsocketMessage, WebsocketProtocol, WebsocketTransport};
+pub(crate) use protocol::{BodyChunks, HttpProtocol, StreamTransport};
+pub(crate) use scope::{Headers, Scope};
+pub(crate) use websocket::{WebsocketMessage, WebsocketProtocol, WebsocketTransport};
 
+use crate::log::{self, Logger};
 use exchange::Exchange;
 
 /// The RSGI version diorite implements (as Granian 2.8 does).
-pub const RSGI_VERSION: &str = "1.6";
+pub(crate) const RSGI_VERSION: &str = "1.6";
 
 /// What the event-loop side needs to start an app call.
-pub struct RsgiApp {
+pub(crate) struct RsgiApp {
     /// Starts `run_rsgi(scope, protocol)` from `diorite.rsgi` as a task.
     runner: AppRunner,
     /// `loop.create_future`.
     create_future: PyObj,
-    done: Py<PyAny>,
+    done: PyObj,
     bridge: Bridge,
 }
 
 impl RsgiApp {
-    pub fn new(
+    pub(crate) fn new(
         py: Python<'_>,
         runner: Py<PyAny>,
         spawn: Py<PyAny>,
@@ -49,7 +49,7 @@ impl RsgiApp {
         Ok(Self {
             runner: AppRunner::new(runner, spawn),
             create_future: PyObj::from_bound(event_loop.getattr("create_future")?),
-            done: Py::new(py, Done)?.into_any(),
+            done: PyObj::new(Py::new(py, Done)?.into_any()),
             bridge,
         })
     }
@@ -69,13 +69,18 @@ impl RsgiApp {
             Ok(())
         })();
         if let Err(err) = started {
-            err.print(py);
+            log::error(
+                py,
+                Logger::App,
+                "the RSGI app could not be started",
+                Some(err),
+            );
             exchange.finish(py, true);
         }
     }
 }
 
-pub struct RsgiHandler {
+pub(crate) struct RsgiHandler {
     app: Arc<RsgiApp>,
     limiter: Arc<Semaphore>,
     /// `None` with `--no-ws`: upgrade requests are then plain requests.
@@ -83,7 +88,7 @@ pub struct RsgiHandler {
 }
 
 impl RsgiHandler {
-    pub fn new(app: RsgiApp, backpressure: usize, websockets: Option<ws::Config>) -> Self {
+    pub(crate) fn new(app: RsgiApp, backpressure: usize, websockets: Option<ws::Config>) -> Self {
         Self {
             app: Arc::new(app),
             limiter: Arc::new(Semaphore::new(backpressure.max(1))),

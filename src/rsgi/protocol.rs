@@ -13,19 +13,20 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use super::exchange::{BodyWaiter, Exchange};
 use crate::bridge::{
-    ClientDisconnected, PyObj, Ready, body_bytes, each_str_pair, is_done, resolve, wait_to_send,
+    ClientDisconnected, PyObj, Ready, body_bytes, each_str_pair, is_done, reject, resolve,
+    wait_to_send,
 };
 use crate::http::{
     FileRange, ResponseBody, StreamItem, Take, append_header, response_head, send_file,
 };
 
 #[pyclass(frozen, module = "diorite._diorite")]
-pub struct HttpProtocol {
+pub(crate) struct HttpProtocol {
     exchange: Arc<Exchange>,
 }
 
 impl HttpProtocol {
-    pub fn new(exchange: Arc<Exchange>) -> Self {
+    pub(crate) fn new(exchange: Arc<Exchange>) -> Self {
         Self { exchange }
     }
 
@@ -122,7 +123,7 @@ fn gather(exchange: &Arc<Exchange>, disconnected: bool, acc: &mut BytesMut) -> P
 
 /// Loop thread: a pending body read may go on (data arrived, or the client
 /// left).
-pub fn continue_body(py: Python<'_>, exchange: &Arc<Exchange>, waiter: BodyWaiter) {
+pub(crate) fn continue_body(py: Python<'_>, exchange: &Arc<Exchange>, waiter: BodyWaiter) {
     let mut state = exchange.lock();
     let disconnected = state.disconnected;
     match waiter {
@@ -170,12 +171,7 @@ pub fn continue_body(py: Python<'_>, exchange: &Arc<Exchange>, waiter: BodyWaite
 }
 
 fn fail(py: Python<'_>, future: &PyObj, err: PyErr) {
-    let future = future.bind(py);
-    if !is_done(future)
-        && let Err(err) = future.call_method1("set_exception", (err.into_value(py),))
-    {
-        err.print(py);
-    }
+    reject(future.bind(py), err);
 }
 
 #[pymethods]
@@ -211,7 +207,7 @@ impl HttpProtocol {
         let future = self.exchange.app.create_future.bind(py).call0()?;
         match self.exchange.wait_disconnect(future) {
             Some(future) => Ok(future.unbind()),
-            None => Ok(self.exchange.app.done.clone_ref(py)),
+            None => Ok(self.exchange.app.done.get().clone_ref(py)),
         }
     }
 
@@ -326,7 +322,7 @@ impl HttpProtocol {
 
 /// The async iterator over request body pieces.
 #[pyclass(frozen, module = "diorite._diorite")]
-pub struct BodyChunks {
+pub(crate) struct BodyChunks {
     exchange: Arc<Exchange>,
 }
 
@@ -363,7 +359,7 @@ impl BodyChunks {
 
 /// What `response_stream` returns: `send_bytes` / `send_str` awaitables.
 #[pyclass(frozen, module = "diorite._diorite")]
-pub struct StreamTransport {
+pub(crate) struct StreamTransport {
     exchange: Arc<Exchange>,
 }
 
@@ -378,12 +374,12 @@ impl StreamTransport {
             return Err(PyRuntimeError::new_err("the response stream is closed"));
         };
         if data.is_empty() {
-            return Ok(app.done.clone_ref(py));
+            return Ok(app.done.get().clone_ref(py));
         }
         // Queued under the lock when there is room (the common case, no
         // clone of the sender); the wait for room happens without it.
         match tx.try_send(StreamItem::Data(data)) {
-            Ok(()) => Ok(app.done.clone_ref(py)),
+            Ok(()) => Ok(app.done.get().clone_ref(py)),
             Err(TrySendError::Closed(_)) => Err(ClientDisconnected::new_err("client disconnected")),
             Err(TrySendError::Full(item)) => {
                 let tx = tx.clone();

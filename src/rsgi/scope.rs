@@ -17,7 +17,7 @@ use super::RSGI_VERSION;
 use crate::http::ConnInfo;
 
 #[pyclass(frozen, module = "diorite._diorite")]
-pub struct Scope {
+pub(crate) struct Scope {
     /// `"http"` or `"ws"`.
     proto: &'static str,
     head: Arc<Parts>,
@@ -25,7 +25,7 @@ pub struct Scope {
 }
 
 impl Scope {
-    pub fn new(head: Parts, conn: Arc<ConnInfo>) -> Self {
+    pub(crate) fn new(head: Parts, conn: Arc<ConnInfo>) -> Self {
         Self {
             proto: "http",
             head: Arc::new(head),
@@ -33,7 +33,7 @@ impl Scope {
         }
     }
 
-    pub fn websocket(head: Parts, conn: Arc<ConnInfo>) -> Self {
+    pub(crate) fn websocket(head: Parts, conn: Arc<ConnInfo>) -> Self {
         Self {
             proto: "ws",
             head: Arc::new(head),
@@ -125,7 +125,7 @@ impl Scope {
 /// A read-only mapping of lower-case header names to values. Repeated
 /// headers keep every value: `get` and `[]` give the first, `get_all` all.
 #[pyclass(frozen, mapping, module = "diorite._diorite")]
-pub struct Headers {
+pub(crate) struct Headers {
     head: Arc<Parts>,
 }
 

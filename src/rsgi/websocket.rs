@@ -2,7 +2,8 @@
 //! `accept` returns (`receive`, `send_bytes`, `send_str`) and the messages
 //! `receive` gives, on top of a [`ws::Session`].
 
-use std::sync::{Arc, Mutex};
+use crate::sync::Mutex;
+use std::sync::Arc;
 
 use hyper::header::HeaderMap;
 use hyper::http::request::Parts;
@@ -11,8 +12,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
 use super::{RsgiApp, Scope};
-use crate::bridge::{Bridge, Failed, PyObj, Ready, body_bytes};
+use crate::bridge::{Bridge, Failed, PyObj, Ready, TaskSlot, body_bytes};
 use crate::http::ConnInfo;
+use crate::log::{self, Logger};
 use crate::ws::{self, Message, Received, Session, WebsocketApp};
 
 /// `WebsocketMessage.kind` values from the RSGI spec.
@@ -37,7 +39,12 @@ impl WebsocketApp for RsgiApp {
             Ok(())
         })();
         if let Err(err) = started {
-            err.print(py);
+            log::error(
+                py,
+                Logger::App,
+                "the RSGI app could not be started",
+                Some(err),
+            );
             session.finish(true);
         }
     }
@@ -63,13 +70,13 @@ impl WebsocketApp for RsgiApp {
     }
 
     fn done(&self, py: Python<'_>) -> Py<PyAny> {
-        self.done.clone_ref(py)
+        self.done.get().clone_ref(py)
     }
 }
 
 /// A message from the client: `kind` 0 (closed), 1 (bytes) or 2 (str).
 #[pyclass(frozen, get_all, module = "diorite._diorite")]
-pub struct WebsocketMessage {
+pub(crate) struct WebsocketMessage {
     kind: u8,
     data: Py<PyAny>,
 }
@@ -82,24 +89,23 @@ impl WebsocketMessage {
 }
 
 #[pyclass(frozen, module = "diorite._diorite")]
-pub struct WebsocketProtocol {
+pub(crate) struct WebsocketProtocol {
     app: Arc<RsgiApp>,
     session: Arc<Session>,
-    /// Keeps the app's task alive: asyncio itself holds tasks weakly.
-    task: Mutex<Option<PyObj>>,
+    task: Mutex<TaskSlot>,
 }
 
 impl WebsocketProtocol {
-    pub fn new(app: Arc<RsgiApp>, session: Arc<Session>) -> Self {
+    pub(crate) fn new(app: Arc<RsgiApp>, session: Arc<Session>) -> Self {
         Self {
             app,
             session,
-            task: Mutex::new(None),
+            task: Mutex::default(),
         }
     }
 
-    pub fn keep_task(&self, task: Bound<'_, PyAny>) {
-        *self.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(PyObj::from_bound(task));
+    pub(crate) fn keep_task(&self, task: Bound<'_, PyAny>) {
+        self.task.lock().keep(task);
     }
 }
 
@@ -133,14 +139,14 @@ impl WebsocketProtocol {
     /// Returns false: a websocket app that never accepted has refused.
     fn _finish(&self, failed: bool) -> bool {
         self.session.finish(failed);
-        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let task = self.task.lock().end();
         drop(task);
         false
     }
 }
 
 #[pyclass(frozen, module = "diorite._diorite")]
-pub struct WebsocketTransport {
+pub(crate) struct WebsocketTransport {
     app: Arc<RsgiApp>,
     session: Arc<Session>,
 }

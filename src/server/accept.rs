@@ -11,8 +11,8 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 
-use super::Handler;
-use crate::http::{ConnInfo, ServerTasks};
+use crate::http::{ConnInfo, Handler, ServerTasks};
+use crate::log::{self, Logger};
 
 /// How long just-accepted connections get to be read before draining.
 const SETTLE: Duration = Duration::from_millis(200);
@@ -21,17 +21,17 @@ const SETTLE: Duration = Duration::from_millis(200);
 const HEARTBEAT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HttpMode {
+pub(crate) enum HttpMode {
     Auto,
     Http1,
     Http2,
 }
 
 #[derive(Debug, Clone)]
-pub struct HttpOptions {
-    pub mode: HttpMode,
-    pub keep_alive: bool,
-    pub h2_max_concurrent_streams: u32,
+pub(crate) struct HttpOptions {
+    pub(crate) mode: HttpMode,
+    pub(crate) keep_alive: bool,
+    pub(crate) h2_max_concurrent_streams: u32,
 }
 
 fn builder(opts: &HttpOptions) -> auto::Builder<TokioExecutor> {
@@ -86,7 +86,7 @@ macro_rules! spawn_graceful {
 }
 
 /// A listening socket: TCP, or a Unix domain socket (`--uds`).
-pub enum Listener {
+pub(crate) enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
 }
@@ -137,7 +137,7 @@ impl<H: Handler> Connections<H> {
 
 /// Serves until `stop` holds a grace period, then lets open connections
 /// finish for up to that long and returns whether they all did.
-pub async fn serve<H: Handler>(
+pub(crate) async fn serve<H: Handler>(
     listener: Listener,
     handler: Arc<H>,
     opts: HttpOptions,
@@ -183,7 +183,7 @@ pub async fn serve<H: Handler>(
             Err(err) => {
                 // Running out of descriptors must not end the server; wait
                 // for some connections to close.
-                eprintln!("diorite: accept failed: {err}");
+                log::error_from_any_thread(Logger::Server, &format!("accept failed: {err}"));
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }

@@ -1,25 +1,9 @@
 //! Listening, accepting, serving connections with hyper, and stopping.
+//! Nothing here knows which interface serves the requests: it is handed a
+//! [`Handler`](crate::http::Handler).
 
 mod accept;
 mod runtime;
-mod worker;
 
-use std::future::Future;
-use std::sync::Arc;
-
-use hyper::body::Incoming;
-use hyper::{Request, Response};
-
-use crate::http::{ConnInfo, ResponseBody};
-
-pub use accept::HttpOptions;
-pub use worker::Worker;
-
-/// An interface's entry point: turns one request into one response.
-pub trait Handler: Send + Sync + 'static {
-    fn handle(
-        &self,
-        req: Request<Incoming>,
-        conn: &Arc<ConnInfo>,
-    ) -> impl Future<Output = Response<ResponseBody>> + Send;
-}
+pub(crate) use accept::{HttpMode, HttpOptions, Listener, serve};
+pub(crate) use runtime::IoRuntime;

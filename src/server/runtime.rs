@@ -10,14 +10,14 @@ use std::time::Duration;
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
 
-pub struct IoRuntime {
+pub(crate) struct IoRuntime {
     handle: Handle,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl IoRuntime {
-    pub fn start(threads: usize) -> std::io::Result<Self> {
+    pub(crate) fn start(threads: usize) -> std::io::Result<Self> {
         let mut builder = if threads <= 1 {
             Builder::new_current_thread()
         } else {
@@ -43,13 +43,13 @@ impl IoRuntime {
         })
     }
 
-    pub fn handle(&self) -> &Handle {
+    pub(crate) fn handle(&self) -> &Handle {
         &self.handle
     }
 
     /// Stops the runtime and waits for its threads; tasks still running
     /// are dropped on those threads.
-    pub fn shutdown(&mut self) {
+    pub(crate) fn shutdown(&mut self) {
         drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

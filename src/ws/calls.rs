@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use hyper::http::request::Parts;
-use pyo3::intern;
 use pyo3::prelude::*;
 
 use super::inbox::Received;
 use super::session::{Refused, Session};
-use crate::bridge::{Bridge, ClientDisconnected, PyObj, Ready, Waiting, is_done, send_or_wait};
+use crate::bridge::{
+    Bridge, ClientDisconnected, PyObj, Ready, Waiting, is_done, send_or_wait, settle,
+};
 use crate::http::ConnInfo;
 use pyo3::exceptions::PyRuntimeError;
 use tokio_tungstenite::tungstenite::Message;
@@ -18,7 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 /// What an interface gives the websocket machinery: how to start its app
 /// on a handshake and how a received message looks in Python. Implemented
 /// by the per-worker app state, which also knows the bridge and the loop.
-pub trait WebsocketApp: Send + Sync + 'static {
+pub(crate) trait WebsocketApp: Send + Sync + 'static {
     /// Runs on the event-loop thread: starts the app on the handshake.
     fn start_websocket(
         self: &Arc<Self>,
@@ -38,7 +39,7 @@ pub trait WebsocketApp: Send + Sync + 'static {
 
 /// `receive()`: the next message at once when one is waiting, else a
 /// future that a later arrival (or the close) resolves.
-pub fn receive<D: WebsocketApp>(
+pub(crate) fn receive<D: WebsocketApp>(
     py: Python<'_>,
     session: &Arc<Session>,
     delivery: &Arc<D>,
@@ -73,19 +74,13 @@ fn wait_for_message<D: WebsocketApp>(
         }));
     };
     if let Some(msg) = session.inbox.take(wake) {
-        let result = match delivery.to_python(py, msg) {
-            Ok(value) => future.call_method1(intern!(py, "set_result"), (value,)),
-            Err(err) => future.call_method1(intern!(py, "set_exception"), (err.into_value(py),)),
-        };
-        if let Err(err) = result {
-            err.print(py);
-        }
+        settle(&future, delivery.to_python(py, msg));
     }
 }
 
 /// `send(message)`: queues it; the awaitable waits while the client is
 /// behind.
-pub fn send<D: WebsocketApp>(
+pub(crate) fn send<D: WebsocketApp>(
     py: Python<'_>,
     session: &Session,
     delivery: &D,
@@ -104,7 +99,7 @@ pub fn send<D: WebsocketApp>(
 }
 
 /// The Python exception for a refused websocket operation.
-pub fn refused(why: Refused) -> PyErr {
+pub(crate) fn refused(why: Refused) -> PyErr {
     match why {
         Refused::ClientGone => ClientDisconnected::new_err("the websocket client disconnected"),
         Refused::NotAccepted => {

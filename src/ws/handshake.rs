@@ -10,17 +10,17 @@ use crate::http::ResponseBody;
 
 /// Websocket settings from the command line.
 #[derive(Debug, Clone, Copy)]
-pub struct Config {
+pub(crate) struct Config {
     /// Largest message (after reassembling fragments) a client may send;
     /// a larger one closes the connection with 1009.
-    pub max_message_size: usize,
+    pub(crate) max_message_size: usize,
 }
 
 /// Whether `req` asks for a websocket: an HTTP/1.1 GET with
 /// `Upgrade: websocket`, `Connection: upgrade` and a key. (Websockets over
 /// HTTP/2, RFC 8441, are not offered: the server never announces
 /// `SETTINGS_ENABLE_CONNECT_PROTOCOL`.)
-pub fn is_upgrade<B>(req: &Request<B>) -> bool {
+pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
     let headers = req.headers();
     req.method() == Method::GET
         && req.version() == Version::HTTP_11
@@ -39,7 +39,7 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
 }
 
 /// The subprotocols the client offered, in its order of preference.
-pub fn subprotocols(head: &Parts) -> Vec<String> {
+pub(crate) fn subprotocols(head: &Parts) -> Vec<String> {
     head.headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
@@ -54,7 +54,7 @@ pub fn subprotocols(head: &Parts) -> Vec<String> {
 /// The refusal for a handshake with a version other than 13: `426` with
 /// the version the server speaks, as RFC 6455 asks. `None` when the
 /// version is right.
-pub fn unsupported_version(request: &HeaderMap) -> Option<Response<ResponseBody>> {
+pub(crate) fn unsupported_version(request: &HeaderMap) -> Option<Response<ResponseBody>> {
     if request
         .get(header::SEC_WEBSOCKET_VERSION)
         .is_some_and(|v| v.as_bytes() == b"13")
@@ -74,7 +74,7 @@ pub fn unsupported_version(request: &HeaderMap) -> Option<Response<ResponseBody>
 
 /// The `101 Switching Protocols` response for a request whose
 /// `Sec-WebSocket-Key` is in `request`.
-pub fn accept_response(
+pub(crate) fn accept_response(
     request: &HeaderMap,
     subprotocol: Option<&str>,
     extra: HeaderMap,

@@ -4,8 +4,8 @@
 //! client that sends faster than the app receives is slowed down by TCP
 //! instead of growing the server's memory.
 
+use crate::sync::{Mutex, MutexGuard};
 use std::collections::VecDeque;
-use std::sync::Mutex;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -14,11 +14,11 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 /// Bytes of received messages that may wait for the app before the
 /// server stops reading the socket. One message larger than this still
 /// passes when nothing else waits.
-pub const ROOM: usize = 1024 * 1024;
+pub(crate) const ROOM: usize = 1024 * 1024;
 
 /// What the app gets from `receive()`.
 #[derive(Debug, Clone)]
-pub enum Received {
+pub(crate) enum Received {
     Text(Utf8Bytes),
     Binary(Bytes),
     /// The connection is over: the close code the peer sent (1005 when it
@@ -42,7 +42,7 @@ impl Received {
 type Waker = Box<dyn FnOnce() + Send>;
 
 #[derive(Default)]
-pub struct Inbox {
+pub(crate) struct Inbox {
     state: Mutex<State>,
     /// Signalled when the app took a message (the reader may go on).
     room: Notify,
@@ -57,14 +57,14 @@ struct State {
 }
 
 impl Inbox {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock()
     }
 
     /// The next message, or `None` after registering `wake` to run (on
     /// any thread) when one arrives. Once closed, every call returns the
     /// closing message.
-    pub fn take(&self, wake: impl FnOnce() + Send + 'static) -> Option<Received> {
+    pub(crate) fn take(&self, wake: impl FnOnce() + Send + 'static) -> Option<Received> {
         let mut state = self.lock();
         if let Some(msg) = state.queue.pop_front() {
             state.queued_bytes -= msg.size();
@@ -83,7 +83,7 @@ impl Inbox {
     }
 
     /// Reader side: queues a message and wakes whoever waits.
-    pub fn push(&self, msg: Received) {
+    pub(crate) fn push(&self, msg: Received) {
         let wakers = {
             let mut state = self.lock();
             if state.closed.is_some() {
@@ -104,24 +104,24 @@ impl Inbox {
     }
 
     /// Ends the inbox (if it is not already ended) with `code`.
-    pub fn close(&self, code: u16, reason: &str) {
+    pub(crate) fn close(&self, code: u16, reason: &str) {
         self.push(Received::Closed {
             code,
             reason: reason.to_owned(),
         });
     }
 
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed.is_some()
     }
 
     /// Whether the reader may read another message now.
-    pub fn has_room(&self) -> bool {
+    pub(crate) fn has_room(&self) -> bool {
         self.lock().queued_bytes < ROOM
     }
 
     /// Resolves when the app took a message (may fire spuriously).
-    pub async fn room_freed(&self) {
+    pub(crate) async fn room_freed(&self) {
         self.room.notified().await
     }
 }

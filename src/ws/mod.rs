@@ -10,9 +10,8 @@ mod inbox;
 mod pump;
 mod session;
 
-pub use calls::{WebsocketApp, receive, refused, send};
-pub use handshake::{Config, is_upgrade, subprotocols};
-pub use inbox::Received;
-pub use pump::Pump;
-pub use session::{Refused, Session, serve};
-pub use tokio_tungstenite::tungstenite::Message;
+pub(crate) use calls::{WebsocketApp, receive, refused, send};
+pub(crate) use handshake::{Config, is_upgrade, subprotocols};
+pub(crate) use inbox::Received;
+pub(crate) use session::{Refused, Session, serve};
+pub(crate) use tokio_tungstenite::tungstenite::Message;

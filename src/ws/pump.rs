@@ -38,7 +38,7 @@ const ABNORMAL: u16 = 1006;
 /// Close code sent to clients when the server stops.
 const GOING_AWAY: u16 = 1001;
 
-pub struct Pump {
+pub(crate) struct Pump {
     session: Arc<Session>,
     outgoing: UnboundedReceiver<Queued<Message>>,
     config: Config,
@@ -47,7 +47,7 @@ pub struct Pump {
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
 impl Pump {
-    pub fn new(
+    pub(crate) fn new(
         session: Arc<Session>,
         outgoing: UnboundedReceiver<Queued<Message>>,
         config: Config,
@@ -61,7 +61,7 @@ impl Pump {
 
     /// Waits for hyper to hand over the connection, then moves messages
     /// until the websocket is closed. `draining` starts a close (1001).
-    pub async fn run(mut self, upgrade: OnUpgrade, draining: CancellationToken) {
+    pub(crate) async fn run(mut self, upgrade: OnUpgrade, draining: CancellationToken) {
         let Ok(upgraded) = upgrade.await else {
             self.session.inbox.close(ABNORMAL, "");
             return;

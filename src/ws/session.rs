@@ -2,7 +2,8 @@
 //! the close, shared by the interface's Python objects (on the event-loop
 //! thread) and the [`Pump`](super::Pump) that moves its frames (on tokio).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use crate::sync::{Mutex, MutexGuard};
+use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::header::HeaderMap;
@@ -30,7 +31,7 @@ impl Weighed for Message {
 
 /// Why the app may not do what it asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// Sending before the handshake was accepted.
     NotAccepted,
     /// Accepting or rejecting twice.
@@ -56,8 +57,8 @@ struct State {
     permit: Option<OwnedSemaphorePermit>,
 }
 
-pub struct Session {
-    pub inbox: Inbox,
+pub(crate) struct Session {
+    pub(crate) inbox: Inbox,
     outbox: StreamSender<Message>,
     /// The request's handshake headers (key and version).
     request: HeaderMap,
@@ -66,11 +67,15 @@ pub struct Session {
 
 impl Session {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
     }
 
     /// Answers the handshake with `101`.
-    pub fn accept(&self, subprotocol: Option<&str>, headers: HeaderMap) -> Result<(), String> {
+    pub(crate) fn accept(
+        &self,
+        subprotocol: Option<&str>,
+        headers: HeaderMap,
+    ) -> Result<(), String> {
         let mut state = self.lock();
         let Phase::Connecting(_) = &state.phase else {
             return Err(refusal(&state.phase).to_owned());
@@ -88,7 +93,7 @@ impl Session {
     }
 
     /// Answers the handshake with an ordinary HTTP response instead.
-    pub fn deny(&self, response: Response<ResponseBody>) -> Result<(), Refused> {
+    pub(crate) fn deny(&self, response: Response<ResponseBody>) -> Result<(), Refused> {
         let mut state = self.lock();
         match std::mem::replace(&mut state.phase, Phase::Closed) {
             Phase::Connecting(reply) => {
@@ -106,7 +111,7 @@ impl Session {
     }
 
     /// The channel for a message, if the websocket is open.
-    pub fn outbox(&self) -> Result<StreamSender<Message>, Refused> {
+    pub(crate) fn outbox(&self) -> Result<StreamSender<Message>, Refused> {
         let state = self.lock();
         match state.phase {
             Phase::Open if !self.inbox.is_closed() => Ok(self.outbox.clone()),
@@ -118,7 +123,7 @@ impl Session {
 
     /// The app closes the websocket: before the handshake was answered,
     /// that refuses it with 403; after, it sends a close frame.
-    pub fn close(&self, code: u16, reason: &str) -> Result<(), Refused> {
+    pub(crate) fn close(&self, code: u16, reason: &str) -> Result<(), Refused> {
         let mut state = self.lock();
         match std::mem::replace(&mut state.phase, Phase::Closed) {
             Phase::Connecting(reply) => {
@@ -146,7 +151,7 @@ impl Session {
     /// The app returned (`failed` false) or raised. A handshake it never
     /// answered is refused (403, or 500 when it raised); an open websocket
     /// is closed with 1000 (or 1011, internal error).
-    pub fn finish(&self, failed: bool) {
+    pub(crate) fn finish(&self, failed: bool) {
         let phase = {
             let mut state = self.lock();
             state.permit = None;
@@ -179,7 +184,7 @@ impl Session {
     }
 
     /// Whether the handshake is still waiting for the app.
-    pub fn is_connecting(&self) -> bool {
+    pub(crate) fn is_connecting(&self) -> bool {
         matches!(self.lock().phase, Phase::Connecting(_))
     }
 }
@@ -198,7 +203,7 @@ fn refusal(phase: &Phase) -> &'static str {
 /// and once the app accepted, starts the pump on the upgraded connection
 /// (tracked, so a graceful stop waits for it). A client that leaves during
 /// the handshake ends the session with 1006.
-pub async fn serve<A: WebsocketApp>(
+pub(crate) async fn serve<A: WebsocketApp>(
     limiter: &Arc<Semaphore>,
     req: Request<Incoming>,
     conn: &Arc<ConnInfo>,

@@ -15,10 +15,10 @@ use crate::http::{COMMON_REQUEST_HEADERS, ConnInfo};
 
 /// Builds environs from a template holding the constant keys (`wsgi.*`,
 /// `SCRIPT_NAME`) that Python prepared at start-up.
-pub struct EnvironBuilder {
+pub(crate) struct EnvironBuilder {
     template: PyObj,
     /// `HTTP_*` keys of common headers, made once.
-    cgi_names: HashMap<HeaderName, Py<PyString>>,
+    cgi_names: HashMap<HeaderName, PyObj<PyString>>,
 }
 
 /// `REMOTE_ADDR` and `REMOTE_PORT`, made once per connection.
@@ -96,14 +96,14 @@ fn joined<'h>(headers: &'h HeaderMap, name: &header::HeaderName) -> Cow<'h, str>
 }
 
 impl EnvironBuilder {
-    pub fn new(py: Python<'_>, template: Py<PyAny>) -> PyResult<Self> {
+    pub(crate) fn new(py: Python<'_>, template: Py<PyAny>) -> PyResult<Self> {
         template.bind(py).cast::<PyDict>()?;
         let cgi_names = COMMON_REQUEST_HEADERS
             .iter()
             .map(|name| {
                 (
                     name.clone(),
-                    PyString::intern(py, &cgi_name(name.as_str())).unbind(),
+                    PyObj::from_bound(PyString::intern(py, &cgi_name(name.as_str()))),
                 )
             })
             .collect();
@@ -113,7 +113,7 @@ impl EnvironBuilder {
         })
     }
 
-    pub fn build<'py>(
+    pub(crate) fn build<'py>(
         &self,
         py: Python<'py>,
         head: &Parts,

@@ -4,8 +4,9 @@
 //! until the tokio side has more of the body; nothing is read ahead beyond
 //! the body buffer's bound, so an upload never sits whole in memory.
 
+use crate::sync::{Mutex, MutexGuard};
+use std::sync::Arc;
 use std::sync::mpsc::sync_channel;
-use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use pyo3::exceptions::PyOSError;
@@ -15,7 +16,7 @@ use pyo3::types::PyBytes;
 use crate::http::{RequestBody, Take};
 
 #[pyclass(frozen, module = "diorite._diorite")]
-pub struct Input {
+pub(crate) struct Input {
     body: Arc<RequestBody>,
     state: Mutex<Buffered>,
 }
@@ -27,7 +28,7 @@ struct Buffered {
 }
 
 impl Input {
-    pub fn new(body: Arc<RequestBody>) -> Self {
+    pub(crate) fn new(body: Arc<RequestBody>) -> Self {
         Self {
             body,
             state: Mutex::new(Buffered::default()),
@@ -95,12 +96,11 @@ impl Input {
     /// The buffer, locked. A thread waiting for the lock releases the
     /// interpreter meanwhile: the holder may be waiting, detached, for the
     /// body, and must be able to re-attach when it arrives.
-    fn lock(&self, py: Python<'_>) -> std::sync::MutexGuard<'_, Buffered> {
+    fn lock(&self, py: Python<'_>) -> MutexGuard<'_, Buffered> {
         loop {
             match self.state.try_lock() {
-                Ok(guard) => return guard,
-                Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => py.detach(|| {
+                Some(guard) => return guard,
+                None => py.detach(|| {
                     drop(self.state.lock());
                 }),
             }

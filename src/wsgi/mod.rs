@@ -21,20 +21,17 @@ use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
 use crate::bridge::{Outbox, PyObj, PythonPool};
-use crate::http::{ConnInfo, ResponseBody, exchange};
-use crate::server::Handler;
+use crate::http::{ConnInfo, Handler, ResponseBody, exchange};
 
-pub use input::Input;
-pub use response::FileWrapper;
-pub use start::{StartResponse, Write};
+pub(crate) use input::Input;
+pub(crate) use response::FileWrapper;
+pub(crate) use start::{StartResponse, Write};
 
 use environ::EnvironBuilder;
 
 /// Everything a pool thread needs to call the app.
-pub struct WsgiApp {
+pub(crate) struct WsgiApp {
     app: PyObj,
-    /// `report(message, exc)`: logs under `diorite.app`, with a traceback.
-    report: PyObj,
     environ: EnvironBuilder,
     /// The threads the app runs on.
     pool: Arc<PythonPool>,
@@ -45,10 +42,9 @@ pub struct WsgiApp {
 }
 
 impl WsgiApp {
-    pub fn new(
+    pub(crate) fn new(
         py: Python<'_>,
         app: Py<PyAny>,
-        report: Py<PyAny>,
         template: Py<PyAny>,
         pool: Arc<PythonPool>,
         io: Handle,
@@ -56,7 +52,6 @@ impl WsgiApp {
     ) -> PyResult<Self> {
         Ok(Self {
             app: PyObj::new(app),
-            report: PyObj::new(report),
             environ: EnvironBuilder::new(py, template)?,
             pool,
             io,
@@ -70,25 +65,15 @@ impl WsgiApp {
     fn run_on_pool(&self, job: impl FnOnce(Python<'_>) + Send + 'static) {
         self.pool.submit(Box::new(job));
     }
-
-    /// Logs `message` with the current exception's traceback.
-    fn report(&self, py: Python<'_>, message: &str, err: Option<PyErr>) {
-        let exc = err
-            .map(|e| e.into_value(py).into_any())
-            .unwrap_or_else(|| py.None());
-        if let Err(err) = self.report.bind(py).call1((message, exc)) {
-            err.print(py);
-        }
-    }
 }
 
-pub struct WsgiHandler {
+pub(crate) struct WsgiHandler {
     app: Arc<WsgiApp>,
     limiter: Arc<Semaphore>,
 }
 
 impl WsgiHandler {
-    pub fn new(app: WsgiApp, backpressure: usize) -> Self {
+    pub(crate) fn new(app: WsgiApp, backpressure: usize) -> Self {
         Self {
             app: Arc::new(app),
             limiter: Arc::new(Semaphore::new(backpressure.max(1))),

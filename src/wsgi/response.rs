@@ -18,12 +18,13 @@ use super::input::Input;
 use super::start::{ResponseState, StartResponse};
 use crate::bridge::{Delivery, PyObj, body_bytes};
 use crate::http::{Admitted, ConnInfo, RequestBody, StreamItem, error_response, send_open_file};
+use crate::log::{self, Logger};
 
 /// `wsgi.file_wrapper`: wraps a file-like object. Returned from the app, a
 /// wrapper around a real file is sent by Rust straight from the file;
 /// anything else is read `blksize` bytes at a time.
 #[pyclass(frozen, module = "diorite._diorite")]
-pub struct FileWrapper {
+pub(crate) struct FileWrapper {
     filelike: Py<PyAny>,
     blksize: usize,
 }
@@ -105,7 +106,7 @@ struct Pump {
 }
 
 /// Runs on a pool thread: calls the app and starts sending its response.
-pub fn call_app(py: Python<'_>, app: Arc<WsgiApp>, admitted: Admitted, conn: &ConnInfo) {
+pub(crate) fn call_app(py: Python<'_>, app: Arc<WsgiApp>, admitted: Admitted, conn: &ConnInfo) {
     let Admitted {
         head,
         body,
@@ -124,7 +125,7 @@ pub fn call_app(py: Python<'_>, app: Arc<WsgiApp>, admitted: Admitted, conn: &Co
     let result = match called {
         Ok(result) => result,
         Err(err) => {
-            app.report(py, "Exception in WSGI application", Some(err));
+            log::error(py, Logger::App, "Exception in WSGI application", Some(err));
             fail(&state);
             body.close();
             return;
@@ -133,7 +134,7 @@ pub fn call_app(py: Python<'_>, app: Arc<WsgiApp>, admitted: Admitted, conn: &Co
     if let Ok(wrapper) = result.cast::<FileWrapper>()
         && send_wrapped_file(&app, &state, wrapper.get(), py)
     {
-        close(py, &app, &result);
+        close(py, &result);
         body.close();
         return;
     }
@@ -145,13 +146,14 @@ pub fn call_app(py: Python<'_>, app: Arc<WsgiApp>, admitted: Admitted, conn: &Co
                 .name()
                 .map(|n| n.to_string())
                 .unwrap_or_default();
-            app.report(
+            log::error(
                 py,
+                Logger::App,
                 &format!("WSGI application returned a non-iterable {kind}"),
                 Some(err),
             );
             fail(&state);
-            close(py, &app, &result);
+            close(py, &result);
             body.close();
             return;
         }
@@ -214,7 +216,7 @@ fn fail(state: &ResponseState) {
 }
 
 /// PEP 3333: the server calls `close()` on the result, whatever happened.
-fn close(py: Python<'_>, app: &WsgiApp, result: &Bound<'_, PyAny>) {
+fn close(py: Python<'_>, result: &Bound<'_, PyAny>) {
     // The common plain list has no `close` (and looking for it would cost
     // an AttributeError).
     if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
@@ -227,7 +229,12 @@ fn close(py: Python<'_>, app: &WsgiApp, result: &Bound<'_, PyAny>) {
             None => Ok(()),
         });
     if let Err(err) = closed {
-        app.report(py, "Exception in the close() of a WSGI response", Some(err));
+        log::error(
+            py,
+            Logger::App,
+            "Exception in the close() of a WSGI response",
+            Some(err),
+        );
     }
 }
 
@@ -321,17 +328,17 @@ impl Pump {
     }
 
     fn finish_with(self, py: Python<'_>, problem: &str) {
-        self.app.report(py, problem, None);
+        log::error(py, Logger::App, problem, None);
         fail(&self.state);
         self.finish(py, None);
     }
 
     fn finish(self, py: Python<'_>, error: Option<(&str, PyErr)>) {
         if let Some((message, err)) = error {
-            self.app.report(py, message, Some(err));
+            log::error(py, Logger::App, message, Some(err));
             fail(&self.state);
         }
-        close(py, &self.app, self.result.bind(py));
+        close(py, self.result.bind(py));
         self.body.close();
     }
 }

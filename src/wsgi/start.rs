@@ -1,7 +1,8 @@
 //! `start_response` and the `write` callable it returns, and the response
 //! state they share with the code that iterates the app's result.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use crate::sync::{Mutex, MutexGuard};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::header::TRANSFER_ENCODING;
@@ -10,31 +11,33 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::bridge::{ClientDisconnected, Delivery, body_bytes, each_str_pair};
-use crate::http::{Reply, ResponseBody, StreamItem, StreamSender, append_header, response_head};
+use crate::http::{
+    Reply, ResponseBody, StreamItem, StreamSender, append_header, latin1_bytes, response_head,
+};
 
 /// The response of one WSGI call, as far as it got.
-pub struct ResponseState {
+pub(crate) struct ResponseState {
     inner: Mutex<Inner>,
 }
 
 #[derive(Default)]
-pub struct Inner {
+pub(crate) struct Inner {
     /// Set by `start_response`; taken when the head goes to hyper.
-    pub head: Option<Response<()>>,
+    pub(crate) head: Option<Response<()>>,
     /// Present until the head went to hyper.
-    pub reply: Option<Reply>,
+    pub(crate) reply: Option<Reply>,
     /// The body's sender once the response is streamed.
-    pub stream: Option<StreamSender>,
+    pub(crate) stream: Option<StreamSender>,
 }
 
 impl Inner {
-    pub fn headers_sent(&self) -> bool {
+    pub(crate) fn headers_sent(&self) -> bool {
         self.reply.is_none()
     }
 
     /// The head with a complete body, in one piece (exact length).
     /// Returned as a delivery for the outbox, to run once the lock is gone.
-    pub fn send_full(&mut self, body: Bytes) -> Result<Delivery, &'static str> {
+    pub(crate) fn send_full(&mut self, body: Bytes) -> Result<Delivery, &'static str> {
         let head = self
             .head
             .take()
@@ -47,7 +50,7 @@ impl Inner {
     }
 
     /// The body's sender, sending the head first if it is not out yet.
-    pub fn stream(&mut self) -> Result<StreamSender, &'static str> {
+    pub(crate) fn stream(&mut self) -> Result<StreamSender, &'static str> {
         if let Some(tx) = &self.stream {
             return Ok(tx.clone());
         }
@@ -64,7 +67,7 @@ impl Inner {
 }
 
 impl ResponseState {
-    pub fn new(reply: Reply) -> Arc<Self> {
+    pub(crate) fn new(reply: Reply) -> Arc<Self> {
         Arc::new(Self {
             inner: Mutex::new(Inner {
                 reply: Some(reply),
@@ -73,8 +76,8 @@ impl ResponseState {
         })
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock()
     }
 }
 
@@ -92,31 +95,20 @@ fn head(status: &str, headers: &Bound<'_, PyAny>) -> PyResult<Response<()>> {
             return Ok(());
         }
         // PEP 3333: header values are str holding latin-1.
-        let latin1;
-        let bytes = if value.is_ascii() {
-            value.as_bytes()
-        } else {
-            latin1 = value
-                .chars()
-                .map(|c| u8::try_from(u32::from(c)))
-                .collect::<Result<Vec<u8>, _>>()
-                .map_err(|_| {
-                    PyValueError::new_err(format!("header '{name}' is not latin-1 text"))
-                })?;
-            &latin1
-        };
-        append_header(&mut map, name.as_bytes(), bytes).map_err(PyValueError::new_err)
+        let bytes = latin1_bytes(value)
+            .ok_or_else(|| PyValueError::new_err(format!("header '{name}' is not latin-1 text")))?;
+        append_header(&mut map, name.as_bytes(), &bytes).map_err(PyValueError::new_err)
     })?;
     response_head(code, map).map_err(PyValueError::new_err)
 }
 
 #[pyclass(frozen, module = "diorite._diorite")]
-pub struct StartResponse {
+pub(crate) struct StartResponse {
     state: Arc<ResponseState>,
 }
 
 impl StartResponse {
-    pub fn new(state: Arc<ResponseState>) -> Self {
+    pub(crate) fn new(state: Arc<ResponseState>) -> Self {
         Self { state }
     }
 }
@@ -158,7 +150,7 @@ impl StartResponse {
 /// bytes. It sends the head first, and blocks (without the interpreter)
 /// while the client is behind.
 #[pyclass(frozen, module = "diorite._diorite")]
-pub struct Write {
+pub(crate) struct Write {
     state: Arc<ResponseState>,
 }
 

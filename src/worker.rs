@@ -1,8 +1,10 @@
 //! [`Worker`]: the Python-facing handle on one worker's server: its tokio
-//! runtime, its listener and its bridge to the event loop.
+//! runtime, its listener and its bridge to the event loop. This is the one
+//! module that knows every interface: it wires the chosen one to `server`.
 
+use crate::sync::Mutex;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
@@ -10,17 +12,17 @@ use pyo3::prelude::*;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::Handler;
-use super::accept::{self, HttpMode, HttpOptions, Listener};
-use super::runtime::IoRuntime;
 use crate::asgi::{AsgiApp, AsgiHandler};
 use crate::bridge::{Bridge, PyObj, PythonPool};
+use crate::http::Handler;
+use crate::log::{self, Logger};
 use crate::rsgi::{RsgiApp, RsgiHandler};
+use crate::server::{self, HttpMode, HttpOptions, IoRuntime, Listener};
 use crate::ws;
 use crate::wsgi::{WsgiApp, WsgiHandler};
 
 #[pyclass(frozen, module = "diorite._diorite")]
-pub struct Worker {
+pub(crate) struct Worker {
     bridge: Bridge,
     runtime: Mutex<Option<IoRuntime>>,
     /// WSGI only: the bounded pool of threads the app runs on.
@@ -37,14 +39,13 @@ pub struct Worker {
 
 impl Worker {
     fn start<H: Handler>(&self, handler: H) -> PyResult<()> {
-        let runtime = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
+        let runtime = self.runtime.lock();
         let runtime = runtime
             .as_ref()
             .ok_or_else(|| PyRuntimeError::new_err("worker is closed"))?;
         let listener = self
             .listener
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .take()
             .ok_or_else(|| PyRuntimeError::new_err("worker is already serving"))?;
         let listener = {
@@ -62,20 +63,19 @@ impl Worker {
             };
             made.map_err(|e| PyOSError::new_err(e.to_string()))?
         };
-        let serving = runtime.handle().spawn(accept::serve(
+        let serving = runtime.handle().spawn(server::serve(
             listener,
             Arc::new(handler),
             self.opts.clone(),
             self.stop.subscribe(),
         ));
-        *self.serving.lock().unwrap_or_else(|p| p.into_inner()) = Some(serving);
+        *self.serving.lock() = Some(serving);
         Ok(())
     }
 
     fn runtime_handle(&self) -> PyResult<tokio::runtime::Handle> {
         self.runtime
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .map(|rt| rt.handle().clone())
             .ok_or_else(|| PyRuntimeError::new_err("worker is closed"))
@@ -199,13 +199,11 @@ impl Worker {
     }
 
     /// Starts serving a WSGI app on `blocking_threads` pool threads.
-    /// `template` holds the environ's constant keys; `report(message, exc)`
-    /// logs app errors.
+    /// `template` holds the environ's constant keys.
     fn serve_wsgi(
         &self,
         py: Python<'_>,
         app: Py<PyAny>,
-        report: Py<PyAny>,
         template: Py<PyAny>,
         blocking_threads: usize,
     ) -> PyResult<()> {
@@ -215,13 +213,12 @@ impl Worker {
         let app = WsgiApp::new(
             py,
             app,
-            report,
             template,
             Arc::clone(&pool),
             self.runtime_handle()?,
             self.bridge.outbox(),
         )?;
-        *self.pool.lock().unwrap_or_else(|p| p.into_inner()) = Some(pool);
+        *self.pool.lock() = Some(pool);
         self.start(WsgiHandler::new(app, self.backpressure))
     }
 
@@ -231,11 +228,7 @@ impl Worker {
         let grace = Duration::try_from_secs_f64(timeout.max(0.0))
             .map_err(|_| PyValueError::new_err("invalid shutdown timeout"))?;
         let _ = self.stop.send(Some(grace));
-        let serving = self
-            .serving
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let serving = self.serving.lock().take();
         let on_done = PyObj::new(on_done);
         let bridge = self.bridge.clone();
         let finish = async move {
@@ -245,7 +238,7 @@ impl Worker {
             };
             bridge.submit(Box::new(move |py| {
                 if let Err(err) = on_done.bind(py).call1((clean,)) {
-                    err.print(py);
+                    log::error(py, Logger::Server, "shutdown callback failed", Some(err));
                 }
             }));
         };
@@ -258,15 +251,11 @@ impl Worker {
     /// false when app code is still running on a pool thread: the process
     /// must then exit without finalizing the interpreter under it.
     fn close(&self, py: Python<'_>) -> bool {
-        let runtime = self
-            .runtime
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let runtime = self.runtime.lock().take();
         if let Some(mut runtime) = runtime {
             py.detach(move || runtime.shutdown());
         }
-        let pool = self.pool.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let pool = self.pool.lock().take();
         let mut idle = true;
         if let Some(pool) = pool {
             // Apps still running get a moment; their threads are then left

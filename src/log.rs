@@ -1,0 +1,67 @@
+//! The one path for what the Rust side reports: Python's `logging`, so the
+//! user's `--log-level`, `--no-log` and formats apply to every line.
+//!
+//! App errors go to `diorite.app` with the exception's traceback; the
+//! server's own problems go to `diorite`. A line that cannot be logged
+//! (logging itself raised) falls back to `sys.unraisablehook`, which is
+//! still Python's and still visible, never to a bare `eprintln!`.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+
+/// Which logger a line belongs to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Logger {
+    /// `diorite`: the server itself.
+    Server,
+    /// `diorite.app`: errors raised by (or caused by) the application.
+    App,
+}
+
+// Statics are never dropped, so these references never need a thread
+// attached to release them.
+static SERVER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static APP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+impl Logger {
+    fn get<'py>(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let (cell, name) = match self {
+            Logger::Server => (&SERVER, "diorite"),
+            Logger::App => (&APP, "diorite.app"),
+        };
+        cell.get_or_try_init(py, || {
+            Ok(py
+                .import("logging")?
+                .call_method1("getLogger", (name,))?
+                .unbind())
+        })
+        .map(|logger| logger.bind(py).clone())
+    }
+}
+
+/// Logs `message` at error level, with `err`'s traceback when given.
+pub(crate) fn error(py: Python<'_>, logger: Logger, message: &str, err: Option<PyErr>) {
+    emit(py, logger, "error", message, err);
+}
+
+/// [`error`] from a thread that may not be attached (a tokio or pool
+/// thread). It attaches for the call, so it is for rare events only, never
+/// for something that happens per request. Nothing is logged once the
+/// interpreter is shutting down.
+pub(crate) fn error_from_any_thread(logger: Logger, message: &str) {
+    let _ = Python::try_attach(|py| error(py, logger, message, None));
+}
+
+fn emit(py: Python<'_>, logger: Logger, level: &str, message: &str, err: Option<PyErr>) {
+    let logged = logger.get(py).and_then(|logger| {
+        let kwargs = pyo3::types::PyDict::new(py);
+        if let Some(err) = &err {
+            kwargs.set_item("exc_info", err.value(py))?;
+        }
+        logger.call_method(level, ("%s", message), Some(&kwargs))?;
+        Ok(())
+    });
+    if let Err(failed) = logged {
+        failed.write_unraisable(py, None);
+    }
+}
