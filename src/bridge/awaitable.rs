@@ -23,6 +23,11 @@ create_exception!(
     "The client closed the connection before the response was sent."
 );
 
+/// The error every interface raises to an app whose client has gone.
+pub(crate) fn client_disconnected() -> PyErr {
+    ClientDisconnected::new_err("client disconnected")
+}
+
 /// The `#[pymethods]` of an awaitable that is its own iterator, with the
 /// given methods. A `finished` one (it completes on its first step) also
 /// gets the `throw` and `close` of a coroutine that has nothing to clean up.

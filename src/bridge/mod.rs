@@ -16,7 +16,7 @@ mod queue;
 mod runner;
 mod send;
 
-pub(crate) use awaitable::{ClientDisconnected, Done, Failed, Ready, Waiting};
+pub(crate) use awaitable::{ClientDisconnected, Done, Failed, Ready, Waiting, client_disconnected};
 pub(crate) use bytes::body_bytes;
 pub(crate) use future::{is_done, reject, resolve, settle};
 pub(crate) use outbox::{Delivery, Outbox};

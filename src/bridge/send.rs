@@ -4,7 +4,7 @@ use pyo3::prelude::*;
 use tokio::sync::mpsc::error::TrySendError;
 
 use super::future::{reject, resolve};
-use super::{Bridge, ClientDisconnected, PyObj, Waiting};
+use super::{Bridge, PyObj, Waiting, client_disconnected};
 use crate::http::{StreamItem, StreamSender, Weighed};
 
 /// Queues `item` and returns what the app should await: `done` when the
@@ -21,7 +21,7 @@ pub(crate) fn send_or_wait<T: Weighed>(
 ) -> PyResult<Py<PyAny>> {
     match tx.try_send(item) {
         Ok(()) => Ok(done.clone_ref(py)),
-        Err(TrySendError::Closed(_)) => Err(ClientDisconnected::new_err("client disconnected")),
+        Err(TrySendError::Closed(_)) => Err(client_disconnected()),
         Err(TrySendError::Full(item)) => wait_to_send(py, bridge, create_future, tx.clone(), item),
     }
 }
@@ -50,7 +50,7 @@ fn settle(py: Python<'_>, waiter: PyObj, sent: bool) {
     if sent {
         resolve(&future, py.None());
     } else {
-        reject(&future, ClientDisconnected::new_err("client disconnected"));
+        reject(&future, client_disconnected());
     }
 }
 
