@@ -285,7 +285,9 @@ def test_python_api_server_object_and_embedding(tmp_path):
         "        print('stopped cleanly')\n"
         "asyncio.run(main())\n"
     )
-    env = {"PYTHONPATH": f"{APPS}:{ROOT}", "PATH": "/usr/bin:/bin"}
+    # An inherited PYTHONPATH goes on last: `make test-strict` puts its build there.
+    path = [str(APPS), str(ROOT), os.environ.get("PYTHONPATH", "")]
+    env = {"PYTHONPATH": os.pathsep.join(path), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60
     )
