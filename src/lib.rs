@@ -1,7 +1,8 @@
 //! `diorite._diorite`: the Rust core of the Diorite HTTP server.
 //!
 //! This file only registers the module; each concern lives in its own
-//! module (see `DESIGN.md` in the shared folder for the map).
+//! module; docs/architecture.md has the map and the rules at the GIL
+//! boundary.
 
 use pyo3::prelude::*;
 

@@ -55,8 +55,10 @@ pub(crate) fn error_from_any_thread(logger: Logger, message: &str) {
 fn emit(py: Python<'_>, logger: Logger, level: &str, message: &str, err: Option<PyErr>) {
     let logged = logger.get(py).and_then(|logger| {
         let kwargs = pyo3::types::PyDict::new(py);
-        if let Some(err) = &err {
-            kwargs.set_item("exc_info", err.value(py))?;
+        if let Some(err) = err {
+            // `into_value` puts the traceback on the exception (`value` alone
+            // may leave it without one on Python < 3.12).
+            kwargs.set_item("exc_info", err.into_value(py))?;
         }
         logger.call_method(level, ("%s", message), Some(&kwargs))?;
         Ok(())

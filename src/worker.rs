@@ -3,11 +3,11 @@
 //! module that knows every interface: it wires the chosen one to `server`.
 
 use crate::sync::Mutex;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -20,6 +20,30 @@ use crate::rsgi::{RsgiApp, RsgiHandler};
 use crate::server::{self, HttpMode, HttpOptions, IoRuntime, Listener};
 use crate::ws;
 use crate::wsgi::{WsgiApp, WsgiHandler};
+
+/// Why the Python side's call on a [`Worker`] was refused.
+#[derive(Debug)]
+enum WorkerError {
+    Closed,
+    AlreadyServing,
+    UnknownHttpMode(String),
+    BadShutdownTimeout(f64),
+}
+
+impl From<WorkerError> for PyErr {
+    fn from(err: WorkerError) -> Self {
+        match err {
+            WorkerError::Closed => PyRuntimeError::new_err("worker is closed"),
+            WorkerError::AlreadyServing => PyRuntimeError::new_err("worker is already serving"),
+            WorkerError::UnknownHttpMode(mode) => {
+                PyValueError::new_err(format!("unknown HTTP mode {mode:?}"))
+            }
+            WorkerError::BadShutdownTimeout(timeout) => {
+                PyValueError::new_err(format!("invalid shutdown timeout {timeout}"))
+            }
+        }
+    }
+}
 
 #[pyclass(frozen, module = "diorite._diorite")]
 pub(crate) struct Worker {
@@ -40,14 +64,12 @@ pub(crate) struct Worker {
 impl Worker {
     fn start<H: Handler>(&self, handler: H) -> PyResult<()> {
         let runtime = self.runtime.lock();
-        let runtime = runtime
-            .as_ref()
-            .ok_or_else(|| PyRuntimeError::new_err("worker is closed"))?;
+        let runtime = runtime.as_ref().ok_or(WorkerError::Closed)?;
         let listener = self
             .listener
             .lock()
             .take()
-            .ok_or_else(|| PyRuntimeError::new_err("worker is already serving"))?;
+            .ok_or(WorkerError::AlreadyServing)?;
         let listener = {
             let _entered = runtime.handle().enter();
             let made = if self.unix {
@@ -61,7 +83,7 @@ impl Worker {
                     .and_then(|()| tokio::net::TcpListener::from_std(std))
                     .map(Listener::Tcp)
             };
-            made.map_err(|e| PyOSError::new_err(e.to_string()))?
+            made?
         };
         let serving = runtime.handle().spawn(server::serve(
             listener,
@@ -78,7 +100,7 @@ impl Worker {
             .lock()
             .as_ref()
             .map(|rt| rt.handle().clone())
-            .ok_or_else(|| PyRuntimeError::new_err("worker is closed"))
+            .ok_or_else(|| WorkerError::Closed.into())
     }
 }
 
@@ -105,23 +127,15 @@ impl Worker {
             "1" => HttpMode::Http1,
             "2" => HttpMode::Http2,
             other => {
-                return Err(PyValueError::new_err(format!(
-                    "unknown HTTP mode {other:?}"
-                )));
+                return Err(WorkerError::UnknownHttpMode(other.to_owned()).into());
             }
         };
-        // SAFETY: `dup` returns a fresh descriptor that we own.
-        let dup = unsafe { libc::dup(fd) };
-        if dup < 0 {
-            return Err(PyOSError::new_err(
-                std::io::Error::last_os_error().to_string(),
-            ));
-        }
-        let listener = unsafe { OwnedFd::from_raw_fd(dup) };
-        let runtime =
-            IoRuntime::start(runtime_threads).map_err(|e| PyOSError::new_err(e.to_string()))?;
-        let bridge =
-            Bridge::new(runtime.handle().clone()).map_err(|e| PyOSError::new_err(e.to_string()))?;
+        // SAFETY: the caller keeps its socket open for this call; the
+        // duplicate (close-on-exec, so a reload's new process does not
+        // inherit it) is ours.
+        let listener = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
+        let runtime = IoRuntime::start(runtime_threads)?;
+        let bridge = Bridge::new(runtime.handle().clone())?;
         let (stop, _) = watch::channel(None);
         Ok(Self {
             bridge,
@@ -149,8 +163,8 @@ impl Worker {
     }
 
     /// Runs the work tokio handed to the event loop since the last call.
-    fn drain(&self, py: Python<'_>) {
-        self.bridge.drain(py);
+    fn run_jobs(&self, py: Python<'_>) {
+        self.bridge.run_jobs(py);
     }
 
     /// Starts serving an ASGI app. `runner(scope, receive, send)` returns
@@ -207,9 +221,7 @@ impl Worker {
         template: Py<PyAny>,
         blocking_threads: usize,
     ) -> PyResult<()> {
-        let pool = Arc::new(
-            PythonPool::start(blocking_threads).map_err(|e| PyOSError::new_err(e.to_string()))?,
-        );
+        let pool = Arc::new(PythonPool::start(blocking_threads)?);
         let app = WsgiApp::new(
             py,
             app,
@@ -226,7 +238,7 @@ impl Worker {
     /// seconds; then `on_done(clean)` runs on the event-loop thread.
     fn shutdown(&self, timeout: f64, on_done: Py<PyAny>) -> PyResult<()> {
         let grace = Duration::try_from_secs_f64(timeout.max(0.0))
-            .map_err(|_| PyValueError::new_err("invalid shutdown timeout"))?;
+            .map_err(|_| WorkerError::BadShutdownTimeout(timeout))?;
         let _ = self.stop.send(Some(grace));
         let serving = self.serving.lock().take();
         let on_done = PyObj::new(on_done);
@@ -263,7 +275,7 @@ impl Worker {
             idle = py.detach(|| pool.shutdown(Duration::from_secs(1)));
         }
         self.bridge.close();
-        self.bridge.drain(py);
+        self.bridge.run_jobs(py);
         idle
     }
 }

@@ -179,7 +179,7 @@ async def serve_app(
         websockets=config.websockets,
         ws_max_message_size=config.ws_max_message_size,
     )
-    loop.add_reader(worker.fileno(), worker.drain)
+    loop.add_reader(worker.fileno(), worker.run_jobs)
     if config.interface == "rsgi":
         rsgi.call_hook(app, "__rsgi_init__", loop)
         worker.serve_rsgi(rsgi.make_runner(app), task_spawner(loop), loop)

@@ -206,3 +206,138 @@ fn thrown(exc: &Bound<'_, PyAny>, value: Option<&Bound<'_, PyAny>>) -> PyErr {
         _ => PyErr::from_value(exc.clone()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use pyo3::types::PyDict;
+
+    use super::*;
+
+    /// Runs `code` with `aw` bound to the awaitable; `code` sets `result`.
+    fn drive<'py>(
+        py: Python<'py>,
+        aw: Bound<'py, PyAny>,
+        code: &std::ffi::CStr,
+    ) -> Bound<'py, PyAny> {
+        let locals = PyDict::new(py);
+        locals.set_item("aw", aw).unwrap();
+        py.run(code, None, Some(&locals)).unwrap();
+        locals.get_item("result").unwrap().unwrap()
+    }
+
+    /// What `await aw` gives when `aw` finishes on its first step.
+    const FIRST_STEP: &std::ffi::CStr = c"
+it = aw.__await__()
+try:
+    next(it)
+    result = 'suspended'
+except StopIteration as stop:
+    result = ('value', stop.value)
+except Exception as exc:
+    result = ('raised', type(exc).__name__, str(exc))
+";
+
+    #[test]
+    fn done_and_ready_finish_on_their_first_step() {
+        Python::initialize();
+        Python::attach(|py| {
+            let done = Py::new(py, Done).unwrap().into_bound(py).into_any();
+            let result = drive(py, done, FIRST_STEP);
+            assert_eq!(result.str().unwrap(), "('value', None)");
+            let ready = Py::new(
+                py,
+                Ready::new(42i32.into_pyobject(py).unwrap().into_any().unbind()),
+            )
+            .unwrap()
+            .into_bound(py)
+            .into_any();
+            assert_eq!(drive(py, ready, FIRST_STEP).str().unwrap(), "('value', 42)");
+        });
+    }
+
+    #[test]
+    fn failed_raises_where_it_is_awaited() {
+        Python::initialize();
+        Python::attach(|py| {
+            let outcome: PyResult<Py<PyAny>> = Err(client_disconnected());
+            let failed = Failed::lazily(py, outcome).unwrap().into_bound(py);
+            assert_eq!(
+                drive(py, failed, FIRST_STEP).str().unwrap(),
+                "('raised', 'ClientDisconnected', 'client disconnected')"
+            );
+        });
+    }
+
+    #[test]
+    fn waiting_yields_its_future_until_done_then_gives_the_result() {
+        Python::initialize();
+        Python::attach(|py| {
+            let event_loop = py
+                .import("asyncio")
+                .unwrap()
+                .call_method0("new_event_loop")
+                .unwrap();
+            let future = event_loop.call_method0("create_future").unwrap();
+            let waiting = Py::new(py, Waiting::new(future.clone().unbind()))
+                .unwrap()
+                .into_bound(py)
+                .into_any();
+            let result = drive(
+                py,
+                waiting,
+                c"
+it = aw.__await__()
+yielded = next(it)
+blocking = yielded._asyncio_future_blocking
+yielded.set_result('answer')
+try:
+    it.send(None)
+except StopIteration as stop:
+    result = (blocking, stop.value)
+",
+            );
+            assert_eq!(result.str().unwrap(), "(True, 'answer')");
+            event_loop.call_method0("close").unwrap();
+        });
+    }
+
+    #[test]
+    fn throwing_into_waiting_cancels_its_future() {
+        Python::initialize();
+        Python::attach(|py| {
+            let event_loop = py
+                .import("asyncio")
+                .unwrap()
+                .call_method0("new_event_loop")
+                .unwrap();
+            let future = event_loop.call_method0("create_future").unwrap();
+            let waiting = Py::new(py, Waiting::new(future.clone().unbind()))
+                .unwrap()
+                .into_bound(py)
+                .into_any();
+            let result = drive(
+                py,
+                waiting,
+                c"
+import asyncio
+it = aw.__await__()
+next(it)
+try:
+    it.throw(asyncio.CancelledError())
+    result = 'swallowed'
+except asyncio.CancelledError:
+    result = 'raised'
+",
+            );
+            assert_eq!(result.str().unwrap(), "raised");
+            assert!(
+                future
+                    .call_method0("cancelled")
+                    .unwrap()
+                    .is_truthy()
+                    .unwrap()
+            );
+            event_loop.call_method0("close").unwrap();
+        });
+    }
+}

@@ -164,3 +164,110 @@ impl Flush {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A runtime driven by a thread of its own, as the worker's I/O runtime is.
+    fn io_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap()
+    }
+
+    fn delivery(sent: &mpsc::Sender<std::thread::ThreadId>) -> Delivery {
+        let sent = sent.clone();
+        Box::new(move || sent.send(std::thread::current().id()).unwrap())
+    }
+
+    #[test]
+    fn posts_from_any_thread_run_on_the_io_thread() {
+        let runtime = io_runtime();
+        let outbox = Outbox::new(runtime.handle());
+        let (sent, received) = mpsc::channel();
+        for _ in 0..3 {
+            outbox.post(delivery(&sent));
+        }
+        for _ in 0..3 {
+            let ran_on = received.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert_ne!(ran_on, std::thread::current().id());
+        }
+    }
+
+    #[test]
+    fn an_unattached_thread_delivers_at_once() {
+        Python::initialize();
+        let runtime = io_runtime();
+        let outbox = Outbox::new(runtime.handle());
+        let (sent, received) = mpsc::channel();
+        Python::attach(|py| outbox.deliver(py, delivery(&sent)));
+        let ran_on = received.try_recv().unwrap();
+        assert_eq!(ran_on, std::thread::current().id());
+    }
+
+    #[test]
+    fn the_loop_thread_batches_until_its_flush_runs() {
+        Python::initialize();
+        let runtime = io_runtime();
+        let outbox = Outbox::new(runtime.handle());
+        let (sent, received) = mpsc::channel();
+        Python::attach(|py| {
+            // An event loop reduced to what the outbox uses: `call_soon`
+            // records the callbacks instead of running them.
+            let event_loop = py
+                .eval(
+                    c"type('Loop', (), {'queued': [], 'call_soon': lambda self, cb: self.queued.append(cb)})()",
+                    None,
+                    None,
+                )
+                .unwrap();
+            outbox.attach(&event_loop).unwrap();
+            for _ in 0..3 {
+                outbox.deliver(py, delivery(&sent));
+            }
+            // Held: one flush queued for the whole batch, nothing sent yet.
+            let queued = event_loop.getattr("queued").unwrap();
+            assert_eq!(queued.len().unwrap(), 1);
+            assert!(received.recv_timeout(Duration::from_millis(100)).is_err());
+            // The loop runs the flush after the batch: all three go out,
+            // on the I/O thread.
+            queued.get_item(0).unwrap().call0().unwrap();
+        });
+        for _ in 0..3 {
+            let ran_on = received.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert_ne!(ran_on, std::thread::current().id());
+        }
+    }
+
+    #[test]
+    fn a_held_outbox_schedules_no_flush_of_its_own() {
+        Python::initialize();
+        let runtime = io_runtime();
+        let outbox = Outbox::new(runtime.handle());
+        let (sent, received) = mpsc::channel();
+        Python::attach(|py| {
+            let event_loop = py
+                .eval(
+                    c"type('Loop', (), {'queued': [], 'call_soon': lambda self, cb: self.queued.append(cb)})()",
+                    None,
+                    None,
+                )
+                .unwrap();
+            outbox.attach(&event_loop).unwrap();
+            // What `Bridge::run_jobs` does around a batch of jobs.
+            outbox.hold();
+            outbox.deliver(py, delivery(&sent));
+            outbox.deliver(py, delivery(&sent));
+            assert_eq!(event_loop.getattr("queued").unwrap().len().unwrap(), 0);
+            outbox.flush();
+        });
+        for _ in 0..2 {
+            received.recv_timeout(Duration::from_secs(5)).unwrap();
+        }
+    }
+}

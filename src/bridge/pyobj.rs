@@ -1,13 +1,14 @@
 //! [`PyObj`]: a Python object owned by Rust code that may be dropped on any
 //! thread.
 //!
-//! Rule 1 of the design: a `Py<T>` dropped on a tokio thread is how shipped
-//! servers crashed with "Cannot drop pointer into Python heap without the
-//! GIL being held". A `PyObj` dropped by a thread that is attached to the
-//! interpreter releases its reference at once; one dropped elsewhere parks
-//! the reference in a queue that the event-loop thread empties on its next
-//! tick. `PyObj` deliberately does not implement `Clone`: copies are made
-//! with `get().clone_ref(py)`, which needs the interpreter token (rule 2).
+//! Rule 1 of docs/architecture.md ("The GIL boundary"): a `Py<T>` dropped
+//! on a tokio thread is how shipped servers crashed with "Cannot drop
+//! pointer into Python heap without the GIL being held". A `PyObj` dropped
+//! by a thread that is attached to the interpreter releases its reference
+//! at once; one dropped elsewhere parks the reference in a queue that the
+//! event-loop thread (or a WSGI pool thread) empties on its next turn.
+//! `PyObj` deliberately does not implement `Clone`: copies are made with
+//! `get().clone_ref(py)`, which needs the interpreter token (rule 2).
 
 use crate::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};

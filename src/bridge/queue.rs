@@ -1,9 +1,9 @@
 //! [`Bridge`]: the one road from tokio threads to the event-loop thread.
 //!
-//! Tokio tasks push [`Job`]s; the first push after the loop last drained
+//! Tokio tasks push [`Job`]s; the first push after the loop last ran them
 //! writes one byte to a socket pair that the loop watches with
 //! `add_reader`. However many requests arrive before the loop wakes, they
-//! cost one wake-up: the loop runs them all in one [`Bridge::drain`].
+//! cost one wake-up: the loop runs them all in one [`Bridge::run_jobs`].
 
 use crate::sync::Mutex;
 use std::io::{ErrorKind, Read, Write};
@@ -96,7 +96,7 @@ impl Bridge {
 
     /// Runs every queued job. Called by the event loop when the wake-up
     /// socket is readable, and once more at shutdown.
-    pub(crate) fn drain(&self, py: Python<'_>) {
+    pub(crate) fn run_jobs(&self, py: Python<'_>) {
         let mut sink = [0u8; 256];
         loop {
             match (&self.shared.wake_rx).read(&mut sink) {
@@ -138,7 +138,7 @@ impl Bridge {
         self.runtime.spawn(future);
     }
 
-    /// Refuses further jobs; queued ones still run on the next drain.
+    /// Refuses further jobs; queued ones still run on the next `run_jobs`.
     pub(crate) fn close(&self) {
         self.shared.closed.store(true, Ordering::Release);
     }

@@ -64,3 +64,151 @@ pub(crate) fn abort_stream(bridge: &Bridge, tx: StreamSender) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+    use pyo3::types::PyAnyMethods;
+
+    use super::*;
+    use crate::bridge::{Done, is_done};
+
+    struct Fixture {
+        _runtime: tokio::runtime::Runtime,
+        bridge: Bridge,
+        create_future: PyObj,
+        done: Py<PyAny>,
+        event_loop: PyObj,
+    }
+
+    fn fixture(py: Python<'_>) -> Fixture {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let bridge = Bridge::new(runtime.handle().clone()).unwrap();
+        // A loop that is never run: futures only need one to exist.
+        let event_loop = py
+            .import("asyncio")
+            .unwrap()
+            .call_method0("new_event_loop")
+            .unwrap();
+        Fixture {
+            _runtime: runtime,
+            bridge,
+            create_future: PyObj::from_bound(event_loop.getattr("create_future").unwrap()),
+            done: Py::new(py, Done).unwrap().into_any(),
+            event_loop: PyObj::from_bound(event_loop),
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            Python::attach(|py| {
+                let _ = self.event_loop.bind(py).call_method0("close");
+            });
+        }
+    }
+
+    fn chunk(n: usize) -> StreamItem {
+        StreamItem::Data(Bytes::from(vec![0u8; n]))
+    }
+
+    /// Runs the bridge's jobs until `future` is done (the tokio side
+    /// submits the settling job once the channel had room).
+    fn settle_on_loop(py: Python<'_>, bridge: &Bridge, future: &Bound<'_, PyAny>) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !is_done(future) {
+            assert!(Instant::now() < deadline, "the future was never settled");
+            py.detach(|| std::thread::sleep(Duration::from_millis(5)));
+            bridge.run_jobs(py);
+        }
+    }
+
+    #[test]
+    fn room_in_the_channel_means_the_shared_done() {
+        Python::initialize();
+        Python::attach(|py| {
+            let f = fixture(py);
+            let (tx, _rx) = StreamSender::new();
+            let awaitable = send_or_wait(py, &f.bridge, &f.create_future, &f.done, &tx, chunk(10));
+            assert!(awaitable.unwrap().is(&f.done));
+        });
+    }
+
+    #[test]
+    fn a_full_channel_gives_a_future_resolved_once_the_reader_catches_up() {
+        Python::initialize();
+        Python::attach(|py| {
+            let f = fixture(py);
+            let (tx, mut rx) = StreamSender::new();
+            tx.try_send(chunk(crate::http::BUDGET)).unwrap();
+            let waiting = send_or_wait(py, &f.bridge, &f.create_future, &f.done, &tx, chunk(10))
+                .unwrap()
+                .into_bound(py);
+            assert!(!waiting.is(&f.done));
+            // hyper takes the big frame; the waiting chunk goes in.
+            drop(rx.try_recv().unwrap());
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let second = loop {
+                if let Ok(item) = rx.try_recv() {
+                    break item;
+                }
+                assert!(Instant::now() < deadline);
+                py.detach(|| std::thread::sleep(Duration::from_millis(5)));
+            };
+            assert!(matches!(second.0, StreamItem::Data(ref b) if b.len() == 10));
+            // The awaitable finishes with None once its future is set.
+            let step = waiting.call_method0("__await__").unwrap();
+            let pending = step.call_method0("__next__").unwrap();
+            settle_on_loop(py, &f.bridge, &pending);
+            assert!(pending.call_method0("result").unwrap().is_none());
+        });
+    }
+
+    #[test]
+    fn a_gone_client_is_a_disconnect_error() {
+        Python::initialize();
+        Python::attach(|py| {
+            let f = fixture(py);
+            let (tx, rx) = StreamSender::new();
+            drop(rx);
+            let err =
+                send_or_wait(py, &f.bridge, &f.create_future, &f.done, &tx, chunk(10)).unwrap_err();
+            assert!(err.is_instance_of::<crate::bridge::ClientDisconnected>(py));
+        });
+    }
+
+    #[test]
+    fn a_client_leaving_while_a_send_waits_fails_the_future() {
+        Python::initialize();
+        Python::attach(|py| {
+            let f = fixture(py);
+            let (tx, rx) = StreamSender::new();
+            tx.try_send(chunk(crate::http::BUDGET)).unwrap();
+            let waiting = wait_to_send(py, &f.bridge, &f.create_future, tx.clone(), chunk(10))
+                .unwrap()
+                .into_bound(py);
+            drop(rx);
+            let pending = waiting
+                .call_method0("__await__")
+                .unwrap()
+                .call_method0("__next__")
+                .unwrap();
+            settle_on_loop(py, &f.bridge, &pending);
+            let err = pending.call_method0("result").unwrap_err();
+            assert!(err.is_instance_of::<crate::bridge::ClientDisconnected>(py));
+        });
+    }
+
+    #[test]
+    fn abort_stream_ends_the_body_with_an_error() {
+        Python::initialize();
+        let f = Python::attach(fixture);
+        let (tx, mut rx) = StreamSender::new();
+        abort_stream(&f.bridge, tx);
+        assert!(matches!(rx.try_recv().unwrap().0, StreamItem::Abort));
+    }
+}

@@ -18,4 +18,6 @@ pub(crate) use handler::Handler;
 pub(crate) use head::{append_header, latin1_bytes, response_head};
 pub(crate) use request_body::{RequestBody, Take};
 pub(crate) use response_body::{ResponseBody, StreamItem, error_response};
+#[cfg(test)]
+pub(crate) use stream::BUDGET;
 pub(crate) use stream::{Queued, StreamSender, Weighed};

@@ -72,7 +72,7 @@ impl RequestBody {
             state: Mutex::new(State::default()),
             resume: Notify::new(),
         });
-        tokio::spawn(Arc::clone(&body).pump(incoming));
+        tokio::spawn(Arc::clone(&body).read_from(incoming));
         body
     }
 
@@ -80,7 +80,7 @@ impl RequestBody {
         self.state.lock()
     }
 
-    async fn pump(self: Arc<Self>, mut incoming: Incoming) {
+    async fn read_from(self: Arc<Self>, mut incoming: Incoming) {
         loop {
             loop {
                 let resumed = self.resume.notified();

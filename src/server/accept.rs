@@ -217,3 +217,119 @@ async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
         Listener::Unix(l) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+
+    use bytes::Bytes;
+    use hyper::Response;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::http::ResponseBody;
+
+    /// Answers every request with the request's path, after `delay`.
+    struct Echo {
+        delay: Duration,
+    }
+
+    impl Handler for Echo {
+        fn handle(
+            &self,
+            req: hyper::Request<hyper::body::Incoming>,
+            _conn: &Arc<ConnInfo>,
+        ) -> impl Future<Output = Response<ResponseBody>> + Send {
+            let delay = self.delay;
+            async move {
+                tokio::time::sleep(delay).await;
+                let path = req.uri().path().to_owned();
+                Response::new(ResponseBody::full(Bytes::from(path)))
+            }
+        }
+    }
+
+    fn options(mode: HttpMode) -> HttpOptions {
+        HttpOptions {
+            mode,
+            keep_alive: true,
+            h2_max_concurrent_streams: 8,
+        }
+    }
+
+    async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+    }
+
+    #[tokio::test]
+    async fn serves_requests_and_stops_accepting_at_once() {
+        for mode in [HttpMode::Auto, HttpMode::Http1] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (stop, stopped) = watch::channel(None);
+            let handler = Arc::new(Echo {
+                delay: Duration::ZERO,
+            });
+            let server = tokio::spawn(serve(
+                Listener::Tcp(listener),
+                handler,
+                options(mode),
+                stopped,
+            ));
+            let answer = get(addr, "/hello").await;
+            assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+            assert!(answer.ends_with("\r\n\r\n/hello"), "{answer}");
+            stop.send(Some(Duration::from_secs(5))).unwrap();
+            assert!(server.await.unwrap(), "nothing was left running");
+            // The listening socket is closed once the stop began.
+            assert!(TcpStream::connect(addr).await.is_err());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_in_flight_finishes_within_the_grace_period() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = watch::channel(None);
+        let handler = Arc::new(Echo {
+            delay: Duration::from_millis(300),
+        });
+        let server = tokio::spawn(serve(
+            Listener::Tcp(listener),
+            handler,
+            options(HttpMode::Auto),
+            stopped,
+        ));
+        let client = tokio::spawn(get(addr, "/slow"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stop.send(Some(Duration::from_secs(5))).unwrap();
+        let answer = client.await.unwrap();
+        assert!(answer.ends_with("/slow"), "{answer}");
+        assert!(server.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_grace_period_too_short_reports_requests_cut_off() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = watch::channel(None);
+        let handler = Arc::new(Echo {
+            delay: Duration::from_secs(30),
+        });
+        let server = tokio::spawn(serve(
+            Listener::Tcp(listener),
+            handler,
+            options(HttpMode::Auto),
+            stopped,
+        ));
+        let _client = tokio::spawn(get(addr, "/stuck"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stop.send(Some(Duration::from_millis(300))).unwrap();
+        assert!(!server.await.unwrap());
+    }
+}

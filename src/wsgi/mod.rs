@@ -15,7 +15,7 @@ mod start;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode};
 use pyo3::prelude::*;
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
@@ -61,9 +61,9 @@ impl WsgiApp {
 
     /// Runs `job` on a pool thread. If the pool is closed (shutdown), the
     /// job is dropped unrun, which is safe: it holds Python objects only
-    /// through `PyObj`.
-    fn run_on_pool(&self, job: impl FnOnce(Python<'_>) + Send + 'static) {
-        self.pool.submit(Box::new(job));
+    /// through `PyObj`; returns false then.
+    fn run_on_pool(&self, job: impl FnOnce(Python<'_>) + Send + 'static) -> bool {
+        self.pool.submit(Box::new(job))
     }
 }
 
@@ -87,11 +87,13 @@ impl Handler for WsgiHandler {
             let app = Arc::clone(&self.app);
             let conn = Arc::clone(conn);
             let gone_body = Arc::clone(&admitted.body);
-            // Queued behind at most `--blocking-threads` running apps; if the
-            // pool is gone (shutdown), the closure is dropped with its reply
-            // and the client gets a 500.
+            // Queued behind at most `--blocking-threads` running apps. A pool
+            // closed by shutdown drops the job (and its reply) unrun, and the
+            // client is told to come back, as the async interfaces do.
             let run_app = Arc::clone(&app);
-            run_app.run_on_pool(move |py| response::call_app(py, app, admitted, &conn));
+            if !run_app.run_on_pool(move |py| response::call_app(py, app, admitted, &conn)) {
+                return Err(StatusCode::SERVICE_UNAVAILABLE);
+            }
             // A client that leaves before the head is ready stops the body
             // reader; the app sees the end of `wsgi.input` as an error.
             Ok(move || gone_body.close())

@@ -2,7 +2,8 @@
 //! piece when it is known, a file from Rust for `wsgi.file_wrapper`, and
 //! otherwise a stream iterated only while the client keeps up.
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::io::Seek;
+use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -72,31 +73,24 @@ impl FileWrapper {
             .ok()?
             .extract()
             .ok()?;
-        // SAFETY: plain syscalls on a descriptor the app handed us; the
-        // duplicate is owned by the returned File.
-        unsafe {
-            let mut stat: libc::stat = std::mem::zeroed();
-            if libc::fstat(fd, &mut stat) != 0 || (stat.st_mode & libc::S_IFMT) != libc::S_IFREG {
-                return None;
-            }
-            let offset = libc::lseek(fd, 0, libc::SEEK_CUR);
-            if offset < 0 {
-                return None;
-            }
-            let dup = libc::dup(fd);
-            if dup < 0 {
-                return None;
-            }
-            let size = u64::try_from(stat.st_size).ok()?;
-            let offset = u64::try_from(offset).ok()?;
-            let file = std::fs::File::from(OwnedFd::from_raw_fd(dup));
-            Some((file, offset, size.saturating_sub(offset)))
+        // SAFETY: the descriptor belongs to the file object the app handed
+        // us, which is alive (and attached) for the length of this call;
+        // only the duplicate, owned from here on, outlives it.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        // Close-on-exec, and closed by `File`'s drop on every early return.
+        let mut file = std::fs::File::from(borrowed.try_clone_to_owned().ok()?);
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() {
+            return None;
         }
+        // A duplicate shares the original's offset: where the app left it.
+        let offset = file.stream_position().ok()?;
+        Some((file, offset, meta.len().saturating_sub(offset)))
     }
 }
 
 /// One response being produced: the app's iterable and where its bytes go.
-struct Pump {
+struct BodyProducer {
     app: Arc<WsgiApp>,
     state: Arc<ResponseState>,
     iter: PyObj,
@@ -158,7 +152,7 @@ pub(crate) fn call_app(py: Python<'_>, app: Arc<WsgiApp>, admitted: Admitted, co
             return;
         }
     };
-    let pump = Pump {
+    let pump = BodyProducer {
         app,
         state,
         iter: PyObj::from_bound(iter.into_any()),
@@ -244,7 +238,7 @@ enum Step {
     End,
 }
 
-impl Pump {
+impl BodyProducer {
     fn next(&self, py: Python<'_>) -> PyResult<Step> {
         // `iter` came from `iter()`. `PyIter_Next` ends without raising
         // StopIteration.

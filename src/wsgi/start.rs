@@ -10,7 +10,7 @@ use hyper::{HeaderMap, Response};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::bridge::{ClientDisconnected, Delivery, body_bytes, each_str_pair};
+use crate::bridge::{Delivery, body_bytes, client_disconnected, each_str_pair};
 use crate::http::{
     Reply, ResponseBody, StreamItem, StreamSender, append_header, latin1_bytes, response_head,
 };
@@ -167,6 +167,6 @@ impl Write {
             return Ok(());
         }
         py.detach(|| tx.blocking_send(StreamItem::Data(data)))
-            .map_err(|_| ClientDisconnected::new_err("client disconnected"))
+            .map_err(|_| client_disconnected())
     }
 }
