@@ -268,20 +268,29 @@ except Exception as exc:
         });
     }
 
+    /// A loop that is never run (futures only need one to exist), a future
+    /// of it, and a [`Waiting`] around that future.
+    fn waiting_on_a_new_future(
+        py: Python<'_>,
+    ) -> (Bound<'_, PyAny>, Bound<'_, PyAny>, Bound<'_, PyAny>) {
+        let event_loop = py
+            .import("asyncio")
+            .unwrap()
+            .call_method0("new_event_loop")
+            .unwrap();
+        let future = event_loop.call_method0("create_future").unwrap();
+        let waiting = Py::new(py, Waiting::new(future.clone().unbind()))
+            .unwrap()
+            .into_bound(py)
+            .into_any();
+        (event_loop, future, waiting)
+    }
+
     #[test]
     fn waiting_yields_its_future_until_done_then_gives_the_result() {
         Python::initialize();
         Python::attach(|py| {
-            let event_loop = py
-                .import("asyncio")
-                .unwrap()
-                .call_method0("new_event_loop")
-                .unwrap();
-            let future = event_loop.call_method0("create_future").unwrap();
-            let waiting = Py::new(py, Waiting::new(future.clone().unbind()))
-                .unwrap()
-                .into_bound(py)
-                .into_any();
+            let (event_loop, _future, waiting) = waiting_on_a_new_future(py);
             let result = drive(
                 py,
                 waiting,
@@ -305,16 +314,7 @@ except StopIteration as stop:
     fn throwing_into_waiting_cancels_its_future() {
         Python::initialize();
         Python::attach(|py| {
-            let event_loop = py
-                .import("asyncio")
-                .unwrap()
-                .call_method0("new_event_loop")
-                .unwrap();
-            let future = event_loop.call_method0("create_future").unwrap();
-            let waiting = Py::new(py, Waiting::new(future.clone().unbind()))
-                .unwrap()
-                .into_bound(py)
-                .into_any();
+            let (event_loop, future, waiting) = waiting_on_a_new_future(py);
             let result = drive(
                 py,
                 waiting,

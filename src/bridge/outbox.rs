@@ -172,12 +172,46 @@ mod tests {
 
     use super::*;
 
-    /// A runtime driven by a thread of its own, as the worker's I/O runtime is.
-    fn io_runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_multi_thread()
+    type Ran = mpsc::Receiver<std::thread::ThreadId>;
+
+    /// An outbox on a runtime driven by a thread of its own, as the
+    /// worker's I/O runtime is, and a channel its deliveries report to.
+    fn outbox_on_io_thread() -> (
+        tokio::runtime::Runtime,
+        Arc<Outbox>,
+        mpsc::Sender<std::thread::ThreadId>,
+        Ran,
+    ) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .build()
-            .unwrap()
+            .unwrap();
+        let outbox = Outbox::new(runtime.handle());
+        let (sent, received) = mpsc::channel();
+        (runtime, outbox, sent, received)
+    }
+
+    /// `n` deliveries ran, none of them on this thread.
+    fn expect_on_io_thread(received: &Ran, n: usize) {
+        for _ in 0..n {
+            let ran_on = received.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert_ne!(ran_on, std::thread::current().id());
+        }
+    }
+
+    /// Attaches `outbox` to an event loop reduced to what the outbox uses:
+    /// its `call_soon` records the callbacks (in `queued`) instead of
+    /// running them.
+    fn attach_recording_loop<'py>(py: Python<'py>, outbox: &Arc<Outbox>) -> Bound<'py, PyAny> {
+        let event_loop = py
+            .eval(
+                c"type('Loop', (), {'queued': [], 'call_soon': lambda self, cb: self.queued.append(cb)})()",
+                None,
+                None,
+            )
+            .unwrap();
+        outbox.attach(&event_loop).unwrap();
+        event_loop
     }
 
     fn delivery(sent: &mpsc::Sender<std::thread::ThreadId>) -> Delivery {
@@ -187,24 +221,17 @@ mod tests {
 
     #[test]
     fn posts_from_any_thread_run_on_the_io_thread() {
-        let runtime = io_runtime();
-        let outbox = Outbox::new(runtime.handle());
-        let (sent, received) = mpsc::channel();
+        let (_runtime, outbox, sent, received) = outbox_on_io_thread();
         for _ in 0..3 {
             outbox.post(delivery(&sent));
         }
-        for _ in 0..3 {
-            let ran_on = received.recv_timeout(Duration::from_secs(5)).unwrap();
-            assert_ne!(ran_on, std::thread::current().id());
-        }
+        expect_on_io_thread(&received, 3);
     }
 
     #[test]
     fn an_unattached_thread_delivers_at_once() {
         Python::initialize();
-        let runtime = io_runtime();
-        let outbox = Outbox::new(runtime.handle());
-        let (sent, received) = mpsc::channel();
+        let (_runtime, outbox, sent, received) = outbox_on_io_thread();
         Python::attach(|py| outbox.deliver(py, delivery(&sent)));
         let ran_on = received.try_recv().unwrap();
         assert_eq!(ran_on, std::thread::current().id());
@@ -213,20 +240,9 @@ mod tests {
     #[test]
     fn the_loop_thread_batches_until_its_flush_runs() {
         Python::initialize();
-        let runtime = io_runtime();
-        let outbox = Outbox::new(runtime.handle());
-        let (sent, received) = mpsc::channel();
+        let (_runtime, outbox, sent, received) = outbox_on_io_thread();
         Python::attach(|py| {
-            // An event loop reduced to what the outbox uses: `call_soon`
-            // records the callbacks instead of running them.
-            let event_loop = py
-                .eval(
-                    c"type('Loop', (), {'queued': [], 'call_soon': lambda self, cb: self.queued.append(cb)})()",
-                    None,
-                    None,
-                )
-                .unwrap();
-            outbox.attach(&event_loop).unwrap();
+            let event_loop = attach_recording_loop(py, &outbox);
             for _ in 0..3 {
                 outbox.deliver(py, delivery(&sent));
             }
@@ -238,27 +254,15 @@ mod tests {
             // on the I/O thread.
             queued.get_item(0).unwrap().call0().unwrap();
         });
-        for _ in 0..3 {
-            let ran_on = received.recv_timeout(Duration::from_secs(5)).unwrap();
-            assert_ne!(ran_on, std::thread::current().id());
-        }
+        expect_on_io_thread(&received, 3);
     }
 
     #[test]
     fn a_held_outbox_schedules_no_flush_of_its_own() {
         Python::initialize();
-        let runtime = io_runtime();
-        let outbox = Outbox::new(runtime.handle());
-        let (sent, received) = mpsc::channel();
+        let (_runtime, outbox, sent, received) = outbox_on_io_thread();
         Python::attach(|py| {
-            let event_loop = py
-                .eval(
-                    c"type('Loop', (), {'queued': [], 'call_soon': lambda self, cb: self.queued.append(cb)})()",
-                    None,
-                    None,
-                )
-                .unwrap();
-            outbox.attach(&event_loop).unwrap();
+            let event_loop = attach_recording_loop(py, &outbox);
             // What `Bridge::run_jobs` does around a batch of jobs.
             outbox.hold();
             outbox.deliver(py, delivery(&sent));
@@ -266,8 +270,6 @@ mod tests {
             assert_eq!(event_loop.getattr("queued").unwrap().len().unwrap(), 0);
             outbox.flush();
         });
-        for _ in 0..2 {
-            received.recv_timeout(Duration::from_secs(5)).unwrap();
-        }
+        expect_on_io_thread(&received, 2);
     }
 }

@@ -249,12 +249,24 @@ mod tests {
         }
     }
 
-    fn options(mode: HttpMode) -> HttpOptions {
-        HttpOptions {
+    type Stop = watch::Sender<Option<Duration>>;
+
+    /// Serves [`Echo`] on a free loopback port.
+    async fn start(
+        mode: HttpMode,
+        delay: Duration,
+    ) -> (std::net::SocketAddr, Stop, tokio::task::JoinHandle<bool>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = watch::channel(None);
+        let opts = HttpOptions {
             mode,
             keep_alive: true,
             h2_max_concurrent_streams: 8,
-        }
+        };
+        let handler = Arc::new(Echo { delay });
+        let server = tokio::spawn(serve(Listener::Tcp(listener), handler, opts, stopped));
+        (addr, stop, server)
     }
 
     async fn get(addr: std::net::SocketAddr, path: &str) -> String {
@@ -269,18 +281,7 @@ mod tests {
     #[tokio::test]
     async fn serves_requests_and_stops_accepting_at_once() {
         for mode in [HttpMode::Auto, HttpMode::Http1] {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let (stop, stopped) = watch::channel(None);
-            let handler = Arc::new(Echo {
-                delay: Duration::ZERO,
-            });
-            let server = tokio::spawn(serve(
-                Listener::Tcp(listener),
-                handler,
-                options(mode),
-                stopped,
-            ));
+            let (addr, stop, server) = start(mode, Duration::ZERO).await;
             let answer = get(addr, "/hello").await;
             assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
             assert!(answer.ends_with("\r\n\r\n/hello"), "{answer}");
@@ -293,18 +294,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_in_flight_finishes_within_the_grace_period() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = watch::channel(None);
-        let handler = Arc::new(Echo {
-            delay: Duration::from_millis(300),
-        });
-        let server = tokio::spawn(serve(
-            Listener::Tcp(listener),
-            handler,
-            options(HttpMode::Auto),
-            stopped,
-        ));
+        let (addr, stop, server) = start(HttpMode::Auto, Duration::from_millis(300)).await;
         let client = tokio::spawn(get(addr, "/slow"));
         tokio::time::sleep(Duration::from_millis(50)).await;
         stop.send(Some(Duration::from_secs(5))).unwrap();
@@ -315,18 +305,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_grace_period_too_short_reports_requests_cut_off() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = watch::channel(None);
-        let handler = Arc::new(Echo {
-            delay: Duration::from_secs(30),
-        });
-        let server = tokio::spawn(serve(
-            Listener::Tcp(listener),
-            handler,
-            options(HttpMode::Auto),
-            stopped,
-        ));
+        let (addr, stop, server) = start(HttpMode::Auto, Duration::from_secs(30)).await;
         let _client = tokio::spawn(get(addr, "/stuck"));
         tokio::time::sleep(Duration::from_millis(50)).await;
         stop.send(Some(Duration::from_millis(300))).unwrap();
