@@ -1,10 +1,14 @@
 """Hello-world benchmark: diorite against Granian, one worker each, with wrk.
 
     python bench/run.py [--duration 5] [--rounds 3] [--connections 64]
+                        [--build NAME=SITE_DIR ...]
 
 Servers alternate round by round so that noise on a shared machine hits both;
-the report gives each server's median requests/s and the ratio. This is a
-measurement to run by hand, never a test.
+the report gives each server's median requests/s and the ratio. `--build`
+adds another build of diorite to the same run: a directory a wheel was
+installed into (`pip install --target DIR`), found first on PYTHONPATH; the
+strict-GIL build of `make test-strict` is one (docs/architecture.md). This is
+a measurement to run by hand, never a test.
 """
 
 from __future__ import annotations
@@ -62,11 +66,14 @@ def free_port() -> int:
 
 WORKERS = [1]
 
+# Other builds of diorite measured in the same run: name -> site directory.
+BUILDS: dict[str, Path] = {}
+
 
 def server_command(server: str, interface: str, app: str, port: int) -> list[str]:
     common = ["--interface", interface, "--host", "127.0.0.1", "--port", str(port)]
     common += ["--workers", str(WORKERS[0])]
-    if server == "diorite":
+    if server == "diorite" or server in BUILDS:
         return [str(BIN / "diorite"), *common, "--log-level", "warning", app]
     if server == "granian":
         return [str(BIN / "granian"), *common, "--log-level", "warning", app]
@@ -108,6 +115,10 @@ def wrk(port: int, duration: int, connections: int, path: str = "/") -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
+def pythonpath(server: str) -> list[str]:
+    return [str(BUILDS[server])] * (server in BUILDS) + [str(ROOT)]
+
+
 def measure(server: str, interface: str, app: str, args) -> float:
     port = free_port()
     proc = subprocess.Popen(
@@ -115,7 +126,7 @@ def measure(server: str, interface: str, app: str, args) -> float:
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(pythonpath(server))),
     )
     try:
         wait_listening(port, proc)
@@ -137,8 +148,20 @@ def main() -> None:
     parser.add_argument("--interface", choices=tuple(SCENARIOS), action="append")
     parser.add_argument("--pin", action="store_true", help="server on CPU 1, wrk on CPU 0")
     parser.add_argument("--workers", type=int, default=1, help="worker processes per server")
+    parser.add_argument(
+        "--build",
+        action="append",
+        default=[],
+        metavar="NAME=SITE_DIR",
+        help="another diorite build to measure in the same run (repeatable)",
+    )
     args = parser.parse_args()
     WORKERS[0] = args.workers
+    for build in args.build:
+        name, _, site = build.partition("=")
+        if not name or not (Path(site) / "diorite").is_dir():
+            sys.exit(f"bench: --build {build!r}: expected NAME=DIR with DIR/diorite in it")
+        BUILDS[name] = Path(site).resolve()
     if args.pin:
         PIN_SERVER[:] = ["taskset", "-c", "1"]
         PIN_CLIENT[:] = ["taskset", "-c", "0"]
@@ -152,24 +175,20 @@ def main() -> None:
     ceiling: list[float] = []
     rows = []
     for interface in interfaces:
-        results: dict[str, list[float]] = {"diorite": [], "granian": []}
+        results: dict[str, list[float]] = {"diorite": [], **{b: [] for b in BUILDS}, "granian": []}
         for _ in range(args.rounds):
             for server in results:
                 results[server].append(measure(server, interface, SCENARIOS[interface], args))
             ceiling.append(measure("ceiling", interface, "", args))
-        rows.append(
-            (
-                interface,
-                statistics.median(results["diorite"]),
-                statistics.median(results["granian"]),
-            )
-        )
+        granian = statistics.median(results.pop("granian"))
+        for server, samples in results.items():
+            rows.append((interface, server, statistics.median(samples), granian))
     top = statistics.median(ceiling)
-    print("| interface | diorite req/s | granian req/s | diorite/granian | diorite/ceiling |")
-    print("|---|---|---|---|---|")
-    for interface, d, g in rows:
-        print(f"| {interface} | {d:,.0f} | {g:,.0f} | {d / g:.2f} | {d / top:.0%} |")
-    print(f"| hyper ceiling (no Python) | {top:,.0f} | | | 100% |", flush=True)
+    print("| interface | build | diorite req/s | granian req/s | diorite/granian | of ceiling |")
+    print("|---|---|---|---|---|---|")
+    for interface, server, d, g in rows:
+        print(f"| {interface} | {server} | {d:,.0f} | {g:,.0f} | {d / g:.2f} | {d / top:.0%} |")
+    print(f"| hyper ceiling (no Python) | | {top:,.0f} | | | 100% |", flush=True)
 
 
 if __name__ == "__main__":
