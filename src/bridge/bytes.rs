@@ -13,6 +13,11 @@ const SHARE_THRESHOLD: usize = 16 * 1024;
 /// Keeps a `bytes` object alive while hyper writes it. `bytes` are
 /// immutable, so the pointer stays valid as long as the reference does;
 /// the reference is released through [`PyObj`], safe on any thread.
+///
+/// PyO3's `PyBackedBytes` does the same without `unsafe`, but it holds a
+/// plain `Py<PyBytes>`: hyper drops a written body on its I/O thread, and
+/// there that drop would need PyO3's reference pool, which the strict
+/// build (rule 7 in docs/architecture.md) turns off.
 struct SharedBytes {
     ptr: *const u8,
     len: usize,
