@@ -360,7 +360,7 @@ pub(super) fn header_map(headers: Option<Bound<'_, PyAny>>) -> PyResult<HeaderMa
         let pair = pair?;
         let name = header_bytes(&pair.get_item(0)?)?;
         let value = header_bytes(&pair.get_item(1)?)?;
-        append_header(&mut map, &name, &value).map_err(PyValueError::new_err)?;
+        append_header(&mut map, &name, &value)?;
     }
     Ok(map)
 }

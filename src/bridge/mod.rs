@@ -7,6 +7,7 @@
 
 mod awaitable;
 mod bytes;
+mod errors;
 mod future;
 mod outbox;
 mod pairs;

@@ -1,17 +1,45 @@
 //! Response heads from what apps give: a status number and header pairs.
-//! Errors are messages meant for the app's log.
+//! Errors ([`HeadError`]) are meant for the app's log; the bridge turns
+//! them into `ValueError`s.
 
 use std::borrow::Cow;
+use std::fmt;
 
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{HeaderMap, Response, StatusCode};
 
+/// What an app got wrong in a response head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HeadError {
+    /// Not a valid header name (the name as text, lossily).
+    Name(String),
+    /// A value with bytes HTTP does not allow (control characters).
+    Value(HeaderName),
+    /// Not a status code from 100 to 999.
+    Status(u16),
+}
+
+impl fmt::Display for HeadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeadError::Name(name) => write!(f, "invalid header name {name:?}"),
+            HeadError::Value(name) => write!(f, "invalid value for header '{name}'"),
+            HeadError::Status(status) => write!(f, "invalid HTTP status code {status}"),
+        }
+    }
+}
+
+impl std::error::Error for HeadError {}
+
 /// Appends one header, checking the name and value as HTTP requires.
-pub(crate) fn append_header(map: &mut HeaderMap, name: &[u8], value: &[u8]) -> Result<(), String> {
+pub(crate) fn append_header(
+    map: &mut HeaderMap,
+    name: &[u8],
+    value: &[u8],
+) -> Result<(), HeadError> {
     let name = HeaderName::from_bytes(name)
-        .map_err(|_| format!("invalid header name {:?}", String::from_utf8_lossy(name)))?;
-    let value =
-        HeaderValue::from_bytes(value).map_err(|_| format!("invalid value for header '{name}'"))?;
+        .map_err(|_| HeadError::Name(String::from_utf8_lossy(name).into_owned()))?;
+    let value = HeaderValue::from_bytes(value).map_err(|_| HeadError::Value(name.clone()))?;
     map.append(name, value);
     Ok(())
 }
@@ -30,9 +58,8 @@ pub(crate) fn latin1_bytes(text: &str) -> Option<Cow<'_, [u8]>> {
 }
 
 /// A head with `status` and `headers`.
-pub(crate) fn response_head(status: u16, headers: HeaderMap) -> Result<Response<()>, String> {
-    let status =
-        StatusCode::from_u16(status).map_err(|_| format!("invalid HTTP status code {status}"))?;
+pub(crate) fn response_head(status: u16, headers: HeaderMap) -> Result<Response<()>, HeadError> {
+    let status = StatusCode::from_u16(status).map_err(|_| HeadError::Status(status))?;
     let mut response = Response::new(());
     *response.status_mut() = status;
     *response.headers_mut() = headers;
@@ -46,11 +73,16 @@ mod tests {
     #[test]
     fn bad_names_and_statuses_are_refused() {
         let mut map = HeaderMap::new();
-        assert!(append_header(&mut map, b"bad name", b"v").is_err());
-        assert!(append_header(&mut map, b"x-ok", b"bad\nvalue").is_err());
+        let bad_name = append_header(&mut map, b"bad name", b"v").unwrap_err();
+        assert_eq!(bad_name.to_string(), "invalid header name \"bad name\"");
+        let bad_value = append_header(&mut map, b"x-ok", b"bad\nvalue").unwrap_err();
+        assert_eq!(bad_value.to_string(), "invalid value for header 'x-ok'");
         assert!(append_header(&mut map, b"X-Ok", b"fine").is_ok());
         assert_eq!(map["x-ok"], "fine");
-        assert!(response_head(99, HeaderMap::new()).is_err());
+        assert_eq!(
+            response_head(99, HeaderMap::new()).unwrap_err(),
+            HeadError::Status(99)
+        );
         assert_eq!(
             response_head(204, map).unwrap().status(),
             StatusCode::NO_CONTENT

@@ -15,7 +15,7 @@ pub(crate) use conn::{COMMON_REQUEST_HEADERS, ConnInfo, ServerTasks};
 pub(crate) use exchange::{Admitted, Reply, exchange};
 pub(crate) use file::{FileRange, send_file, send_open_file};
 pub(crate) use handler::Handler;
-pub(crate) use head::{append_header, latin1_bytes, response_head};
+pub(crate) use head::{HeadError, append_header, latin1_bytes, response_head};
 pub(crate) use request_body::{RequestBody, Take};
 pub(crate) use response_body::{ResponseBody, StreamItem, error_response};
 #[cfg(test)]

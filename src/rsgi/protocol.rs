@@ -73,11 +73,10 @@ fn head(status: u16, headers: Option<&Bound<'_, PyAny>>) -> PyResult<Response<()
     let mut map = HeaderMap::new();
     if let Some(headers) = headers {
         each_str_pair(headers, |name, value| {
-            append_header(&mut map, name.as_bytes(), value.as_bytes())
-                .map_err(PyValueError::new_err)
+            Ok(append_header(&mut map, name.as_bytes(), value.as_bytes())?)
         })?;
     }
-    response_head(status, map).map_err(PyValueError::new_err)
+    Ok(response_head(status, map)?)
 }
 
 /// What a body read can answer now, with the exchange locked so that a

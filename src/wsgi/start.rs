@@ -97,9 +97,9 @@ fn head(status: &str, headers: &Bound<'_, PyAny>) -> PyResult<Response<()>> {
         // PEP 3333: header values are str holding latin-1.
         let bytes = latin1_bytes(value)
             .ok_or_else(|| PyValueError::new_err(format!("header '{name}' is not latin-1 text")))?;
-        append_header(&mut map, name.as_bytes(), &bytes).map_err(PyValueError::new_err)
+        Ok(append_header(&mut map, name.as_bytes(), &bytes)?)
     })?;
-    response_head(code, map).map_err(PyValueError::new_err)
+    Ok(response_head(code, map)?)
 }
 
 #[pyclass(frozen, module = "diorite._diorite")]
