@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PYO3_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: test test-strict test-other-pythons venv build lint fmt bench bench-all clean
+.PHONY: test test-strict test-other-pythons venv build lint fmt bench bench-strict bench-all clean
 
 # Other supported Pythons found on the machine (pyenv's layout, or on PATH).
 OTHER_PYTHONS := $(foreach v,3.10 3.12 3.13,$(firstword $(wildcard $(HOME)/.pyenv/versions/$(v).*/bin/python$(v)) $(shell command -v python$(v) 2>/dev/null)))
@@ -73,6 +73,18 @@ bench: venv
 	$(BIN)/pip install -q granian
 	$(BIN)/maturin develop -q --release
 	$(BIN)/python bench/run.py
+
+# The strict-GIL build (see test-strict) against the default one, both
+# release builds, in the same run (docs/architecture.md, "Strict build").
+STRICT_RELEASE := target/strict-release
+bench-strict: venv
+	$(BIN)/pip install -q granian
+	$(BIN)/maturin develop -q --release
+	rm -rf $(STRICT_RELEASE)/wheels $(STRICT_RELEASE)/site
+	RUSTFLAGS="--cfg pyo3_disable_reference_pool" CARGO_TARGET_DIR=$(STRICT_RELEASE) \
+		$(BIN)/maturin build -q --release -i $(BIN)/python -o $(STRICT_RELEASE)/wheels
+	$(BIN)/python -m pip install -q --no-deps --target $(STRICT_RELEASE)/site $(STRICT_RELEASE)/wheels/*.whl
+	$(BIN)/python bench/run.py --build strict=$(STRICT_RELEASE)/site $(BENCH_ARGS)
 
 # Every interface and scenario against Granian, Uvicorn and Gunicorn
 # (also needs h2load: apt-get install nghttp2-client).
