@@ -21,6 +21,7 @@ build: venv
 	$(BIN)/maturin develop -q
 
 test: build
+	$(BIN)/python tools/module_graph.py --check
 	cargo test -q
 	$(BIN)/python -m pytest -q tests
 	$(MAKE) --no-print-directory test-strict
@@ -59,14 +60,15 @@ test-other-pythons:
 	done
 
 lint: venv
+	$(BIN)/python tools/module_graph.py --check
 	cargo fmt --check
 	cargo clippy --all-targets -q -- -D warnings
-	$(BIN)/ruff check python tests bench examples
-	$(BIN)/ruff format --check python tests bench examples
+	$(BIN)/ruff check python tests bench examples tools
+	$(BIN)/ruff format --check python tests bench examples tools
 
 fmt: venv
 	cargo fmt
-	$(BIN)/ruff format python tests bench examples
+	$(BIN)/ruff format python tests bench examples tools
 
 # Benchmarks need a release build and wrk (apt-get install wrk).
 bench: venv
