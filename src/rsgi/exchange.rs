@@ -130,6 +130,7 @@ pub(crate) struct Backlog {
 }
 
 /// What a body read has for the app.
+#[derive(Debug)]
 pub(crate) enum Got<'py> {
     Bytes(Bytes),
     /// A future the bytes (or the error) will come through.
@@ -462,5 +463,296 @@ impl Exchange {
             resolve(waiter.bind(py), py.None());
         }
         missing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use http_body_util::BodyExt;
+    use hyper::Request;
+    use hyper::body::Incoming;
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    use tokio::io::{AsyncWriteExt, DuplexStream};
+    use tokio::runtime::Runtime;
+    use tokio::sync::{Semaphore, oneshot};
+
+    use super::*;
+    use crate::bridge::{Bridge, ClientDisconnected};
+
+    /// Where an exchange's response arrives.
+    type Answer = oneshot::Receiver<Response<ResponseBody>>;
+
+    /// An RSGI app on a fresh event loop (never run: futures are only
+    /// resolved), with a bridge on a current-thread runtime that the test
+    /// drives.
+    struct Fixture<'py> {
+        py: Python<'py>,
+        runtime: Runtime,
+        bridge: Bridge,
+        app: Arc<RsgiApp>,
+        event_loop: Bound<'py, PyAny>,
+        limiter: Arc<Semaphore>,
+    }
+
+    impl<'py> Fixture<'py> {
+        fn new(py: Python<'py>) -> Self {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let bridge = Bridge::new(runtime.handle().clone()).unwrap();
+            let event_loop = py
+                .import("asyncio")
+                .unwrap()
+                .call_method0("new_event_loop")
+                .unwrap();
+            let app = RsgiApp::new(py, py.None(), py.None(), &event_loop, bridge.clone()).unwrap();
+            Self {
+                py,
+                runtime,
+                bridge,
+                app: Arc::new(app),
+                event_loop,
+                limiter: Arc::new(Semaphore::new(1)),
+            }
+        }
+
+        fn exchange(&self, body: Arc<RequestBody>) -> (Arc<Exchange>, Answer) {
+            let (reply, answer) = oneshot::channel();
+            let permit = Arc::clone(&self.limiter).try_acquire_owned().unwrap();
+            let app = Arc::clone(&self.app);
+            (Arc::new(Exchange::new(app, body, reply, permit)), answer)
+        }
+
+        /// Lets the tokio tasks run, then runs the jobs they left for the
+        /// loop thread.
+        fn settle(&self) {
+            self.runtime.block_on(async {
+                for _ in 0..64 {
+                    tokio::task::yield_now().await;
+                }
+            });
+            self.bridge.drain(self.py);
+        }
+
+        /// A request body read from a real hyper connection, whose client
+        /// side the test writes (in chunked encoding).
+        fn streamed_body(&self) -> (Arc<RequestBody>, DuplexStream) {
+            self.runtime.block_on(async {
+                let (mut client, server) = tokio::io::duplex(1024);
+                let (tx, rx) = oneshot::channel();
+                let tx = Mutex::new(Some(tx));
+                let service = service_fn(move |req: Request<Incoming>| {
+                    if let Some(tx) = tx.lock().take() {
+                        let _ = tx.send(req.into_body());
+                    }
+                    // Never answers: only the request body matters here.
+                    std::future::pending::<Result<Response<ResponseBody>, Infallible>>()
+                });
+                tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(server), service));
+                client
+                    .write_all(b"POST / HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n")
+                    .await
+                    .unwrap();
+                (RequestBody::spawn(rx.await.unwrap()), client)
+            })
+        }
+
+        fn feed(&self, client: &mut DuplexStream, data: &[u8]) {
+            self.runtime.block_on(client.write_all(data)).unwrap();
+            self.settle();
+        }
+    }
+
+    impl Drop for Fixture<'_> {
+        fn drop(&mut self) {
+            let _ = self.event_loop.call_method0("close");
+        }
+    }
+
+    fn with_fixture(test: impl FnOnce(&Fixture<'_>)) {
+        Python::initialize();
+        Python::attach(|py| test(&Fixture::new(py)));
+    }
+
+    fn bytes_now(got: Got<'_>) -> Bytes {
+        match got {
+            Got::Bytes(bytes) => bytes,
+            Got::Later(_) => panic!("the read had to wait"),
+        }
+    }
+
+    fn later(got: Got<'_>) -> Bound<'_, PyAny> {
+        match got {
+            Got::Later(future) => future,
+            Got::Bytes(bytes) => panic!("the read did not wait: {bytes:?}"),
+        }
+    }
+
+    fn result<'py>(future: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        assert!(is_done(future), "the future is still pending");
+        future.call_method0("result")
+    }
+
+    fn stream_head() -> Response<()> {
+        Response::new(())
+    }
+
+    #[test]
+    fn a_response_is_taken_once() {
+        with_fixture(|f| {
+            let (exchange, mut answer) = f.exchange(RequestBody::empty());
+            let ok = Response::new(ResponseBody::full(Bytes::from_static(b"hi")));
+            assert_eq!(exchange.respond(f.py, ok), Ok(()));
+            let again = Response::new(ResponseBody::empty());
+            assert_eq!(exchange.respond(f.py, again), Err(Refusal::Responded));
+            assert_eq!(exchange.open_stream(stream_head()), Err(Refusal::Responded));
+            assert_eq!(answer.try_recv().unwrap().status(), StatusCode::OK);
+            assert!(!exchange.finish(f.py, false));
+            let late = Response::new(ResponseBody::empty());
+            assert_eq!(exchange.respond(f.py, late), Err(Refusal::Finished));
+        });
+    }
+
+    #[test]
+    fn finish_without_a_response_answers_500() {
+        with_fixture(|f| {
+            let (exchange, mut answer) = f.exchange(RequestBody::empty());
+            assert_eq!(f.limiter.available_permits(), 0);
+            assert!(exchange.finish(f.py, false));
+            let response = answer.try_recv().unwrap();
+            assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            // The request no longer counts against the back-pressure limit.
+            assert_eq!(f.limiter.available_permits(), 1);
+        });
+    }
+
+    #[test]
+    fn a_failed_app_aborts_its_stream_and_a_returning_one_ends_it() {
+        with_fixture(|f| {
+            for failed in [true, false] {
+                let (exchange, mut answer) = f.exchange(RequestBody::empty());
+                exchange.open_stream(stream_head()).unwrap();
+                let body = answer.try_recv().unwrap().into_body();
+                let sent = exchange.stream_send(Bytes::from_static(b"a"));
+                assert!(matches!(sent, Ok(Sent::Queued)));
+                assert!(!exchange.finish(f.py, failed));
+                let sent = exchange.stream_send(Bytes::from_static(b"b"));
+                assert!(matches!(sent, Err(Refusal::StreamClosed)));
+                let collected = f.runtime.block_on(body.collect());
+                if failed {
+                    assert!(collected.is_err());
+                } else {
+                    assert_eq!(&collected.unwrap().to_bytes()[..], b"a");
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn client_gone_wakes_disconnect_waiters_and_fails_sends() {
+        with_fixture(|f| {
+            let (exchange, mut answer) = f.exchange(RequestBody::empty());
+            exchange.open_stream(stream_head()).unwrap();
+            let _body = answer.try_recv().unwrap();
+            let waiter = exchange.wait_disconnect(f.py).unwrap().unwrap();
+            exchange.client_gone();
+            // Resolved on the loop thread, through the bridge.
+            assert!(!is_done(&waiter));
+            f.settle();
+            assert!(result(&waiter).unwrap().is_none());
+            let sent = exchange.stream_send(Bytes::from_static(b"a"));
+            assert!(matches!(sent, Err(Refusal::ClientGone)));
+            assert!(exchange.wait_disconnect(f.py).unwrap().is_none());
+        });
+    }
+
+    #[test]
+    fn an_abandoned_stream_means_the_client_is_gone() {
+        with_fixture(|f| {
+            let (exchange, mut answer) = f.exchange(RequestBody::empty());
+            exchange.open_stream(stream_head()).unwrap();
+            // What hyper does when the client leaves mid-body.
+            drop(answer.try_recv().unwrap());
+            let sent = exchange.stream_send(Bytes::from_static(b"a"));
+            assert!(matches!(sent, Err(Refusal::ClientGone)));
+        });
+    }
+
+    #[test]
+    fn body_chunks_come_in_order_then_the_end() {
+        with_fixture(|f| {
+            let (body, mut client) = f.streamed_body();
+            let (exchange, _answer) = f.exchange(body);
+            f.feed(&mut client, b"2\r\nab\r\n");
+            let first = exchange.read_chunk(f.py).unwrap().unwrap();
+            assert_eq!(&bytes_now(first)[..], b"ab");
+            let second = later(exchange.read_chunk(f.py).unwrap().unwrap());
+            let busy = exchange.read_chunk(f.py).unwrap_err();
+            assert_eq!(
+                busy.to_string(),
+                "RuntimeError: the request body is already being read"
+            );
+            f.feed(&mut client, b"2\r\ncd\r\n");
+            let second: Vec<u8> = result(&second).unwrap().extract().unwrap();
+            assert_eq!(second, b"cd");
+            let end = later(exchange.read_chunk(f.py).unwrap().unwrap());
+            f.feed(&mut client, b"0\r\n\r\n");
+            let err = result(&end).unwrap_err();
+            assert!(err.is_instance_of::<PyStopAsyncIteration>(f.py));
+            assert!(exchange.read_chunk(f.py).unwrap().is_none());
+        });
+    }
+
+    #[test]
+    fn a_whole_body_read_gathers_what_arrives_later() {
+        with_fixture(|f| {
+            let (body, mut client) = f.streamed_body();
+            let (exchange, _answer) = f.exchange(body);
+            f.feed(&mut client, b"2\r\nab\r\n");
+            let whole = later(exchange.read_whole(f.py).unwrap());
+            f.feed(&mut client, b"2\r\ncd\r\n");
+            assert!(!is_done(&whole));
+            f.feed(&mut client, b"0\r\n\r\n");
+            let whole: Vec<u8> = result(&whole).unwrap().extract().unwrap();
+            assert_eq!(whole, b"abcd");
+        });
+    }
+
+    #[test]
+    fn a_pending_read_fails_when_the_client_leaves() {
+        with_fixture(|f| {
+            let (body, _client) = f.streamed_body();
+            let (exchange, _answer) = f.exchange(body);
+            let chunk = later(exchange.read_chunk(f.py).unwrap().unwrap());
+            exchange.client_gone();
+            f.settle();
+            let err = result(&chunk).unwrap_err();
+            assert!(err.is_instance_of::<ClientDisconnected>(f.py));
+            let err = exchange.read_whole(f.py).err().unwrap();
+            assert!(err.is_instance_of::<ClientDisconnected>(f.py));
+        });
+    }
+
+    #[test]
+    fn refusals_raise_what_apps_expect() {
+        Python::initialize();
+        Python::attach(|py| {
+            let err = PyErr::from(Refusal::Responded);
+            assert!(err.is_instance_of::<PyRuntimeError>(py));
+            assert_eq!(
+                err.to_string(),
+                "RuntimeError: a response was already sent for this request"
+            );
+            let err = PyErr::from(file_range(5, 4).unwrap_err());
+            assert!(err.is_instance_of::<PyValueError>(py));
+            assert!(file_range(4, 4).is_ok());
+            let err = PyErr::from(Refusal::ClientGone);
+            assert!(err.is_instance_of::<ClientDisconnected>(py));
+        });
     }
 }
