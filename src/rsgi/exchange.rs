@@ -13,18 +13,19 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use hyper::{Response, StatusCode};
-use pyo3::exceptions::{PyRuntimeError, PyStopAsyncIteration, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc::error::TrySendError;
 
 use super::RsgiApp;
+use super::body::{BodyWaiter, Gathered, Got, Read, Step, gather, read_now};
 use crate::bridge::{
-    PyObj, TaskSlot, abort_stream, client_disconnected, is_done, reject, resolve, wait_to_send,
+    PyObj, TaskSlot, abort_stream, client_disconnected, is_done, resolve, settle, wait_to_send,
 };
 use crate::http::{
-    FileRange, Reply, RequestBody, ResponseBody, StreamItem, StreamSender, Take, error_response,
+    FileRange, Reply, RequestBody, ResponseBody, StreamItem, StreamSender, error_response,
     send_file,
 };
 
@@ -47,14 +48,6 @@ struct State {
     permit: Option<OwnedSemaphorePermit>,
 }
 
-/// A pending read of the request body.
-enum BodyWaiter {
-    /// `await protocol()`: the whole body, gathered here as it arrives.
-    Whole(PyObj, BytesMut),
-    /// `async for chunk in protocol`: the next piece.
-    Chunk(PyObj),
-}
-
 impl State {
     /// Takes the reply channel: each request gets exactly one response.
     fn take_reply(&mut self) -> Result<Reply, Refusal> {
@@ -62,14 +55,6 @@ impl State {
             return Err(Refusal::Finished);
         }
         self.reply.take().ok_or(Refusal::Responded)
-    }
-}
-
-impl BodyWaiter {
-    fn future(&self) -> &PyObj {
-        match self {
-            Self::Whole(future, _) | Self::Chunk(future) => future,
-        }
     }
 }
 
@@ -127,23 +112,6 @@ pub(crate) enum Sent {
 pub(crate) struct Backlog {
     tx: StreamSender,
     item: StreamItem,
-}
-
-/// What a body read has for the app.
-#[derive(Debug)]
-pub(crate) enum Got<'py> {
-    Bytes(Bytes),
-    /// A future the bytes (or the error) will come through.
-    Later(Bound<'py, PyAny>),
-}
-
-/// What the body has right now, with the exchange locked so that a wake-up
-/// registered here cannot be missed.
-enum Read {
-    Chunk(Bytes),
-    End,
-    Gone,
-    Wait,
 }
 
 impl Exchange {
@@ -278,8 +246,10 @@ impl Exchange {
             return Err(Refusal::BodyBusy.into());
         }
         let mut acc = BytesMut::new();
-        if self.gather(state.disconnected, &mut acc)? {
-            return Ok(Got::Bytes(acc.freeze()));
+        match gather(&self.body, state.disconnected, &mut acc, || self.waker()) {
+            Gathered::Complete => return Ok(Got::Bytes(acc.freeze())),
+            Gathered::Gone => return Err(Refusal::ClientGone.into()),
+            Gathered::Partial => {}
         }
         let future = self.new_future(py)?;
         state.body_waiter = Some(BodyWaiter::Whole(PyObj::from_bound(future.clone()), acc));
@@ -293,7 +263,7 @@ impl Exchange {
         if state.body_waiter.is_some() {
             return Err(Refusal::BodyBusy.into());
         }
-        match self.read_now(state.disconnected) {
+        match read_now(&self.body, state.disconnected, || self.waker()) {
             Read::Chunk(chunk) => Ok(Some(Got::Bytes(chunk))),
             Read::End => Ok(None),
             Read::Gone => Err(Refusal::ClientGone.into()),
@@ -305,36 +275,10 @@ impl Exchange {
         }
     }
 
-    fn read_now(self: &Arc<Self>, disconnected: bool) -> Read {
-        if disconnected {
-            return Read::Gone;
-        }
-        let waker = Arc::clone(self);
-        match self.body.take(move || waker.body_ready()) {
-            Take::Data { body, .. } if !body.is_empty() => Read::Chunk(body),
-            // An empty last piece only says "end".
-            Take::Data { .. } | Take::Finished => {
-                if self.body.is_complete() {
-                    Read::End
-                } else {
-                    Read::Wait
-                }
-            }
-            Take::Failed => Read::Gone,
-            Take::Pending => Read::Wait,
-        }
-    }
-
-    /// Gathers what is there into `acc`; true once the body is complete.
-    fn gather(self: &Arc<Self>, disconnected: bool, acc: &mut BytesMut) -> Result<bool, Refusal> {
-        loop {
-            match self.read_now(disconnected) {
-                Read::Chunk(chunk) => acc.extend_from_slice(&chunk),
-                Read::End => return Ok(true),
-                Read::Wait => return Ok(false),
-                Read::Gone => return Err(Refusal::ClientGone),
-            }
-        }
+    /// What runs when the body has more for a read that had to wait.
+    fn waker(self: &Arc<Self>) -> impl FnOnce() + Send + 'static {
+        let exchange = Arc::clone(self);
+        move || exchange.body_ready()
     }
 
     /// Loop thread: a pending body read may go on (data arrived, or the
@@ -344,34 +288,19 @@ impl Exchange {
             return;
         }
         let mut state = self.state.lock();
-        let disconnected = state.disconnected;
-        let (future, outcome) = match waiter {
-            BodyWaiter::Whole(future, mut acc) => match self.gather(disconnected, &mut acc) {
-                Ok(false) => {
-                    let other = state.body_waiter.replace(BodyWaiter::Whole(future, acc));
-                    drop(state);
-                    drop(other);
-                    return;
-                }
-                Ok(true) => (future, Ok(acc.freeze())),
-                Err(refusal) => (future, Err(refusal.into())),
-            },
-            BodyWaiter::Chunk(future) => match self.read_now(disconnected) {
-                Read::Wait => {
-                    let other = state.body_waiter.replace(BodyWaiter::Chunk(future));
-                    drop(state);
-                    drop(other);
-                    return;
-                }
-                Read::Chunk(chunk) => (future, Ok(chunk)),
-                Read::End => (future, Err(PyStopAsyncIteration::new_err(()))),
-                Read::Gone => (future, Err(Refusal::ClientGone.into())),
-            },
-        };
-        drop(state);
-        match outcome {
-            Ok(bytes) => resolve(future.bind(py), PyBytes::new(py, &bytes)),
-            Err(err) => reject(future.bind(py), err),
+        match waiter.advance(&self.body, state.disconnected, || self.waker()) {
+            Step::Wait(waiter) => {
+                let other = state.body_waiter.replace(waiter);
+                drop(state);
+                drop(other);
+            }
+            Step::Settle(future, outcome) => {
+                drop(state);
+                settle(
+                    future.bind(py),
+                    outcome.map(|bytes| PyBytes::new(py, &bytes)),
+                );
+            }
         }
     }
 
@@ -481,6 +410,8 @@ mod tests {
     use tokio::sync::{Semaphore, oneshot};
 
     use super::*;
+    use pyo3::exceptions::PyStopAsyncIteration;
+
     use crate::bridge::{Bridge, ClientDisconnected};
 
     /// Where an exchange's response arrives.

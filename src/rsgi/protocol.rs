@@ -12,7 +12,8 @@ use pyo3::exceptions::{PyStopAsyncIteration, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use super::exchange::{Exchange, Got, Sent, file_range};
+use super::body::Got;
+use super::exchange::{Exchange, Sent, file_range};
 use crate::bridge::{Ready, body_bytes, each_str_pair};
 use crate::http::{ResponseBody, append_header, response_head};
 
