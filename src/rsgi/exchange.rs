@@ -155,7 +155,7 @@ impl Exchange {
         self.state.lock().take_reply()
     }
 
-    /// Loop thread: sends a complete response.
+    /// Sends a complete response.
     pub(crate) fn respond(
         &self,
         py: Python<'_>,
@@ -193,7 +193,7 @@ impl Exchange {
     /// Sends `head` with a streamed body, fed by [`Exchange::stream_send`]
     /// until the app returns.
     pub(crate) fn open_stream(self: &Arc<Self>, head: Response<()>) -> Result<(), Refusal> {
-        let reply = {
+        let (reply, response) = {
             let mut state = self.state.lock();
             let reply = state.take_reply()?;
             let gone = Arc::clone(self);
@@ -204,7 +204,6 @@ impl Exchange {
         // Sent without the lock: a response the client is no longer there
         // to take is dropped here, and its body reports that to
         // `client_gone`, which locks.
-        let (reply, response) = reply;
         reply.send(response).map_err(|_| Refusal::ClientGone)
     }
 
