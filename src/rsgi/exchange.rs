@@ -1,43 +1,117 @@
-//! [`Exchange`]: the state of one RSGI request, shared by the tokio task
-//! waiting for the response and the protocol objects the app holds.
+//! [`Exchange`]: the state of one RSGI HTTP request, shared by the tokio
+//! task waiting for the response and the protocol objects the app holds.
+//!
+//! The exchange is the one owner of that state: it alone locks it, and
+//! each thing that can happen to a request (a response, a streamed chunk,
+//! a body read and its continuation, the client leaving, the app ending)
+//! is a method here. The protocol objects only turn Python values into
+//! these calls, and their results into awaitables or exceptions.
 
-use crate::sync::{Mutex, MutexGuard};
+use crate::sync::Mutex;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use bytes::BytesMut;
-use hyper::StatusCode;
+use bytes::{Bytes, BytesMut};
+use hyper::{Response, StatusCode};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::mpsc::error::TrySendError;
 
 use super::RsgiApp;
-use crate::bridge::{PyObj, TaskSlot, abort_stream, resolve};
-use crate::http::{Reply, RequestBody, StreamSender, error_response};
+use super::body::{BodyWaiter, Gathered, Got, Read, Step, gather, read_now};
+use crate::bridge::{
+    PyObj, TaskSlot, abort_stream, client_disconnected, is_done, resolve, settle, wait_to_send,
+};
+use crate::http::{
+    FileRange, Reply, RequestBody, ResponseBody, StreamItem, StreamSender, error_response,
+    send_file,
+};
 
 pub(crate) struct Exchange {
-    pub(crate) app: Arc<RsgiApp>,
-    pub(crate) body: Arc<RequestBody>,
+    app: Arc<RsgiApp>,
+    body: Arc<RequestBody>,
     state: Mutex<State>,
 }
 
-/// A pending read of the request body.
-pub(crate) enum BodyWaiter {
-    /// `await protocol()`: the whole body, gathered here as it arrives.
-    Whole(PyObj, BytesMut),
-    /// `async for chunk in protocol`: the next piece.
-    Chunk(PyObj),
-}
-
-pub(crate) struct State {
+struct State {
     /// Present until a `response_*` method was called.
-    pub(crate) reply: Option<Reply>,
+    reply: Option<Reply>,
     /// The streamed body's sender while `response_stream` is open.
-    pub(crate) stream: Option<StreamSender>,
-    pub(crate) body_waiter: Option<BodyWaiter>,
+    stream: Option<StreamSender>,
+    body_waiter: Option<BodyWaiter>,
     disconnect_waiters: Vec<PyObj>,
-    pub(crate) disconnected: bool,
-    pub(crate) finished: bool,
+    disconnected: bool,
+    finished: bool,
     task: TaskSlot,
     permit: Option<OwnedSemaphorePermit>,
+}
+
+impl State {
+    /// Takes the reply channel: each request gets exactly one response.
+    fn take_reply(&mut self) -> Result<Reply, Refusal> {
+        if self.finished {
+            return Err(Refusal::Finished);
+        }
+        self.reply.take().ok_or(Refusal::Responded)
+    }
+}
+
+/// Why the exchange refused what the app asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The app already returned.
+    Finished,
+    /// A `response_*` method was already called.
+    Responded,
+    /// Another read of the request body is still pending.
+    BodyBusy,
+    /// A chunk sent with no streamed response open.
+    StreamClosed,
+    /// `response_file_range` with its end before its start.
+    EndBeforeStart,
+    /// The client went away.
+    ClientGone,
+}
+
+impl From<Refusal> for PyErr {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Finished => PyRuntimeError::new_err("the RSGI request is already finished"),
+            Refusal::Responded => {
+                PyRuntimeError::new_err("a response was already sent for this request")
+            }
+            Refusal::BodyBusy => PyRuntimeError::new_err("the request body is already being read"),
+            Refusal::StreamClosed => PyRuntimeError::new_err("the response stream is closed"),
+            Refusal::EndBeforeStart => {
+                PyValueError::new_err("response_file_range: end is before start")
+            }
+            Refusal::ClientGone => client_disconnected(),
+        }
+    }
+}
+
+/// Bytes `start` (inclusive) to `end` (exclusive) of a file.
+pub(crate) fn file_range(start: u64, end: u64) -> Result<FileRange, Refusal> {
+    if end < start {
+        return Err(Refusal::EndBeforeStart);
+    }
+    Ok(FileRange { start, end })
+}
+
+/// What [`Exchange::stream_send`] did with a chunk.
+pub(crate) enum Sent {
+    /// Queued (or empty): the app need not wait.
+    Queued,
+    /// The client is behind: [`Exchange::wait_for_room`] queues it later.
+    Full(Backlog),
+}
+
+/// A chunk waiting for room in the stream.
+pub(crate) struct Backlog {
+    tx: StreamSender,
+    item: StreamItem,
 }
 
 impl Exchange {
@@ -63,34 +137,193 @@ impl Exchange {
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock()
+    pub(crate) fn keep_task(&self, task: Bound<'_, PyAny>) {
+        self.state.lock().task.keep(task);
     }
 
-    pub(crate) fn keep_task(&self, task: Bound<'_, PyAny>) {
-        self.lock().task.keep(task);
+    /// The awaitable that is already done.
+    pub(crate) fn done(&self, py: Python<'_>) -> Py<PyAny> {
+        self.app.done.get().clone_ref(py)
+    }
+
+    /// A new future on the app's event loop.
+    fn new_future<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.app.create_future.bind(py).call0()
+    }
+
+    fn take_reply(&self) -> Result<Reply, Refusal> {
+        self.state.lock().take_reply()
+    }
+
+    /// Sends a complete response.
+    pub(crate) fn respond(
+        &self,
+        py: Python<'_>,
+        response: Response<ResponseBody>,
+    ) -> Result<(), Refusal> {
+        let reply = self.take_reply()?;
+        self.app.bridge.deliver(
+            py,
+            Box::new(move || {
+                let _ = reply.send(response);
+            }),
+        );
+        Ok(())
+    }
+
+    /// Sends (part of) a file from Rust; the app's memory never holds it.
+    pub(crate) fn send_file(
+        self: &Arc<Self>,
+        file: PathBuf,
+        range: Option<FileRange>,
+        head: Response<()>,
+    ) -> Result<(), Refusal> {
+        let reply = self.take_reply()?;
+        let gone = Arc::clone(self);
+        self.app.bridge.spawn(send_file(
+            file,
+            range,
+            head,
+            reply,
+            Box::new(move || gone.client_gone()),
+        ));
+        Ok(())
+    }
+
+    /// Sends `head` with a streamed body, fed by [`Exchange::stream_send`]
+    /// until the app returns.
+    pub(crate) fn open_stream(self: &Arc<Self>, head: Response<()>) -> Result<(), Refusal> {
+        let (reply, response) = {
+            let mut state = self.state.lock();
+            let reply = state.take_reply()?;
+            let gone = Arc::clone(self);
+            let (tx, body) = ResponseBody::channel(Some(Box::new(move || gone.client_gone())));
+            state.stream = Some(tx);
+            (reply, head.map(|()| body))
+        };
+        // Sent without the lock: a response the client is no longer there
+        // to take is dropped here, and its body reports that to
+        // `client_gone`, which locks.
+        reply.send(response).map_err(|_| Refusal::ClientGone)
+    }
+
+    /// Loop thread: queues a chunk of the streamed body.
+    pub(crate) fn stream_send(&self, data: Bytes) -> Result<Sent, Refusal> {
+        let state = self.state.lock();
+        if state.disconnected {
+            return Err(Refusal::ClientGone);
+        }
+        let Some(tx) = &state.stream else {
+            return Err(Refusal::StreamClosed);
+        };
+        if data.is_empty() {
+            return Ok(Sent::Queued);
+        }
+        // Queued under the lock when there is room (the common case, no
+        // clone of the sender); the wait for room happens without it.
+        match tx.try_send(StreamItem::Data(data)) {
+            Ok(()) => Ok(Sent::Queued),
+            Err(TrySendError::Closed(_)) => Err(Refusal::ClientGone),
+            Err(TrySendError::Full(item)) => Ok(Sent::Full(Backlog {
+                tx: tx.clone(),
+                item,
+            })),
+        }
+    }
+
+    /// Loop thread: a future resolved once the chunk is queued.
+    pub(crate) fn wait_for_room(&self, py: Python<'_>, backlog: Backlog) -> PyResult<Py<PyAny>> {
+        let Backlog { tx, item } = backlog;
+        wait_to_send(py, &self.app.bridge, &self.app.create_future, tx, item)
+    }
+
+    /// Loop thread: `await protocol()`, the whole body at once, or a future
+    /// that gets it when it has all arrived.
+    pub(crate) fn read_whole<'py>(self: &Arc<Self>, py: Python<'py>) -> PyResult<Got<'py>> {
+        let mut state = self.state.lock();
+        if state.body_waiter.is_some() {
+            return Err(Refusal::BodyBusy.into());
+        }
+        let mut acc = BytesMut::new();
+        match gather(&self.body, state.disconnected, &mut acc, || self.waker()) {
+            Gathered::Complete => return Ok(Got::Bytes(acc.freeze())),
+            Gathered::Gone => return Err(Refusal::ClientGone.into()),
+            Gathered::Partial => {}
+        }
+        let future = self.new_future(py)?;
+        state.body_waiter = Some(BodyWaiter::Whole(PyObj::from_bound(future.clone()), acc));
+        Ok(Got::Later(future))
+    }
+
+    /// Loop thread: the next piece of the body (`None` at its end), or a
+    /// future that gets it.
+    pub(crate) fn read_chunk<'py>(self: &Arc<Self>, py: Python<'py>) -> PyResult<Option<Got<'py>>> {
+        let mut state = self.state.lock();
+        if state.body_waiter.is_some() {
+            return Err(Refusal::BodyBusy.into());
+        }
+        match read_now(&self.body, state.disconnected, || self.waker()) {
+            Read::Chunk(chunk) => Ok(Some(Got::Bytes(chunk))),
+            Read::End => Ok(None),
+            Read::Gone => Err(Refusal::ClientGone.into()),
+            Read::Wait => {
+                let future = self.new_future(py)?;
+                state.body_waiter = Some(BodyWaiter::Chunk(PyObj::from_bound(future.clone())));
+                Ok(Some(Got::Later(future)))
+            }
+        }
+    }
+
+    /// What runs when the body has more for a read that had to wait.
+    fn waker(self: &Arc<Self>) -> impl FnOnce() + Send + 'static {
+        let exchange = Arc::clone(self);
+        move || exchange.body_ready()
+    }
+
+    /// Loop thread: a pending body read may go on (data arrived, or the
+    /// client left).
+    fn continue_read(self: &Arc<Self>, py: Python<'_>, waiter: BodyWaiter) {
+        if is_done(waiter.future().bind(py)) {
+            return;
+        }
+        let mut state = self.state.lock();
+        match waiter.advance(&self.body, state.disconnected, || self.waker()) {
+            Step::Wait(waiter) => {
+                let other = state.body_waiter.replace(waiter);
+                drop(state);
+                drop(other);
+            }
+            Step::Settle(future, outcome) => {
+                drop(state);
+                settle(
+                    future.bind(py),
+                    outcome.map(|bytes| PyBytes::new(py, &bytes)),
+                );
+            }
+        }
     }
 
     /// Loop thread: a future for `client_disconnect()`, or `None` when the
-    /// client is already gone.
+    /// client is already gone (or the app done).
     pub(crate) fn wait_disconnect<'py>(
         &self,
-        future: Bound<'py, PyAny>,
-    ) -> Option<Bound<'py, PyAny>> {
-        let mut state = self.lock();
+        py: Python<'py>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let mut state = self.state.lock();
         if state.disconnected || state.finished {
-            return None;
+            return Ok(None);
         }
+        let future = self.new_future(py)?;
         state
             .disconnect_waiters
             .push(PyObj::from_bound(future.clone()));
-        Some(future)
+        Ok(Some(future))
     }
 
     /// Any thread: the client went away.
     pub(crate) fn client_gone(self: &Arc<Self>) {
         let (waiters, body_waiter) = {
-            let mut state = self.lock();
+            let mut state = self.state.lock();
             state.disconnected = true;
             (
                 std::mem::take(&mut state.disconnect_waiters),
@@ -105,7 +338,7 @@ impl Exchange {
                     resolve(waiter.bind(py), py.None());
                 }
                 if let Some(waiter) = body_waiter {
-                    super::protocol::continue_body(py, &exchange, waiter);
+                    exchange.continue_read(py, waiter);
                 }
             }));
         }
@@ -113,12 +346,12 @@ impl Exchange {
 
     /// Any thread: the body has more for a pending read.
     pub(crate) fn body_ready(self: &Arc<Self>) {
-        let waiter = self.lock().body_waiter.take();
+        let waiter = self.state.lock().body_waiter.take();
         if let Some(waiter) = waiter {
             let exchange = Arc::clone(self);
-            self.app.bridge.submit(Box::new(move |py| {
-                super::protocol::continue_body(py, &exchange, waiter)
-            }));
+            self.app
+                .bridge
+                .submit(Box::new(move |py| exchange.continue_read(py, waiter)));
         }
     }
 
@@ -126,7 +359,7 @@ impl Exchange {
     /// had not sent a response, which is then a 500.
     pub(crate) fn finish(&self, py: Python<'_>, failed: bool) -> bool {
         let (missing, waiters, task, body_waiter) = {
-            let mut state = self.lock();
+            let mut state = self.state.lock();
             state.finished = true;
             state.permit = None;
             let missing = match state.reply.take() {
@@ -158,5 +391,298 @@ impl Exchange {
             resolve(waiter.bind(py), py.None());
         }
         missing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use http_body_util::BodyExt;
+    use hyper::Request;
+    use hyper::body::Incoming;
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    use tokio::io::{AsyncWriteExt, DuplexStream};
+    use tokio::runtime::Runtime;
+    use tokio::sync::{Semaphore, oneshot};
+
+    use super::*;
+    use pyo3::exceptions::PyStopAsyncIteration;
+
+    use crate::bridge::{Bridge, ClientDisconnected};
+
+    /// Where an exchange's response arrives.
+    type Answer = oneshot::Receiver<Response<ResponseBody>>;
+
+    /// An RSGI app on a fresh event loop (never run: futures are only
+    /// resolved), with a bridge on a current-thread runtime that the test
+    /// drives.
+    struct Fixture<'py> {
+        py: Python<'py>,
+        runtime: Runtime,
+        bridge: Bridge,
+        app: Arc<RsgiApp>,
+        event_loop: Bound<'py, PyAny>,
+        limiter: Arc<Semaphore>,
+    }
+
+    impl<'py> Fixture<'py> {
+        fn new(py: Python<'py>) -> Self {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let bridge = Bridge::new(runtime.handle().clone()).unwrap();
+            let event_loop = py
+                .import("asyncio")
+                .unwrap()
+                .call_method0("new_event_loop")
+                .unwrap();
+            let app = RsgiApp::new(py, py.None(), py.None(), &event_loop, bridge.clone()).unwrap();
+            Self {
+                py,
+                runtime,
+                bridge,
+                app: Arc::new(app),
+                event_loop,
+                limiter: Arc::new(Semaphore::new(1)),
+            }
+        }
+
+        fn exchange(&self, body: Arc<RequestBody>) -> (Arc<Exchange>, Answer) {
+            let (reply, answer) = oneshot::channel();
+            let permit = Arc::clone(&self.limiter).try_acquire_owned().unwrap();
+            let app = Arc::clone(&self.app);
+            (Arc::new(Exchange::new(app, body, reply, permit)), answer)
+        }
+
+        /// Lets the tokio tasks run, then runs the jobs they left for the
+        /// loop thread.
+        fn settle(&self) {
+            self.runtime.block_on(async {
+                for _ in 0..64 {
+                    tokio::task::yield_now().await;
+                }
+            });
+            self.bridge.drain(self.py);
+        }
+
+        /// A request body read from a real hyper connection, whose client
+        /// side the test writes (in chunked encoding).
+        fn streamed_body(&self) -> (Arc<RequestBody>, DuplexStream) {
+            self.runtime.block_on(async {
+                let (mut client, server) = tokio::io::duplex(1024);
+                let (tx, rx) = oneshot::channel();
+                let tx = Mutex::new(Some(tx));
+                let service = service_fn(move |req: Request<Incoming>| {
+                    if let Some(tx) = tx.lock().take() {
+                        let _ = tx.send(req.into_body());
+                    }
+                    // Never answers: only the request body matters here.
+                    std::future::pending::<Result<Response<ResponseBody>, Infallible>>()
+                });
+                tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(server), service));
+                client
+                    .write_all(b"POST / HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n")
+                    .await
+                    .unwrap();
+                (RequestBody::spawn(rx.await.unwrap()), client)
+            })
+        }
+
+        fn feed(&self, client: &mut DuplexStream, data: &[u8]) {
+            self.runtime.block_on(client.write_all(data)).unwrap();
+            self.settle();
+        }
+    }
+
+    impl Drop for Fixture<'_> {
+        fn drop(&mut self) {
+            let _ = self.event_loop.call_method0("close");
+        }
+    }
+
+    fn with_fixture(test: impl FnOnce(&Fixture<'_>)) {
+        Python::initialize();
+        Python::attach(|py| test(&Fixture::new(py)));
+    }
+
+    fn bytes_now(got: Got<'_>) -> Bytes {
+        match got {
+            Got::Bytes(bytes) => bytes,
+            Got::Later(_) => panic!("the read had to wait"),
+        }
+    }
+
+    fn later(got: Got<'_>) -> Bound<'_, PyAny> {
+        match got {
+            Got::Later(future) => future,
+            Got::Bytes(bytes) => panic!("the read did not wait: {bytes:?}"),
+        }
+    }
+
+    fn result<'py>(future: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        assert!(is_done(future), "the future is still pending");
+        future.call_method0("result")
+    }
+
+    fn stream_head() -> Response<()> {
+        Response::new(())
+    }
+
+    #[test]
+    fn a_response_is_taken_once() {
+        with_fixture(|f| {
+            let (exchange, mut answer) = f.exchange(RequestBody::empty());
+            let ok = Response::new(ResponseBody::full(Bytes::from_static(b"hi")));
+            assert_eq!(exchange.respond(f.py, ok), Ok(()));
+            let again = Response::new(ResponseBody::empty());
+            assert_eq!(exchange.respond(f.py, again), Err(Refusal::Responded));
+            assert_eq!(exchange.open_stream(stream_head()), Err(Refusal::Responded));
+            assert_eq!(answer.try_recv().unwrap().status(), StatusCode::OK);
+            assert!(!exchange.finish(f.py, false));
+            let late = Response::new(ResponseBody::empty());
+            assert_eq!(exchange.respond(f.py, late), Err(Refusal::Finished));
+        });
+    }
+
+    #[test]
+    fn finish_without_a_response_answers_500() {
+        with_fixture(|f| {
+            let (exchange, mut answer) = f.exchange(RequestBody::empty());
+            assert_eq!(f.limiter.available_permits(), 0);
+            assert!(exchange.finish(f.py, false));
+            let response = answer.try_recv().unwrap();
+            assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            // The request no longer counts against the back-pressure limit.
+            assert_eq!(f.limiter.available_permits(), 1);
+        });
+    }
+
+    #[test]
+    fn a_failed_app_aborts_its_stream_and_a_returning_one_ends_it() {
+        with_fixture(|f| {
+            for failed in [true, false] {
+                let (exchange, mut answer) = f.exchange(RequestBody::empty());
+                exchange.open_stream(stream_head()).unwrap();
+                let body = answer.try_recv().unwrap().into_body();
+                let sent = exchange.stream_send(Bytes::from_static(b"a"));
+                assert!(matches!(sent, Ok(Sent::Queued)));
+                assert!(!exchange.finish(f.py, failed));
+                let sent = exchange.stream_send(Bytes::from_static(b"b"));
+                assert!(matches!(sent, Err(Refusal::StreamClosed)));
+                let collected = f.runtime.block_on(body.collect());
+                if failed {
+                    assert!(collected.is_err());
+                } else {
+                    assert_eq!(&collected.unwrap().to_bytes()[..], b"a");
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn client_gone_wakes_disconnect_waiters_and_fails_sends() {
+        with_fixture(|f| {
+            let (exchange, mut answer) = f.exchange(RequestBody::empty());
+            exchange.open_stream(stream_head()).unwrap();
+            let _body = answer.try_recv().unwrap();
+            let waiter = exchange.wait_disconnect(f.py).unwrap().unwrap();
+            exchange.client_gone();
+            // Resolved on the loop thread, through the bridge.
+            assert!(!is_done(&waiter));
+            f.settle();
+            assert!(result(&waiter).unwrap().is_none());
+            let sent = exchange.stream_send(Bytes::from_static(b"a"));
+            assert!(matches!(sent, Err(Refusal::ClientGone)));
+            assert!(exchange.wait_disconnect(f.py).unwrap().is_none());
+        });
+    }
+
+    #[test]
+    fn an_abandoned_stream_means_the_client_is_gone() {
+        with_fixture(|f| {
+            let (exchange, mut answer) = f.exchange(RequestBody::empty());
+            exchange.open_stream(stream_head()).unwrap();
+            // What hyper does when the client leaves mid-body.
+            drop(answer.try_recv().unwrap());
+            let sent = exchange.stream_send(Bytes::from_static(b"a"));
+            assert!(matches!(sent, Err(Refusal::ClientGone)));
+        });
+    }
+
+    #[test]
+    fn body_chunks_come_in_order_then_the_end() {
+        with_fixture(|f| {
+            let (body, mut client) = f.streamed_body();
+            let (exchange, _answer) = f.exchange(body);
+            f.feed(&mut client, b"2\r\nab\r\n");
+            let first = exchange.read_chunk(f.py).unwrap().unwrap();
+            assert_eq!(&bytes_now(first)[..], b"ab");
+            let second = later(exchange.read_chunk(f.py).unwrap().unwrap());
+            let busy = exchange.read_chunk(f.py).unwrap_err();
+            assert_eq!(
+                busy.to_string(),
+                "RuntimeError: the request body is already being read"
+            );
+            f.feed(&mut client, b"2\r\ncd\r\n");
+            let second: Vec<u8> = result(&second).unwrap().extract().unwrap();
+            assert_eq!(second, b"cd");
+            let end = later(exchange.read_chunk(f.py).unwrap().unwrap());
+            f.feed(&mut client, b"0\r\n\r\n");
+            let err = result(&end).unwrap_err();
+            assert!(err.is_instance_of::<PyStopAsyncIteration>(f.py));
+            assert!(exchange.read_chunk(f.py).unwrap().is_none());
+        });
+    }
+
+    #[test]
+    fn a_whole_body_read_gathers_what_arrives_later() {
+        with_fixture(|f| {
+            let (body, mut client) = f.streamed_body();
+            let (exchange, _answer) = f.exchange(body);
+            f.feed(&mut client, b"2\r\nab\r\n");
+            let whole = later(exchange.read_whole(f.py).unwrap());
+            f.feed(&mut client, b"2\r\ncd\r\n");
+            assert!(!is_done(&whole));
+            f.feed(&mut client, b"0\r\n\r\n");
+            let whole: Vec<u8> = result(&whole).unwrap().extract().unwrap();
+            assert_eq!(whole, b"abcd");
+        });
+    }
+
+    #[test]
+    fn a_pending_read_fails_when_the_client_leaves() {
+        with_fixture(|f| {
+            let (body, _client) = f.streamed_body();
+            let (exchange, _answer) = f.exchange(body);
+            let chunk = later(exchange.read_chunk(f.py).unwrap().unwrap());
+            exchange.client_gone();
+            f.settle();
+            let err = result(&chunk).unwrap_err();
+            assert!(err.is_instance_of::<ClientDisconnected>(f.py));
+            let err = exchange.read_whole(f.py).err().unwrap();
+            assert!(err.is_instance_of::<ClientDisconnected>(f.py));
+        });
+    }
+
+    #[test]
+    fn refusals_raise_what_apps_expect() {
+        Python::initialize();
+        Python::attach(|py| {
+            let err = PyErr::from(Refusal::Responded);
+            assert!(err.is_instance_of::<PyRuntimeError>(py));
+            assert_eq!(
+                err.to_string(),
+                "RuntimeError: a response was already sent for this request"
+            );
+            let err = PyErr::from(file_range(5, 4).unwrap_err());
+            assert!(err.is_instance_of::<PyValueError>(py));
+            assert!(file_range(4, 4).is_ok());
+            let err = PyErr::from(Refusal::ClientGone);
+            assert!(err.is_instance_of::<ClientDisconnected>(py));
+        });
     }
 }

@@ -2,6 +2,7 @@
 //! HTTP protocol object with its `response_*` methods, and the handler that
 //! takes requests from hyper to the app. Websockets come with `ws/`.
 
+mod body;
 mod exchange;
 mod protocol;
 mod scope;

@@ -1,24 +1,21 @@
 //! The RSGI HTTP protocol object, its body iterator and the stream
-//! transport `response_stream` returns.
+//! transport `response_stream` returns: the Python face of an
+//! [`Exchange`], turning the app's arguments into its transitions and
+//! their results into awaitables and exceptions.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use hyper::{HeaderMap, Response};
-use pyo3::exceptions::{PyRuntimeError, PyStopAsyncIteration, PyValueError};
+use pyo3::exceptions::{PyStopAsyncIteration, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use tokio::sync::mpsc::error::TrySendError;
 
-use super::exchange::{BodyWaiter, Exchange};
-use crate::bridge::{
-    ClientDisconnected, PyObj, Ready, body_bytes, each_str_pair, is_done, reject, resolve,
-    wait_to_send,
-};
-use crate::http::{
-    FileRange, ResponseBody, StreamItem, Take, append_header, response_head, send_file,
-};
+use super::body::Got;
+use super::exchange::{Exchange, Sent, file_range};
+use crate::bridge::{Ready, body_bytes, each_str_pair};
+use crate::http::{ResponseBody, append_header, response_head};
 
 #[pyclass(frozen, module = "diorite._diorite")]
 pub(crate) struct HttpProtocol {
@@ -30,20 +27,6 @@ impl HttpProtocol {
         Self { exchange }
     }
 
-    /// Takes the reply channel: each request gets exactly one response.
-    fn reply(&self) -> PyResult<crate::http::Reply> {
-        let mut state = self.exchange.lock();
-        if state.finished {
-            return Err(PyRuntimeError::new_err(
-                "the RSGI request is already finished",
-            ));
-        }
-        state
-            .reply
-            .take()
-            .ok_or_else(|| PyRuntimeError::new_err("a response was already sent for this request"))
-    }
-
     fn respond(
         &self,
         py: Python<'_>,
@@ -52,19 +35,7 @@ impl HttpProtocol {
         body: Bytes,
     ) -> PyResult<()> {
         let response = head(status, headers)?.map(|()| ResponseBody::full(body));
-        let reply = self.reply()?;
-        self.exchange.app.bridge.deliver(
-            py,
-            Box::new(move || {
-                let _ = reply.send(response);
-            }),
-        );
-        Ok(())
-    }
-
-    fn ready(&self, py: Python<'_>, value: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let _ = py;
-        Ok(Py::new(value.py(), Ready::new(value.unbind()))?.into_any())
+        Ok(self.exchange.respond(py, response)?)
     }
 }
 
@@ -79,119 +50,22 @@ fn head(status: u16, headers: Option<&Bound<'_, PyAny>>) -> PyResult<Response<()
     Ok(response_head(status, map)?)
 }
 
-/// What a body read can answer now, with the exchange locked so that a
-/// wake-up registered here cannot be missed.
-enum Read {
-    Chunk(Bytes),
-    End,
-    Gone,
-    Wait,
-}
-
-fn read_now(exchange: &Arc<Exchange>, disconnected: bool) -> Read {
-    if disconnected {
-        return Read::Gone;
-    }
-    let waker = Arc::clone(exchange);
-    match exchange.body.take(move || waker.body_ready()) {
-        Take::Data { body, .. } if !body.is_empty() => Read::Chunk(body),
-        // An empty last piece only says "end".
-        Take::Data { .. } | Take::Finished => {
-            if exchange.body.is_complete() {
-                Read::End
-            } else {
-                Read::Wait
-            }
+/// The awaitable for a body read: bytes at once, or the pending future.
+fn awaitable(py: Python<'_>, got: Got<'_>) -> PyResult<Py<PyAny>> {
+    match got {
+        Got::Bytes(bytes) => {
+            let bytes = PyBytes::new(py, &bytes).into_any().unbind();
+            Ok(Py::new(py, Ready::new(bytes))?.into_any())
         }
-        Take::Failed => Read::Gone,
-        Take::Pending => Read::Wait,
+        Got::Later(future) => Ok(future.unbind()),
     }
-}
-
-/// Gathers what is there into `acc`; true once the body is complete.
-fn gather(exchange: &Arc<Exchange>, disconnected: bool, acc: &mut BytesMut) -> PyResult<bool> {
-    loop {
-        match read_now(exchange, disconnected) {
-            Read::Chunk(chunk) => acc.extend_from_slice(&chunk),
-            Read::End => return Ok(true),
-            Read::Wait => return Ok(false),
-            Read::Gone => return Err(ClientDisconnected::new_err("client disconnected")),
-        }
-    }
-}
-
-/// Loop thread: a pending body read may go on (data arrived, or the client
-/// left).
-pub(crate) fn continue_body(py: Python<'_>, exchange: &Arc<Exchange>, waiter: BodyWaiter) {
-    let mut state = exchange.lock();
-    let disconnected = state.disconnected;
-    match waiter {
-        BodyWaiter::Whole(future, mut acc) => {
-            if is_done(future.bind(py)) {
-                return;
-            }
-            match gather(exchange, disconnected, &mut acc) {
-                Ok(false) => state.body_waiter = Some(BodyWaiter::Whole(future, acc)),
-                Ok(true) => {
-                    drop(state);
-                    resolve(future.bind(py), PyBytes::new(py, &acc));
-                }
-                Err(err) => {
-                    drop(state);
-                    fail(py, &future, err);
-                }
-            }
-        }
-        BodyWaiter::Chunk(future) => {
-            if is_done(future.bind(py)) {
-                return;
-            }
-            match read_now(exchange, disconnected) {
-                Read::Wait => state.body_waiter = Some(BodyWaiter::Chunk(future)),
-                Read::Chunk(chunk) => {
-                    drop(state);
-                    resolve(future.bind(py), PyBytes::new(py, &chunk));
-                }
-                Read::End => {
-                    drop(state);
-                    fail(py, &future, PyStopAsyncIteration::new_err(()));
-                }
-                Read::Gone => {
-                    drop(state);
-                    fail(
-                        py,
-                        &future,
-                        ClientDisconnected::new_err("client disconnected"),
-                    );
-                }
-            }
-        }
-    }
-}
-
-fn fail(py: Python<'_>, future: &PyObj, err: PyErr) {
-    reject(future.bind(py), err);
 }
 
 #[pymethods]
 impl HttpProtocol {
     /// `await protocol()`: the whole request body as `bytes`.
     fn __call__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let exchange = &self.exchange;
-        let mut state = exchange.lock();
-        if state.body_waiter.is_some() {
-            return Err(PyRuntimeError::new_err(
-                "the request body is already being read",
-            ));
-        }
-        let mut acc = BytesMut::new();
-        if gather(exchange, state.disconnected, &mut acc)? {
-            drop(state);
-            return self.ready(py, PyBytes::new(py, &acc).into_any());
-        }
-        let future = exchange.app.create_future.bind(py).call0()?;
-        state.body_waiter = Some(BodyWaiter::Whole(PyObj::from_bound(future.clone()), acc));
-        Ok(future.unbind())
+        awaitable(py, self.exchange.read_whole(py)?)
     }
 
     /// `async for chunk in protocol`: the body piece by piece.
@@ -203,10 +77,9 @@ impl HttpProtocol {
 
     /// Resolves once the client has gone away.
     fn client_disconnect(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let future = self.exchange.app.create_future.bind(py).call0()?;
-        match self.exchange.wait_disconnect(future) {
+        match self.exchange.wait_disconnect(py)? {
             Some(future) => Ok(future.unbind()),
-            None => Ok(self.exchange.app.done.get().clone_ref(py)),
+            None => Ok(self.exchange.done(py)),
         }
     }
 
@@ -250,16 +123,7 @@ impl HttpProtocol {
         file: PathBuf,
     ) -> PyResult<()> {
         let head = head(status, headers)?;
-        let reply = self.reply()?;
-        let exchange = Arc::clone(&self.exchange);
-        self.exchange.app.bridge.spawn(send_file(
-            file,
-            None,
-            head,
-            reply,
-            Box::new(move || exchange.client_gone()),
-        ));
-        Ok(())
+        Ok(self.exchange.send_file(file, None, head)?)
     }
 
     /// Sends bytes `start` (inclusive) to `end` (exclusive) of a file, as
@@ -273,22 +137,9 @@ impl HttpProtocol {
         start: u64,
         end: u64,
     ) -> PyResult<()> {
-        if end < start {
-            return Err(PyValueError::new_err(
-                "response_file_range: end is before start",
-            ));
-        }
+        let range = file_range(start, end)?;
         let head = head(status, headers)?;
-        let reply = self.reply()?;
-        let exchange = Arc::clone(&self.exchange);
-        self.exchange.app.bridge.spawn(send_file(
-            file,
-            Some(FileRange { start, end }),
-            head,
-            reply,
-            Box::new(move || exchange.client_gone()),
-        ));
-        Ok(())
+        Ok(self.exchange.send_file(file, Some(range), head)?)
     }
 
     /// Starts a streamed response; the body follows through the transport.
@@ -298,14 +149,7 @@ impl HttpProtocol {
         status: u16,
         headers: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<StreamTransport> {
-        let head = head(status, headers)?;
-        let reply = self.reply()?;
-        let gone = Arc::clone(&self.exchange);
-        let (tx, body) = ResponseBody::channel(Some(Box::new(move || gone.client_gone())));
-        if reply.send(head.map(|()| body)).is_err() {
-            return Err(ClientDisconnected::new_err("client disconnected"));
-        }
-        self.exchange.lock().stream = Some(tx);
+        self.exchange.open_stream(head(status, headers)?)?;
         Ok(StreamTransport {
             exchange: Arc::clone(&self.exchange),
         })
@@ -332,26 +176,9 @@ impl BodyChunks {
     }
 
     fn __anext__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let exchange = &self.exchange;
-        let mut state = exchange.lock();
-        if state.body_waiter.is_some() {
-            return Err(PyRuntimeError::new_err(
-                "the request body is already being read",
-            ));
-        }
-        match read_now(exchange, state.disconnected) {
-            Read::Chunk(chunk) => {
-                drop(state);
-                let chunk = PyBytes::new(py, &chunk).into_any().unbind();
-                Ok(Py::new(py, Ready::new(chunk))?.into_any())
-            }
-            Read::End => Err(PyStopAsyncIteration::new_err(())),
-            Read::Gone => Err(ClientDisconnected::new_err("client disconnected")),
-            Read::Wait => {
-                let future = exchange.app.create_future.bind(py).call0()?;
-                state.body_waiter = Some(BodyWaiter::Chunk(PyObj::from_bound(future.clone())));
-                Ok(future.unbind())
-            }
+        match self.exchange.read_chunk(py)? {
+            Some(got) => awaitable(py, got),
+            None => Err(PyStopAsyncIteration::new_err(())),
         }
     }
 }
@@ -364,27 +191,9 @@ pub(crate) struct StreamTransport {
 
 impl StreamTransport {
     fn send(&self, py: Python<'_>, data: Bytes) -> PyResult<Py<PyAny>> {
-        let app = &self.exchange.app;
-        let state = self.exchange.lock();
-        if state.disconnected {
-            return Err(ClientDisconnected::new_err("client disconnected"));
-        }
-        let Some(tx) = &state.stream else {
-            return Err(PyRuntimeError::new_err("the response stream is closed"));
-        };
-        if data.is_empty() {
-            return Ok(app.done.get().clone_ref(py));
-        }
-        // Queued under the lock when there is room (the common case, no
-        // clone of the sender); the wait for room happens without it.
-        match tx.try_send(StreamItem::Data(data)) {
-            Ok(()) => Ok(app.done.get().clone_ref(py)),
-            Err(TrySendError::Closed(_)) => Err(ClientDisconnected::new_err("client disconnected")),
-            Err(TrySendError::Full(item)) => {
-                let tx = tx.clone();
-                drop(state);
-                wait_to_send(py, &app.bridge, &app.create_future, tx, item)
-            }
+        match self.exchange.stream_send(data)? {
+            Sent::Queued => Ok(self.exchange.done(py)),
+            Sent::Full(backlog) => self.exchange.wait_for_room(py, backlog),
         }
     }
 }
