@@ -466,7 +466,7 @@ mod tests {
                     tokio::task::yield_now().await;
                 }
             });
-            self.bridge.drain(self.py);
+            self.bridge.run_jobs(self.py);
         }
 
         /// A request body read from a real hyper connection, whose client
