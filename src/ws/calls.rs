@@ -1,41 +1,16 @@
 //! The Python-facing halves of a websocket's `receive` and `send`, shared
-//! by ASGI and RSGI; each interface only says how a [`Received`] message
+//! by ASGI and RSGI; each interface only says how a received message
 //! looks in Python ([`WebsocketApp`]).
 
 use std::sync::Arc;
 
-use hyper::http::request::Parts;
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
-use super::inbox::Received;
+use super::app::WebsocketApp;
 use super::session::{Refused, Session};
-use crate::bridge::{
-    Bridge, ClientDisconnected, PyObj, Ready, Waiting, is_done, send_or_wait, settle,
-};
-use crate::http::ConnInfo;
-use pyo3::exceptions::PyRuntimeError;
+use crate::bridge::{ClientDisconnected, PyObj, Ready, Waiting, is_done, send_or_wait, settle};
 use tokio_tungstenite::tungstenite::Message;
-
-/// What an interface gives the websocket machinery: how to start its app
-/// on a handshake and how a received message looks in Python. Implemented
-/// by the per-worker app state, which also knows the bridge and the loop.
-pub(crate) trait WebsocketApp: Send + Sync + 'static {
-    /// Runs on the event-loop thread: starts the app on the handshake.
-    fn start_websocket(
-        self: &Arc<Self>,
-        py: Python<'_>,
-        head: Parts,
-        conn: Arc<ConnInfo>,
-        session: Arc<Session>,
-    );
-
-    fn to_python(&self, py: Python<'_>, msg: Received) -> PyResult<Py<PyAny>>;
-    fn bridge(&self) -> &Bridge;
-    /// `loop.create_future`.
-    fn create_future(&self) -> &PyObj;
-    /// The finished awaitable a send that needs no waiting returns.
-    fn done(&self, py: Python<'_>) -> Py<PyAny>;
-}
 
 /// `receive()`: the next message at once when one is waiting, else a
 /// future that a later arrival (or the close) resolves.
@@ -86,14 +61,14 @@ pub(crate) fn send<D: WebsocketApp>(
     delivery: &D,
     msg: Message,
 ) -> PyResult<Py<PyAny>> {
-    let outbox = session.outbox().map_err(refused)?;
+    let sender = session.sender().map_err(refused)?;
     let done = delivery.done(py);
     send_or_wait(
         py,
         delivery.bridge(),
         delivery.create_future(),
         &done,
-        &outbox,
+        &sender,
         msg,
     )
 }

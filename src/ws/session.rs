@@ -1,23 +1,21 @@
 //! [`Session`]: one websocket as the app sees it, from the handshake to
 //! the close, shared by the interface's Python objects (on the event-loop
-//! thread) and the [`Pump`](super::Pump) that moves its frames (on tokio).
+//! thread) and the [`FrameTask`](super::frame_task::FrameTask) that moves
+//! its frames (on tokio). The handshake's answer, the app's close and the
+//! end of the app are transitions of its [`Phase`], made here only.
 
 use crate::sync::{Mutex, MutexGuard};
-use std::sync::Arc;
 
-use hyper::body::Incoming;
 use hyper::header::HeaderMap;
-use hyper::{Request, Response, StatusCode};
-use pyo3::Python;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use hyper::{Response, StatusCode};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
-use super::calls::WebsocketApp;
-use super::handshake::{Config, accept_response, unsupported_version};
+use super::handshake::accept_response;
 use super::inbox::Inbox;
-use super::pump::Pump;
-use crate::http::{ConnInfo, Reply, ResponseBody, StreamSender, Weighed, error_response, exchange};
+use crate::http::{Queued, Reply, ResponseBody, StreamSender, Weighed, error_response};
 
 impl Weighed for Message {
     /// Close frames cost nothing: closing must never wait for room.
@@ -59,13 +57,47 @@ struct State {
 
 pub(crate) struct Session {
     pub(crate) inbox: Inbox,
-    outbox: StreamSender<Message>,
+    /// Messages for the client, taken by the frame task.
+    sender: StreamSender<Message>,
     /// The request's handshake headers (key and version).
     request: HeaderMap,
     state: Mutex<State>,
 }
 
+/// The frame task's end of [`Session`]'s sender.
+pub(crate) type Outgoing = UnboundedReceiver<Queued<Message>>;
+
 impl Session {
+    /// A session whose handshake (`handshake`: the request's headers)
+    /// waits for the app's answer on `reply`, counted against
+    /// `--backpressure` by `permit` until then.
+    pub(crate) fn new(
+        reply: Reply,
+        permit: OwnedSemaphorePermit,
+        handshake: &HeaderMap,
+    ) -> (Self, Outgoing) {
+        let (sender, outgoing) = StreamSender::new();
+        let mut request = HeaderMap::new();
+        for name in [
+            hyper::header::SEC_WEBSOCKET_KEY,
+            hyper::header::SEC_WEBSOCKET_VERSION,
+        ] {
+            if let Some(value) = handshake.get(&name) {
+                request.insert(name, value.clone());
+            }
+        }
+        let session = Self {
+            inbox: Inbox::default(),
+            sender,
+            request,
+            state: Mutex::new(State {
+                phase: Phase::Connecting(reply),
+                permit: Some(permit),
+            }),
+        };
+        (session, outgoing)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock()
     }
@@ -111,10 +143,10 @@ impl Session {
     }
 
     /// The channel for a message, if the websocket is open.
-    pub(crate) fn outbox(&self) -> Result<StreamSender<Message>, Refused> {
+    pub(crate) fn sender(&self) -> Result<StreamSender<Message>, Refused> {
         let state = self.lock();
         match state.phase {
-            Phase::Open if !self.inbox.is_closed() => Ok(self.outbox.clone()),
+            Phase::Open if !self.inbox.is_closed() => Ok(self.sender.clone()),
             Phase::Open => Err(Refused::ClientGone),
             Phase::Connecting(_) => Err(Refused::NotAccepted),
             Phase::Closed => Err(Refused::ClosedByApp),
@@ -139,7 +171,7 @@ impl Session {
                     code: code.into(),
                     reason: reason.into(),
                 };
-                match self.outbox.try_send(Message::Close(Some(frame))) {
+                match self.sender.try_send(Message::Close(Some(frame))) {
                     Ok(()) => Ok(()),
                     Err(_) => Err(Refused::ClientGone),
                 }
@@ -177,7 +209,7 @@ impl Session {
                     code: code.into(),
                     reason: reason.into(),
                 };
-                let _ = self.outbox.try_send(Message::Close(Some(frame)));
+                let _ = self.sender.try_send(Message::Close(Some(frame)));
             }
             Phase::Closed => {}
         }
@@ -198,73 +230,140 @@ fn refusal(phase: &Phase) -> &'static str {
     }
 }
 
-/// Serves one upgrade request: admits it under `--backpressure`, has the
-/// event-loop thread start `app` on the handshake,
-/// and once the app accepted, starts the pump on the upgraded connection
-/// (tracked, so a graceful stop waits for it). A client that leaves during
-/// the handshake ends the session with 1006.
-pub(crate) async fn serve<A: WebsocketApp>(
-    limiter: &Arc<Semaphore>,
-    req: Request<Incoming>,
-    conn: &Arc<ConnInfo>,
-    config: Config,
-    app: &Arc<A>,
-) -> Response<ResponseBody> {
-    // Boxed: inline, the upgrade's larger state would make the future of
-    // every plain request, which embeds this call, bigger too.
-    Box::pin(serve_upgrade(limiter, req, conn, config, app)).await
-}
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
 
-async fn serve_upgrade<A: WebsocketApp>(
-    limiter: &Arc<Semaphore>,
-    mut req: Request<Incoming>,
-    conn: &Arc<ConnInfo>,
-    config: Config,
-    app: &Arc<A>,
-) -> Response<ResponseBody> {
-    if let Some(refused) = unsupported_version(req.headers()) {
-        return refused;
-    }
-    let upgrade = hyper::upgrade::on(&mut req);
-    let mut pump = None;
-    let response = exchange(limiter, req, |admitted| {
-        let (outbox, outgoing) = StreamSender::new();
-        let mut request = HeaderMap::new();
-        for name in [
+    use hyper::header::HeaderValue;
+    use tokio::sync::{Semaphore, oneshot};
+
+    use super::*;
+    use crate::ws::Received;
+
+    /// A session waiting for the app's answer, the receiving ends of its
+    /// reply channel and of its frames, and the semaphore its permit is from.
+    fn connecting() -> (
+        Session,
+        oneshot::Receiver<Response<ResponseBody>>,
+        Outgoing,
+        Arc<Semaphore>,
+    ) {
+        let limiter = Arc::new(Semaphore::new(1));
+        let permit = Arc::clone(&limiter).try_acquire_owned().unwrap();
+        let (reply, answer) = oneshot::channel();
+        let mut headers = HeaderMap::new();
+        headers.insert(
             hyper::header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
+        );
+        headers.insert(
             hyper::header::SEC_WEBSOCKET_VERSION,
-        ] {
-            if let Some(value) = admitted.head.headers.get(&name) {
-                request.insert(name, value.clone());
-            }
-        }
-        let session = Arc::new(Session {
-            inbox: Inbox::default(),
-            outbox,
-            request,
-            state: Mutex::new(State {
-                phase: Phase::Connecting(admitted.reply),
-                permit: Some(admitted.permit),
-            }),
-        });
-        pump = Some(Pump::new(Arc::clone(&session), outgoing, config));
-        let (job_app, job_conn, job_session) =
-            (Arc::clone(app), Arc::clone(conn), Arc::clone(&session));
-        let head = admitted.head;
-        let job = Box::new(move |py: Python<'_>| {
-            job_app.start_websocket(py, head, job_conn, job_session)
-        });
-        if !app.bridge().submit(job) {
-            return Err(StatusCode::SERVICE_UNAVAILABLE);
-        }
-        Ok(move || session.inbox.close(1006, ""))
-    })
-    .await;
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS
-        && let Some(pump) = pump
-    {
-        let draining = conn.tasks.draining.clone();
-        conn.tasks.tracker.spawn(pump.run(upgrade, draining));
+            HeaderValue::from_static("13"),
+        );
+        let (session, outgoing) = Session::new(reply, permit, &headers);
+        (session, answer, outgoing, limiter)
     }
-    response
+
+    fn closed_code(session: &Session) -> Option<u16> {
+        match session.inbox.take(|| ()) {
+            Some(Received::Closed { code, .. }) => Some(code),
+            _ => None,
+        }
+    }
+
+    fn sent_close(outgoing: &mut Outgoing) -> Option<u16> {
+        match outgoing.try_recv() {
+            Ok((Message::Close(Some(frame)), _)) => Some(frame.code.into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn accept_answers_101_once_and_frees_the_backpressure_place() {
+        let (session, mut answer, _outgoing, limiter) = connecting();
+        assert!(session.is_connecting());
+        assert_eq!(session.sender().err(), Some(Refused::NotAccepted));
+        session.accept(Some("chat"), HeaderMap::new()).unwrap();
+        let response = answer.try_recv().unwrap();
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        assert_eq!(response.headers()["sec-websocket-protocol"], "chat");
+        assert_eq!(limiter.available_permits(), 1);
+        assert!(!session.is_connecting());
+        assert!(session.sender().is_ok());
+        assert_eq!(
+            session.accept(None, HeaderMap::new()).unwrap_err(),
+            "the websocket was already accepted"
+        );
+        assert_eq!(
+            session.deny(error_response(StatusCode::FORBIDDEN)).err(),
+            Some(Refused::AlreadyAnswered)
+        );
+    }
+
+    #[test]
+    fn close_before_accepting_refuses_with_403_and_ends_the_inbox() {
+        let (session, mut answer, _outgoing, limiter) = connecting();
+        session.close(1000, "").unwrap();
+        assert_eq!(answer.try_recv().unwrap().status(), StatusCode::FORBIDDEN);
+        assert_eq!(closed_code(&session), Some(1006));
+        assert_eq!(limiter.available_permits(), 1);
+        assert_eq!(session.close(1000, "").err(), Some(Refused::ClosedByApp));
+        assert_eq!(session.sender().err(), Some(Refused::ClosedByApp));
+    }
+
+    #[test]
+    fn close_after_accepting_queues_a_close_frame() {
+        let (session, _answer, mut outgoing, _limiter) = connecting();
+        session.accept(None, HeaderMap::new()).unwrap();
+        session.close(4001, "bye").unwrap();
+        assert_eq!(sent_close(&mut outgoing), Some(4001));
+        assert_eq!(session.sender().err(), Some(Refused::ClosedByApp));
+    }
+
+    #[test]
+    fn finish_answers_what_the_app_left_open() {
+        for (failed, status) in [
+            (false, StatusCode::FORBIDDEN),
+            (true, StatusCode::INTERNAL_SERVER_ERROR),
+        ] {
+            let (session, mut answer, _outgoing, _limiter) = connecting();
+            session.finish(failed);
+            assert_eq!(answer.try_recv().unwrap().status(), status);
+            assert_eq!(closed_code(&session), Some(1006));
+        }
+        for (failed, code) in [(false, 1000), (true, 1011)] {
+            let (session, _answer, mut outgoing, _limiter) = connecting();
+            session.accept(None, HeaderMap::new()).unwrap();
+            session.finish(failed);
+            assert_eq!(sent_close(&mut outgoing), Some(code));
+            // Finishing twice (the app's task and its done callback) is harmless.
+            session.finish(failed);
+            assert!(outgoing.try_recv().is_err());
+        }
+    }
+
+    #[test]
+    fn a_client_gone_before_the_answer_is_reported_to_the_sender() {
+        let (session, answer, _outgoing, _limiter) = connecting();
+        drop(answer);
+        session.accept(None, HeaderMap::new()).unwrap();
+        assert_eq!(closed_code(&session), Some(1006));
+        assert_eq!(session.sender().err(), Some(Refused::ClientGone));
+    }
+
+    #[test]
+    fn deny_sends_the_apps_response() {
+        let (session, mut answer, _outgoing, _limiter) = connecting();
+        session
+            .deny(error_response(StatusCode::UNAUTHORIZED))
+            .unwrap();
+        assert_eq!(
+            answer.try_recv().unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            session.deny(error_response(StatusCode::OK)).err(),
+            Some(Refused::AlreadyAnswered)
+        );
+    }
 }

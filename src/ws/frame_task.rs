@@ -1,9 +1,9 @@
-//! [`Pump`]: the tokio task that owns an upgraded websocket connection.
+//! [`FrameTask`]: the tokio task that owns an upgraded websocket connection.
 //!
 //! One task both reads and writes, so a message costs no hand-off between
 //! tasks: it reads frames into the session's inbox (tungstenite reassembles
 //! fragments and answers pings) while the inbox has room, and writes what
-//! the app queued in the outbox. It stops reading when the app falls
+//! the app queued for the client. It stops reading when the app falls
 //! behind, and the app's sends wait when the client falls behind, so
 //! neither direction buffers without bound.
 
@@ -38,7 +38,7 @@ const ABNORMAL: u16 = 1006;
 /// Close code sent to clients when the server stops.
 const GOING_AWAY: u16 = 1001;
 
-pub(crate) struct Pump {
+pub(crate) struct FrameTask {
     session: Arc<Session>,
     outgoing: UnboundedReceiver<Queued<Message>>,
     config: Config,
@@ -46,7 +46,7 @@ pub(crate) struct Pump {
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
-impl Pump {
+impl FrameTask {
     pub(crate) fn new(
         session: Arc<Session>,
         outgoing: UnboundedReceiver<Queued<Message>>,
@@ -74,13 +74,13 @@ impl Pump {
         let mut socket =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
-        self.pump(&mut socket, draining).await;
+        self.move_frames(&mut socket, draining).await;
         // Whatever ended it, the app's `receive()` now reports the close
         // (if the client's close frame did not already).
         self.session.inbox.close(ABNORMAL, "");
     }
 
-    async fn pump(&mut self, socket: &mut Socket, draining: CancellationToken) {
+    async fn move_frames(&mut self, socket: &mut Socket, draining: CancellationToken) {
         // Set once a close frame went out: the deadline for the client's.
         let mut closing: Option<Instant> = None;
         // Made once: a new one per message would cost a lock each time.
