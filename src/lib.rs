@@ -30,8 +30,8 @@ fn _diorite(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<bridge::Ready>()?;
     m.add_class::<bridge::Waiting>()?;
     m.add_class::<bridge::Failed>()?;
-    m.add_class::<asgi::Receive>()?;
-    m.add_class::<asgi::Send>()?;
+    m.add_class::<asgi::HttpReceive>()?;
+    m.add_class::<asgi::HttpSend>()?;
     m.add_class::<asgi::WebsocketReceive>()?;
     m.add_class::<asgi::WebsocketSend>()?;
     m.add_class::<rsgi::Scope>()?;

@@ -12,19 +12,17 @@ mod websocket;
 
 use std::sync::Arc;
 
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use hyper::http::request::Parts;
 use pyo3::prelude::*;
-use tokio::sync::Semaphore;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::bridge::{AppRunner, Bridge, PyObj};
-use crate::http::{ConnInfo, Handler, ResponseBody, exchange};
+use crate::http::{ConnInfo, Reply, RequestBody};
 use crate::ws;
 
-pub(crate) use protocol::{Receive, Send};
+pub(crate) use protocol::{HttpReceive, HttpSend};
 pub(crate) use websocket::{WebsocketReceive, WebsocketSend};
 
-use crate::log::{self, Logger};
 use cycle::Cycle;
 use message::Messages;
 use scope::ScopeBuilder;
@@ -62,82 +60,44 @@ impl AsgiApp {
             bridge,
         })
     }
+}
 
-    /// Runs on the event-loop thread: builds the scope and starts the app.
-    fn start(
-        &self,
+/// The handler ASGI gives the server.
+pub(crate) type AsgiHandler = ws::AsyncHandler<AsgiApp>;
+
+impl ws::AsyncApp for AsgiApp {
+    type Call = Cycle;
+
+    fn new_call(
+        self: &Arc<Self>,
+        body: Arc<RequestBody>,
+        reply: Reply,
+        permit: OwnedSemaphorePermit,
+    ) -> Arc<Cycle> {
+        Arc::new(Cycle::new(Arc::clone(self), body, reply, permit))
+    }
+
+    fn start_http(
+        self: &Arc<Self>,
         py: Python<'_>,
-        head: hyper::http::request::Parts,
-        conn: &ConnInfo,
+        head: Parts,
+        conn: Arc<ConnInfo>,
         cycle: Arc<Cycle>,
     ) {
-        let started = (|| -> PyResult<()> {
-            let scope = self.scope.build(py, &head, conn)?;
-            let receive = Py::new(py, Receive::new(Arc::clone(&cycle)))?;
-            let send = Py::new(py, Send::new(Arc::clone(&cycle)))?;
-            let task = self.runner.start(py, (scope, receive, send))?;
-            cycle.keep_task(task);
-            Ok(())
-        })();
-        if let Err(err) = started {
-            log::error(
-                py,
-                Logger::App,
-                "the ASGI app could not be started",
-                Some(err),
-            );
-            cycle.abort();
-        }
+        let args = || -> PyResult<_> {
+            let scope = self.scope.build(py, &head, &conn)?;
+            let receive = Py::new(py, HttpReceive::new(Arc::clone(&cycle)))?;
+            let send = Py::new(py, HttpSend::new(Arc::clone(&cycle), Arc::clone(self)))?;
+            Ok((scope, receive, send))
+        };
+        let keep = |task| cycle.keep_task(task);
+        let failed = || {
+            cycle.finish(true);
+        };
+        self.runner.launch(py, "the ASGI app", args, keep, failed);
     }
-}
 
-/// The hyper-facing half: one per worker, shared by every connection.
-pub(crate) struct AsgiHandler {
-    app: Arc<AsgiApp>,
-    limiter: Arc<Semaphore>,
-    /// `None` with `--no-ws`: upgrade requests are then plain requests.
-    websockets: Option<ws::Config>,
-}
-
-impl AsgiHandler {
-    pub(crate) fn new(app: AsgiApp, backpressure: usize, websockets: Option<ws::Config>) -> Self {
-        Self {
-            app: Arc::new(app),
-            limiter: Arc::new(Semaphore::new(backpressure.max(1))),
-            websockets,
-        }
-    }
-}
-
-impl Handler for AsgiHandler {
-    async fn handle(&self, req: Request<Incoming>, conn: &Arc<ConnInfo>) -> Response<ResponseBody> {
-        if let Some(config) = self.websockets
-            && ws::is_upgrade(&req)
-        {
-            return ws::serve(&self.limiter, req, conn, config, &self.app).await;
-        }
-        exchange(&self.limiter, req, |admitted| {
-            let cycle = Arc::new(Cycle::new(
-                Arc::clone(&self.app),
-                admitted.body,
-                admitted.reply,
-                admitted.permit,
-            ));
-            let head = admitted.head;
-            let app = Arc::clone(&self.app);
-            let conn = Arc::clone(conn);
-            let job_cycle = Arc::clone(&cycle);
-            if !self
-                .app
-                .bridge
-                .submit(Box::new(move |py| app.start(py, head, &conn, job_cycle)))
-            {
-                return Err(StatusCode::SERVICE_UNAVAILABLE);
-            }
-            // The client leaving before the head is ready reaches the app
-            // through `receive()`.
-            Ok(move || cycle.client_gone())
-        })
-        .await
+    fn client_gone(cycle: &Arc<Cycle>) {
+        cycle.client_gone();
     }
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::BytesMut;
+use hyper::Response;
 use hyper::http::request::Parts;
-use hyper::{Response, StatusCode};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -16,8 +16,7 @@ use super::AsgiApp;
 use super::message::Sent;
 use super::protocol::{flag, header_map, required, unexpected};
 use crate::bridge::{Bridge, Failed, PyObj, Ready, TaskSlot, body_bytes};
-use crate::http::{ConnInfo, ResponseBody};
-use crate::log::{self, Logger};
+use crate::http::{ConnInfo, ResponseBody, response_head};
 use crate::ws::{self, Message, Received, Session, WebsocketApp};
 
 impl WebsocketApp for AsgiApp {
@@ -29,23 +28,15 @@ impl WebsocketApp for AsgiApp {
         session: Arc<Session>,
     ) {
         let cycle = Arc::new(WsCycle::new(Arc::clone(self), session));
-        let started = (|| -> PyResult<()> {
+        let args = || -> PyResult<_> {
             let scope = self.scope.build_websocket(py, &head, &conn)?;
             let receive = Py::new(py, WebsocketReceive::new(Arc::clone(&cycle)))?;
             let send = Py::new(py, WebsocketSend::new(Arc::clone(&cycle)))?;
-            let task = self.runner.start(py, (scope, receive, send))?;
-            cycle.keep_task(task);
-            Ok(())
-        })();
-        if let Err(err) = started {
-            log::error(
-                py,
-                Logger::App,
-                "the ASGI app could not be started",
-                Some(err),
-            );
-            cycle.finish(true);
-        }
+            Ok((scope, receive, send))
+        };
+        let keep = |task| cycle.keep_task(task);
+        self.runner
+            .launch(py, "the ASGI app", args, keep, || cycle.finish(true));
     }
 
     fn to_python(&self, py: Python<'_>, msg: Received) -> PyResult<Py<PyAny>> {
@@ -89,6 +80,37 @@ impl WsCycle {
 
     pub(crate) fn keep_task(&self, task: Bound<'_, PyAny>) {
         self.task.lock().keep(task);
+    }
+
+    /// `websocket.http.response.start`: the app refuses the handshake with
+    /// an HTTP response of its own, whose body follows.
+    fn deny_start(&self, head: Response<()>) -> PyResult<()> {
+        let mut denial = self.denial.lock();
+        if denial.is_some() || !self.session.is_connecting() {
+            return Err(PyRuntimeError::new_err(
+                "'websocket.http.response.start' is only allowed once, before 'websocket.accept'",
+            ));
+        }
+        *denial = Some((head, BytesMut::new()));
+        Ok(())
+    }
+
+    /// `websocket.http.response.body`: the denial goes out with its last part.
+    fn deny_body(&self, chunk: &[u8], more: bool) -> PyResult<()> {
+        let mut denial = self.denial.lock();
+        let Some((_, body)) = denial.as_mut() else {
+            return Err(PyRuntimeError::new_err(
+                "'websocket.http.response.body' sent before 'websocket.http.response.start'",
+            ));
+        };
+        body.extend_from_slice(chunk);
+        if !more {
+            let (head, body) = denial.take().expect("checked above");
+            drop(denial);
+            let response = head.map(|()| ResponseBody::full(body.freeze()));
+            self.session.deny(response).map_err(ws::refused)?;
+        }
+        Ok(())
     }
 
     /// The app ended; `failed` when it raised.
@@ -192,19 +214,8 @@ impl WebsocketSend {
         let m = &self.cycle.app.messages;
         let status: u16 =
             required(msg, m.status.bind(py), "websocket.http.response.start")?.extract()?;
-        let status = StatusCode::from_u16(status)
-            .map_err(|_| PyValueError::new_err(format!("invalid HTTP status code {status}")))?;
         let headers = header_map(msg.get_item(m.headers.bind(py))?)?;
-        let mut denial = self.cycle.denial.lock();
-        if denial.is_some() || !self.cycle.session.is_connecting() {
-            return Err(PyRuntimeError::new_err(
-                "'websocket.http.response.start' is only allowed once, before 'websocket.accept'",
-            ));
-        }
-        let mut response = Response::new(());
-        *response.status_mut() = status;
-        *response.headers_mut() = headers;
-        *denial = Some((response, BytesMut::new()));
+        self.cycle.deny_start(response_head(status, headers)?)?;
         Ok(self.done(py))
     }
 
@@ -215,18 +226,7 @@ impl WebsocketSend {
             Some(body) => body_bytes(&body)?,
             None => bytes::Bytes::new(),
         };
-        let mut denial = self.cycle.denial.lock();
-        let Some((_, body)) = denial.as_mut() else {
-            return Err(PyRuntimeError::new_err(
-                "'websocket.http.response.body' sent before 'websocket.http.response.start'",
-            ));
-        };
-        body.extend_from_slice(&chunk);
-        if !more {
-            let (response, body) = denial.take().expect("checked above");
-            let response = response.map(|()| ResponseBody::full(body.freeze()));
-            self.cycle.session.deny(response).map_err(ws::refused)?;
-        }
+        self.cycle.deny_body(&chunk, more)?;
         Ok(self.done(py))
     }
 }

@@ -16,6 +16,8 @@ mod pyobj;
 mod queue;
 mod runner;
 mod send;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub(crate) use awaitable::{ClientDisconnected, Done, Failed, Ready, Waiting, client_disconnected};
 pub(crate) use bytes::body_bytes;
@@ -26,4 +28,4 @@ pub(crate) use pool::PythonPool;
 pub(crate) use pyobj::{PyObj, deferred_release_count};
 pub(crate) use queue::{Bridge, Job};
 pub(crate) use runner::{AppRunner, TaskSlot};
-pub(crate) use send::{abort_stream, send_or_wait, wait_to_send};
+pub(crate) use send::{Backlog, Sent, abort_stream, queue, send_or_wait};

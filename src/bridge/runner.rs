@@ -4,6 +4,7 @@ use pyo3::call::PyCallArgs;
 use pyo3::prelude::*;
 
 use super::PyObj;
+use crate::log::{self, Logger};
 
 /// The task running one app call, kept alive until the call ends (asyncio
 /// itself holds tasks only weakly). Owned by the call's state machine,
@@ -56,5 +57,26 @@ impl AppRunner {
     ) -> PyResult<Bound<'py, PyAny>> {
         let coro = self.runner.bind(py).call1(args)?;
         self.spawn.bind(py).call1((coro,))
+    }
+
+    /// Starts a call on the arguments `args` builds and hands its task to
+    /// `keep`. If that fails, the app never ran: the error is logged with
+    /// `what` ("the ASGI app") and `failed` ends the call.
+    pub(crate) fn launch<'py, A: PyCallArgs<'py>>(
+        &self,
+        py: Python<'py>,
+        what: &str,
+        args: impl FnOnce() -> PyResult<A>,
+        keep: impl FnOnce(Bound<'py, PyAny>),
+        failed: impl FnOnce(),
+    ) {
+        match args().and_then(|args| self.start(py, args)) {
+            Ok(task) => keep(task),
+            Err(err) => {
+                let message = format!("{what} could not be started");
+                log::error(py, Logger::App, &message, Some(err));
+                failed();
+            }
+        }
     }
 }

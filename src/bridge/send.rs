@@ -7,6 +7,46 @@ use super::future::{reject, resolve};
 use super::{Bridge, PyObj, Waiting, client_disconnected};
 use crate::http::{StreamItem, StreamSender, Weighed};
 
+/// What [`queue`] did with an item.
+pub(crate) enum Sent<T = StreamItem> {
+    /// Queued: the app need not wait.
+    Queued,
+    /// The reader is behind: [`Backlog::wait`] queues it later.
+    Full(Backlog<T>),
+}
+
+/// An item waiting for room in its stream.
+pub(crate) struct Backlog<T = StreamItem> {
+    tx: StreamSender<T>,
+    item: T,
+}
+
+/// Queues `item` when the channel has room, so a caller holding a lock
+/// does not clone the sender in the common case; `None` when the channel
+/// is closed (the client left).
+pub(crate) fn queue<T: Weighed>(tx: &StreamSender<T>, item: T) -> Option<Sent<T>> {
+    match tx.try_send(item) {
+        Ok(()) => Some(Sent::Queued),
+        Err(TrySendError::Closed(_)) => None,
+        Err(TrySendError::Full(item)) => Some(Sent::Full(Backlog {
+            tx: tx.clone(),
+            item,
+        })),
+    }
+}
+
+impl<T: Weighed> Backlog<T> {
+    /// Loop thread: a future resolved once the item is queued.
+    pub(crate) fn wait(
+        self,
+        py: Python<'_>,
+        bridge: &Bridge,
+        create_future: &PyObj,
+    ) -> PyResult<Py<PyAny>> {
+        wait_to_send(py, bridge, create_future, self.tx, self.item)
+    }
+}
+
 /// Queues `item` and returns what the app should await: `done` when the
 /// channel had room, or a future (from `create_future`) that a tokio task
 /// resolves once the reader made room. A closed channel means the client
@@ -19,16 +59,15 @@ pub(crate) fn send_or_wait<T: Weighed>(
     tx: &StreamSender<T>,
     item: T,
 ) -> PyResult<Py<PyAny>> {
-    match tx.try_send(item) {
-        Ok(()) => Ok(done.clone_ref(py)),
-        Err(TrySendError::Closed(_)) => Err(client_disconnected()),
-        Err(TrySendError::Full(item)) => wait_to_send(py, bridge, create_future, tx.clone(), item),
+    match queue(tx, item) {
+        Some(Sent::Queued) => Ok(done.clone_ref(py)),
+        Some(Sent::Full(backlog)) => backlog.wait(py, bridge, create_future),
+        None => Err(client_disconnected()),
     }
 }
 
-/// The slow half of [`send_or_wait`], for a caller that already tried:
-/// a future that a tokio task resolves once `item` is queued.
-pub(crate) fn wait_to_send<T: Weighed>(
+/// The slow half of [`send_or_wait`] and [`queue`]: a future that a tokio task resolves once `item` is queued.
+fn wait_to_send<T: Weighed>(
     py: Python<'_>,
     bridge: &Bridge,
     create_future: &PyObj,

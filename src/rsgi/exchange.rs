@@ -17,12 +17,12 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::sync::mpsc::error::TrySendError;
 
 use super::RsgiApp;
 use super::body::{BodyWaiter, Gathered, Got, Read, Step, gather, read_now};
 use crate::bridge::{
-    PyObj, TaskSlot, abort_stream, client_disconnected, is_done, resolve, settle, wait_to_send,
+    Backlog, PyObj, Sent, TaskSlot, abort_stream, client_disconnected, is_done, queue, resolve,
+    settle,
 };
 use crate::http::{
     FileRange, Reply, RequestBody, ResponseBody, StreamItem, StreamSender, error_response,
@@ -98,20 +98,6 @@ pub(crate) fn file_range(start: u64, end: u64) -> Result<FileRange, Refusal> {
         return Err(Refusal::EndBeforeStart);
     }
     Ok(FileRange { start, end })
-}
-
-/// What [`Exchange::stream_send`] did with a chunk.
-pub(crate) enum Sent {
-    /// Queued (or empty): the app need not wait.
-    Queued,
-    /// The client is behind: [`Exchange::wait_for_room`] queues it later.
-    Full(Backlog),
-}
-
-/// A chunk waiting for room in the stream.
-pub(crate) struct Backlog {
-    tx: StreamSender,
-    item: StreamItem,
 }
 
 impl Exchange {
@@ -219,22 +205,13 @@ impl Exchange {
         if data.is_empty() {
             return Ok(Sent::Queued);
         }
-        // Queued under the lock when there is room (the common case, no
-        // clone of the sender); the wait for room happens without it.
-        match tx.try_send(StreamItem::Data(data)) {
-            Ok(()) => Ok(Sent::Queued),
-            Err(TrySendError::Closed(_)) => Err(Refusal::ClientGone),
-            Err(TrySendError::Full(item)) => Ok(Sent::Full(Backlog {
-                tx: tx.clone(),
-                item,
-            })),
-        }
+        // Queued under the lock; the wait for room happens without it.
+        queue(tx, StreamItem::Data(data)).ok_or(Refusal::ClientGone)
     }
 
     /// Loop thread: a future resolved once the chunk is queued.
     pub(crate) fn wait_for_room(&self, py: Python<'_>, backlog: Backlog) -> PyResult<Py<PyAny>> {
-        let Backlog { tx, item } = backlog;
-        wait_to_send(py, &self.app.bridge, &self.app.create_future, tx, item)
+        backlog.wait(py, &self.app.bridge, &self.app.create_future)
     }
 
     /// Loop thread: `await protocol()`, the whole body at once, or a future
@@ -396,117 +373,29 @@ impl Exchange {
 
 #[cfg(test)]
 mod tests {
-    use std::convert::Infallible;
-
     use http_body_util::BodyExt;
-    use hyper::Request;
-    use hyper::body::Incoming;
-    use hyper::server::conn::http1;
-    use hyper::service::service_fn;
-    use hyper_util::rt::TokioIo;
-    use tokio::io::{AsyncWriteExt, DuplexStream};
-    use tokio::runtime::Runtime;
-    use tokio::sync::{Semaphore, oneshot};
 
     use super::*;
     use pyo3::exceptions::PyStopAsyncIteration;
 
-    use crate::bridge::{Bridge, ClientDisconnected};
+    use crate::bridge::ClientDisconnected;
+    use crate::bridge::testing::TestLoop;
+    use crate::ws::testing::{TestApp, with_app};
 
-    /// Where an exchange's response arrives.
-    type Answer = oneshot::Receiver<Response<ResponseBody>>;
-
-    /// An RSGI app on a fresh event loop (never run: futures are only
-    /// resolved), with a bridge on a current-thread runtime that the test
-    /// drives.
-    struct Fixture<'py> {
-        py: Python<'py>,
-        runtime: Runtime,
-        bridge: Bridge,
-        app: Arc<RsgiApp>,
-        event_loop: Bound<'py, PyAny>,
-        limiter: Arc<Semaphore>,
-    }
-
-    impl<'py> Fixture<'py> {
-        fn new(py: Python<'py>) -> Self {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let bridge = Bridge::new(runtime.handle().clone()).unwrap();
-            let event_loop = py
-                .import("asyncio")
-                .unwrap()
-                .call_method0("new_event_loop")
-                .unwrap();
-            let app = RsgiApp::new(py, py.None(), py.None(), &event_loop, bridge.clone()).unwrap();
-            Self {
-                py,
-                runtime,
-                bridge,
-                app: Arc::new(app),
-                event_loop,
-                limiter: Arc::new(Semaphore::new(1)),
-            }
-        }
-
-        fn exchange(&self, body: Arc<RequestBody>) -> (Arc<Exchange>, Answer) {
-            let (reply, answer) = oneshot::channel();
-            let permit = Arc::clone(&self.limiter).try_acquire_owned().unwrap();
-            let app = Arc::clone(&self.app);
-            (Arc::new(Exchange::new(app, body, reply, permit)), answer)
-        }
-
-        /// Lets the tokio tasks run, then runs the jobs they left for the
-        /// loop thread.
-        fn settle(&self) {
-            self.runtime.block_on(async {
-                for _ in 0..64 {
-                    tokio::task::yield_now().await;
-                }
-            });
-            self.bridge.run_jobs(self.py);
-        }
-
-        /// A request body read from a real hyper connection, whose client
-        /// side the test writes (in chunked encoding).
-        fn streamed_body(&self) -> (Arc<RequestBody>, DuplexStream) {
-            self.runtime.block_on(async {
-                let (mut client, server) = tokio::io::duplex(1024);
-                let (tx, rx) = oneshot::channel();
-                let tx = Mutex::new(Some(tx));
-                let service = service_fn(move |req: Request<Incoming>| {
-                    if let Some(tx) = tx.lock().take() {
-                        let _ = tx.send(req.into_body());
-                    }
-                    // Never answers: only the request body matters here.
-                    std::future::pending::<Result<Response<ResponseBody>, Infallible>>()
-                });
-                tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(server), service));
-                client
-                    .write_all(b"POST / HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n")
-                    .await
-                    .unwrap();
-                (RequestBody::spawn(rx.await.unwrap()), client)
-            })
-        }
-
-        fn feed(&self, client: &mut DuplexStream, data: &[u8]) {
-            self.runtime.block_on(client.write_all(data)).unwrap();
-            self.settle();
-        }
-    }
-
-    impl Drop for Fixture<'_> {
-        fn drop(&mut self) {
-            let _ = self.event_loop.call_method0("close");
-        }
-    }
+    type Fixture<'py> = TestApp<'py, RsgiApp>;
 
     fn with_fixture(test: impl FnOnce(&Fixture<'_>)) {
-        Python::initialize();
-        Python::attach(|py| test(&Fixture::new(py)));
+        let make = |l: &TestLoop<'_>| {
+            RsgiApp::new(
+                l.py,
+                l.py.None(),
+                l.py.None(),
+                &l.event_loop,
+                l.bridge.clone(),
+            )
+            .unwrap()
+        };
+        with_app(make, test);
     }
 
     fn bytes_now(got: Got<'_>) -> Bytes {
@@ -535,7 +424,7 @@ mod tests {
     #[test]
     fn a_response_is_taken_once() {
         with_fixture(|f| {
-            let (exchange, mut answer) = f.exchange(RequestBody::empty());
+            let (exchange, mut answer) = f.call(RequestBody::empty());
             let ok = Response::new(ResponseBody::full(Bytes::from_static(b"hi")));
             assert_eq!(exchange.respond(f.py, ok), Ok(()));
             let again = Response::new(ResponseBody::empty());
@@ -551,7 +440,7 @@ mod tests {
     #[test]
     fn finish_without_a_response_answers_500() {
         with_fixture(|f| {
-            let (exchange, mut answer) = f.exchange(RequestBody::empty());
+            let (exchange, mut answer) = f.call(RequestBody::empty());
             assert_eq!(f.limiter.available_permits(), 0);
             assert!(exchange.finish(f.py, false));
             let response = answer.try_recv().unwrap();
@@ -565,7 +454,7 @@ mod tests {
     fn a_failed_app_aborts_its_stream_and_a_returning_one_ends_it() {
         with_fixture(|f| {
             for failed in [true, false] {
-                let (exchange, mut answer) = f.exchange(RequestBody::empty());
+                let (exchange, mut answer) = f.call(RequestBody::empty());
                 exchange.open_stream(stream_head()).unwrap();
                 let body = answer.try_recv().unwrap().into_body();
                 let sent = exchange.stream_send(Bytes::from_static(b"a"));
@@ -586,7 +475,7 @@ mod tests {
     #[test]
     fn client_gone_wakes_disconnect_waiters_and_fails_sends() {
         with_fixture(|f| {
-            let (exchange, mut answer) = f.exchange(RequestBody::empty());
+            let (exchange, mut answer) = f.call(RequestBody::empty());
             exchange.open_stream(stream_head()).unwrap();
             let _body = answer.try_recv().unwrap();
             let waiter = exchange.wait_disconnect(f.py).unwrap().unwrap();
@@ -604,7 +493,7 @@ mod tests {
     #[test]
     fn an_abandoned_stream_means_the_client_is_gone() {
         with_fixture(|f| {
-            let (exchange, mut answer) = f.exchange(RequestBody::empty());
+            let (exchange, mut answer) = f.call(RequestBody::empty());
             exchange.open_stream(stream_head()).unwrap();
             // What hyper does when the client leaves mid-body.
             drop(answer.try_recv().unwrap());
@@ -617,7 +506,7 @@ mod tests {
     fn body_chunks_come_in_order_then_the_end() {
         with_fixture(|f| {
             let (body, mut client) = f.streamed_body();
-            let (exchange, _answer) = f.exchange(body);
+            let (exchange, _answer) = f.call(body);
             f.feed(&mut client, b"2\r\nab\r\n");
             let first = exchange.read_chunk(f.py).unwrap().unwrap();
             assert_eq!(&bytes_now(first)[..], b"ab");
@@ -642,7 +531,7 @@ mod tests {
     fn a_whole_body_read_gathers_what_arrives_later() {
         with_fixture(|f| {
             let (body, mut client) = f.streamed_body();
-            let (exchange, _answer) = f.exchange(body);
+            let (exchange, _answer) = f.call(body);
             f.feed(&mut client, b"2\r\nab\r\n");
             let whole = later(exchange.read_whole(f.py).unwrap());
             f.feed(&mut client, b"2\r\ncd\r\n");
@@ -657,7 +546,7 @@ mod tests {
     fn a_pending_read_fails_when_the_client_leaves() {
         with_fixture(|f| {
             let (body, _client) = f.streamed_body();
-            let (exchange, _answer) = f.exchange(body);
+            let (exchange, _answer) = f.call(body);
             let chunk = later(exchange.read_chunk(f.py).unwrap().unwrap());
             exchange.client_gone();
             f.settle();

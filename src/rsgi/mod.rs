@@ -10,20 +10,18 @@ mod websocket;
 
 use std::sync::Arc;
 
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use hyper::http::request::Parts;
 use pyo3::prelude::*;
-use tokio::sync::Semaphore;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::bridge::{AppRunner, Bridge, Done, PyObj};
-use crate::http::{self, ConnInfo, Handler, ResponseBody};
+use crate::http::{ConnInfo, Reply, RequestBody};
 use crate::ws;
 
 pub(crate) use protocol::{BodyChunks, HttpProtocol, StreamTransport};
 pub(crate) use scope::{Headers, Scope};
 pub(crate) use websocket::{WebsocketMessage, WebsocketProtocol, WebsocketTransport};
 
-use crate::log::{self, Logger};
 use exchange::Exchange;
 
 /// The RSGI version diorite implements (as Granian 2.8 does).
@@ -54,77 +52,43 @@ impl RsgiApp {
             bridge,
         })
     }
+}
 
-    fn start(
-        &self,
+/// The handler RSGI gives the server.
+pub(crate) type RsgiHandler = ws::AsyncHandler<RsgiApp>;
+
+impl ws::AsyncApp for RsgiApp {
+    type Call = Exchange;
+
+    fn new_call(
+        self: &Arc<Self>,
+        body: Arc<RequestBody>,
+        reply: Reply,
+        permit: OwnedSemaphorePermit,
+    ) -> Arc<Exchange> {
+        Arc::new(Exchange::new(Arc::clone(self), body, reply, permit))
+    }
+
+    fn start_http(
+        self: &Arc<Self>,
         py: Python<'_>,
-        head: hyper::http::request::Parts,
+        head: Parts,
         conn: Arc<ConnInfo>,
         exchange: Arc<Exchange>,
     ) {
-        let started = (|| -> PyResult<()> {
+        let args = || -> PyResult<_> {
             let scope = Py::new(py, Scope::new(head, conn))?;
             let protocol = Py::new(py, HttpProtocol::new(Arc::clone(&exchange)))?;
-            let task = self.runner.start(py, (scope, protocol))?;
-            exchange.keep_task(task);
-            Ok(())
-        })();
-        if let Err(err) = started {
-            log::error(
-                py,
-                Logger::App,
-                "the RSGI app could not be started",
-                Some(err),
-            );
+            Ok((scope, protocol))
+        };
+        let keep = |task| exchange.keep_task(task);
+        let failed = || {
             exchange.finish(py, true);
-        }
+        };
+        self.runner.launch(py, "the RSGI app", args, keep, failed);
     }
-}
 
-pub(crate) struct RsgiHandler {
-    app: Arc<RsgiApp>,
-    limiter: Arc<Semaphore>,
-    /// `None` with `--no-ws`: upgrade requests are then plain requests.
-    websockets: Option<ws::Config>,
-}
-
-impl RsgiHandler {
-    pub(crate) fn new(app: RsgiApp, backpressure: usize, websockets: Option<ws::Config>) -> Self {
-        Self {
-            app: Arc::new(app),
-            limiter: Arc::new(Semaphore::new(backpressure.max(1))),
-            websockets,
-        }
-    }
-}
-
-impl Handler for RsgiHandler {
-    async fn handle(&self, req: Request<Incoming>, conn: &Arc<ConnInfo>) -> Response<ResponseBody> {
-        if let Some(config) = self.websockets
-            && ws::is_upgrade(&req)
-        {
-            return ws::serve(&self.limiter, req, conn, config, &self.app).await;
-        }
-        http::exchange(&self.limiter, req, |admitted| {
-            let exchange = Arc::new(Exchange::new(
-                Arc::clone(&self.app),
-                admitted.body,
-                admitted.reply,
-                admitted.permit,
-            ));
-            let head = admitted.head;
-            let app = Arc::clone(&self.app);
-            let conn = Arc::clone(conn);
-            let job_exchange = Arc::clone(&exchange);
-            if !self
-                .app
-                .bridge
-                .submit(Box::new(move |py| app.start(py, head, conn, job_exchange)))
-            {
-                return Err(StatusCode::SERVICE_UNAVAILABLE);
-            }
-            Ok(move || exchange.client_gone())
-        })
-        .await
+    fn client_gone(exchange: &Arc<Exchange>) {
+        exchange.client_gone();
     }
 }

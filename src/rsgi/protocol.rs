@@ -13,7 +13,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::body::Got;
-use super::exchange::{Exchange, Sent, file_range};
+use super::exchange::{Exchange, file_range};
+use crate::bridge::Sent;
 use crate::bridge::{Ready, body_bytes, each_str_pair};
 use crate::http::{ResponseBody, append_header, response_head};
 

@@ -14,7 +14,6 @@ use pyo3::types::{PyBytes, PyString};
 use super::{RsgiApp, Scope};
 use crate::bridge::{Bridge, Failed, PyObj, Ready, TaskSlot, body_bytes};
 use crate::http::ConnInfo;
-use crate::log::{self, Logger};
 use crate::ws::{self, Message, Received, Session, WebsocketApp};
 
 /// `WebsocketMessage.kind` values from the RSGI spec.
@@ -31,22 +30,20 @@ impl WebsocketApp for RsgiApp {
         session: Arc<Session>,
     ) {
         let protocol = WebsocketProtocol::new(Arc::clone(self), Arc::clone(&session));
-        let started = (|| -> PyResult<()> {
+        let handle = std::cell::OnceCell::new();
+        let args = || -> PyResult<_> {
             let scope = Py::new(py, Scope::websocket(head, conn))?;
             let protocol = Py::new(py, protocol)?;
-            let task = self.runner.start(py, (scope, protocol.clone_ref(py)))?;
-            protocol.get().keep_task(task);
-            Ok(())
-        })();
-        if let Err(err) = started {
-            log::error(
-                py,
-                Logger::App,
-                "the RSGI app could not be started",
-                Some(err),
-            );
-            session.finish(true);
-        }
+            let _ = handle.set(protocol.clone_ref(py));
+            Ok((scope, protocol))
+        };
+        let keep = |task| {
+            if let Some(protocol) = handle.get() {
+                protocol.get().keep_task(task);
+            }
+        };
+        self.runner
+            .launch(py, "the RSGI app", args, keep, || session.finish(true));
     }
 
     fn to_python(&self, py: Python<'_>, msg: Received) -> PyResult<Py<PyAny>> {

@@ -4,22 +4,29 @@
 //! and RSGI wrap in their own message shapes. Framing, fragment reassembly
 //! and ping/pong are tungstenite's.
 //!
-//! Within the folder the files use each other one way: `upgrade` (the
-//! request) starts a `session` and its `frame_task`; `calls` (the app's
-//! side) uses `app` and `session`; `session` knows neither.
+//! [`AsyncHandler`] is the whole hyper-facing handler of ASGI and RSGI:
+//! plain requests go to the interface's [`AsyncApp`], upgrades to a
+//! session here.
+//!
+//! Within the folder the files use each other one way: `handler` uses
+//! `upgrade`, which starts a `session` and its `frame_task`; `calls` (the
+//! app's side) uses `app` and `session`; `session` knows neither.
 
 mod app;
 mod calls;
 mod frame_task;
+mod handler;
 mod handshake;
 mod inbox;
 mod session;
+#[cfg(test)]
+pub(crate) mod testing;
 mod upgrade;
 
 pub(crate) use app::WebsocketApp;
 pub(crate) use calls::{receive, refused, send};
-pub(crate) use handshake::{Config, is_upgrade, subprotocols};
+pub(crate) use handler::{AsyncApp, AsyncHandler};
+pub(crate) use handshake::{Config, subprotocols};
 pub(crate) use inbox::Received;
 pub(crate) use session::{Refused, Session};
 pub(crate) use tokio_tungstenite::tungstenite::Message;
-pub(crate) use upgrade::serve;
