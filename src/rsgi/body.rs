@@ -1,5 +1,5 @@
 //! Reading the request body for an RSGI app: what a read finds now, and how
-//! a read that had to wait goes on when more arrives. The exchange calls
+//! a read that had to wait goes on when more arrives. `HttpCall` calls
 //! these with its state locked, and keeps the waiting read.
 
 use bytes::{Bytes, BytesMut};
@@ -25,7 +25,7 @@ pub(crate) enum Got<'py> {
     Later(Bound<'py, PyAny>),
 }
 
-/// What the body has right now. Called with the exchange locked, so that
+/// What the body has right now. Called with the `HttpCall` locked, so that
 /// the wake-up registered here cannot be missed.
 pub(crate) enum Read {
     Chunk(Bytes),
@@ -43,7 +43,7 @@ pub(crate) enum Gathered {
 
 /// What a pending read does next.
 pub(crate) enum Step {
-    /// Still waiting: the exchange keeps it.
+    /// Still waiting: the call keeps it.
     Wait(BodyWaiter),
     /// Done: the future gets the bytes or the error.
     Settle(PyObj, PyResult<Bytes>),

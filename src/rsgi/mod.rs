@@ -3,7 +3,7 @@
 //! takes requests from hyper to the app. Websockets come with `ws/`.
 
 mod body;
-mod exchange;
+mod call;
 mod protocol;
 mod scope;
 mod websocket;
@@ -22,7 +22,7 @@ pub(crate) use protocol::{BodyChunks, HttpProtocol, StreamTransport};
 pub(crate) use scope::{Headers, Scope};
 pub(crate) use websocket::{WebsocketMessage, WebsocketProtocol, WebsocketTransport};
 
-use exchange::Exchange;
+use call::HttpCall;
 
 /// The RSGI version diorite implements (as Granian 2.8 does).
 pub(crate) const RSGI_VERSION: &str = "1.6";
@@ -58,15 +58,15 @@ impl RsgiApp {
 pub(crate) type RsgiHandler = ws::AsyncHandler<RsgiApp>;
 
 impl ws::AsyncApp for RsgiApp {
-    type Call = Exchange;
+    type Call = HttpCall;
 
     fn new_call(
         self: &Arc<Self>,
         body: Arc<RequestBody>,
         reply: Reply,
         permit: OwnedSemaphorePermit,
-    ) -> Arc<Exchange> {
-        Arc::new(Exchange::new(Arc::clone(self), body, reply, permit))
+    ) -> Arc<HttpCall> {
+        Arc::new(HttpCall::new(Arc::clone(self), body, reply, permit))
     }
 
     fn start_http(
@@ -74,21 +74,21 @@ impl ws::AsyncApp for RsgiApp {
         py: Python<'_>,
         head: Parts,
         conn: Arc<ConnInfo>,
-        exchange: Arc<Exchange>,
+        call: Arc<HttpCall>,
     ) {
         let args = || -> PyResult<_> {
             let scope = Py::new(py, Scope::new(head, conn))?;
-            let protocol = Py::new(py, HttpProtocol::new(Arc::clone(&exchange)))?;
+            let protocol = Py::new(py, HttpProtocol::new(Arc::clone(&call)))?;
             Ok((scope, protocol))
         };
-        let keep = |task| exchange.keep_task(task);
+        let keep = |task| call.keep_task(task);
         let failed = || {
-            exchange.finish(py, true);
+            call.finish(py, true);
         };
         self.runner.launch(py, "the RSGI app", args, keep, failed);
     }
 
-    fn client_gone(exchange: &Arc<Exchange>) {
-        exchange.client_gone();
+    fn client_gone(call: &Arc<HttpCall>) {
+        call.client_gone();
     }
 }

@@ -1,6 +1,6 @@
 //! The RSGI HTTP protocol object, its body iterator and the stream
 //! transport `response_stream` returns: the Python face of an
-//! [`Exchange`], turning the app's arguments into its transitions and
+//! [`HttpCall`], turning the app's arguments into its transitions and
 //! their results into awaitables and exceptions.
 
 use std::path::PathBuf;
@@ -13,19 +13,19 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::body::Got;
-use super::exchange::{Exchange, file_range};
+use super::call::{HttpCall, file_range};
 use crate::bridge::Sent;
 use crate::bridge::{Ready, body_bytes, each_str_pair};
 use crate::http::{ResponseBody, append_header, response_head};
 
 #[pyclass(frozen, module = "diorite._diorite")]
 pub(crate) struct HttpProtocol {
-    exchange: Arc<Exchange>,
+    call: Arc<HttpCall>,
 }
 
 impl HttpProtocol {
-    pub(crate) fn new(exchange: Arc<Exchange>) -> Self {
-        Self { exchange }
+    pub(crate) fn new(call: Arc<HttpCall>) -> Self {
+        Self { call }
     }
 
     fn respond(
@@ -36,7 +36,7 @@ impl HttpProtocol {
         body: Bytes,
     ) -> PyResult<()> {
         let response = head(status, headers)?.map(|()| ResponseBody::full(body));
-        Ok(self.exchange.respond(py, response)?)
+        Ok(self.call.respond(py, response)?)
     }
 }
 
@@ -66,21 +66,21 @@ fn awaitable(py: Python<'_>, got: Got<'_>) -> PyResult<Py<PyAny>> {
 impl HttpProtocol {
     /// `await protocol()`: the whole request body as `bytes`.
     fn __call__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        awaitable(py, self.exchange.read_whole(py)?)
+        awaitable(py, self.call.read_whole(py)?)
     }
 
     /// `async for chunk in protocol`: the body piece by piece.
     fn __aiter__(&self) -> BodyChunks {
         BodyChunks {
-            exchange: Arc::clone(&self.exchange),
+            call: Arc::clone(&self.call),
         }
     }
 
     /// Resolves once the client has gone away.
     fn client_disconnect(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        match self.exchange.wait_disconnect(py)? {
+        match self.call.wait_disconnect(py)? {
             Some(future) => Ok(future.unbind()),
-            None => Ok(self.exchange.done(py)),
+            None => Ok(self.call.done(py)),
         }
     }
 
@@ -124,7 +124,7 @@ impl HttpProtocol {
         file: PathBuf,
     ) -> PyResult<()> {
         let head = head(status, headers)?;
-        Ok(self.exchange.send_file(file, None, head)?)
+        Ok(self.call.send_file(file, None, head)?)
     }
 
     /// Sends bytes `start` (inclusive) to `end` (exclusive) of a file, as
@@ -140,7 +140,7 @@ impl HttpProtocol {
     ) -> PyResult<()> {
         let range = file_range(start, end)?;
         let head = head(status, headers)?;
-        Ok(self.exchange.send_file(file, Some(range), head)?)
+        Ok(self.call.send_file(file, Some(range), head)?)
     }
 
     /// Starts a streamed response; the body follows through the transport.
@@ -150,9 +150,9 @@ impl HttpProtocol {
         status: u16,
         headers: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<StreamTransport> {
-        self.exchange.open_stream(head(status, headers)?)?;
+        self.call.open_stream(head(status, headers)?)?;
         Ok(StreamTransport {
-            exchange: Arc::clone(&self.exchange),
+            call: Arc::clone(&self.call),
         })
     }
 
@@ -160,14 +160,14 @@ impl HttpProtocol {
     /// app sent no response (it became a 500).
     #[pyo3(name = "_finish")]
     fn finish(&self, py: Python<'_>, failed: bool) -> bool {
-        self.exchange.finish(py, failed)
+        self.call.finish(py, failed)
     }
 }
 
 /// The async iterator over request body pieces.
 #[pyclass(frozen, module = "diorite._diorite")]
 pub(crate) struct BodyChunks {
-    exchange: Arc<Exchange>,
+    call: Arc<HttpCall>,
 }
 
 #[pymethods]
@@ -177,7 +177,7 @@ impl BodyChunks {
     }
 
     fn __anext__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        match self.exchange.read_chunk(py)? {
+        match self.call.read_chunk(py)? {
             Some(got) => awaitable(py, got),
             None => Err(PyStopAsyncIteration::new_err(())),
         }
@@ -187,14 +187,14 @@ impl BodyChunks {
 /// What `response_stream` returns: `send_bytes` / `send_str` awaitables.
 #[pyclass(frozen, module = "diorite._diorite")]
 pub(crate) struct StreamTransport {
-    exchange: Arc<Exchange>,
+    call: Arc<HttpCall>,
 }
 
 impl StreamTransport {
     fn send(&self, py: Python<'_>, data: Bytes) -> PyResult<Py<PyAny>> {
-        match self.exchange.stream_send(data)? {
-            Sent::Queued => Ok(self.exchange.done(py)),
-            Sent::Full(backlog) => self.exchange.wait_for_room(py, backlog),
+        match self.call.stream_send(data)? {
+            Sent::Queued => Ok(self.call.done(py)),
+            Sent::Full(backlog) => self.call.wait_for_room(py, backlog),
         }
     }
 }

@@ -1,7 +1,7 @@
-//! [`Exchange`]: the state of one RSGI HTTP request, shared by the tokio
+//! [`HttpCall`]: the state of one RSGI HTTP request, shared by the tokio
 //! task waiting for the response and the protocol objects the app holds.
 //!
-//! The exchange is the one owner of that state: it alone locks it, and
+//! The call is the one owner of that state: it alone locks it, and
 //! each thing that can happen to a request (a response, a streamed chunk,
 //! a body read and its continuation, the client leaving, the app ending)
 //! is a method here. The protocol objects only turn Python values into
@@ -29,7 +29,7 @@ use crate::http::{
     send_file,
 };
 
-pub(crate) struct Exchange {
+pub(crate) struct HttpCall {
     app: Arc<RsgiApp>,
     body: Arc<RequestBody>,
     state: Mutex<State>,
@@ -58,7 +58,7 @@ impl State {
     }
 }
 
-/// Why the exchange refused what the app asked for.
+/// Why the call refused what the app asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
     /// The app already returned.
@@ -100,7 +100,7 @@ pub(crate) fn file_range(start: u64, end: u64) -> Result<FileRange, Refusal> {
     Ok(FileRange { start, end })
 }
 
-impl Exchange {
+impl HttpCall {
     pub(crate) fn new(
         app: Arc<RsgiApp>,
         body: Arc<RequestBody>,
@@ -176,7 +176,7 @@ impl Exchange {
         Ok(())
     }
 
-    /// Sends `head` with a streamed body, fed by [`Exchange::stream_send`]
+    /// Sends `head` with a streamed body, fed by [`HttpCall::stream_send`]
     /// until the app returns.
     pub(crate) fn open_stream(self: &Arc<Self>, head: Response<()>) -> Result<(), Refusal> {
         let (reply, response) = {
@@ -253,8 +253,8 @@ impl Exchange {
 
     /// What runs when the body has more for a read that had to wait.
     fn waker(self: &Arc<Self>) -> impl FnOnce() + Send + 'static {
-        let exchange = Arc::clone(self);
-        move || exchange.body_ready()
+        let call = Arc::clone(self);
+        move || call.body_ready()
     }
 
     /// Loop thread: a pending body read may go on (data arrived, or the
@@ -309,13 +309,13 @@ impl Exchange {
         };
         self.body.close();
         if !waiters.is_empty() || body_waiter.is_some() {
-            let exchange = Arc::clone(self);
+            let call = Arc::clone(self);
             self.app.bridge.submit(Box::new(move |py| {
                 for waiter in waiters {
                     resolve(waiter.bind(py), py.None());
                 }
                 if let Some(waiter) = body_waiter {
-                    exchange.continue_read(py, waiter);
+                    call.continue_read(py, waiter);
                 }
             }));
         }
@@ -325,10 +325,10 @@ impl Exchange {
     pub(crate) fn body_ready(self: &Arc<Self>) {
         let waiter = self.state.lock().body_waiter.take();
         if let Some(waiter) = waiter {
-            let exchange = Arc::clone(self);
+            let call = Arc::clone(self);
             self.app
                 .bridge
-                .submit(Box::new(move |py| exchange.continue_read(py, waiter)));
+                .submit(Box::new(move |py| call.continue_read(py, waiter)));
         }
     }
 
@@ -361,7 +361,7 @@ impl Exchange {
             )
         };
         // Python objects are released after the lock: their finalizers may
-        // call back into this exchange.
+        // call back into this request.
         drop((task, body_waiter));
         self.body.close();
         for waiter in waiters {
@@ -424,25 +424,25 @@ mod tests {
     #[test]
     fn a_response_is_taken_once() {
         with_fixture(|f| {
-            let (exchange, mut answer) = f.call(RequestBody::empty());
+            let (call, mut answer) = f.call(RequestBody::empty());
             let ok = Response::new(ResponseBody::full(Bytes::from_static(b"hi")));
-            assert_eq!(exchange.respond(f.py, ok), Ok(()));
+            assert_eq!(call.respond(f.py, ok), Ok(()));
             let again = Response::new(ResponseBody::empty());
-            assert_eq!(exchange.respond(f.py, again), Err(Refusal::Responded));
-            assert_eq!(exchange.open_stream(stream_head()), Err(Refusal::Responded));
+            assert_eq!(call.respond(f.py, again), Err(Refusal::Responded));
+            assert_eq!(call.open_stream(stream_head()), Err(Refusal::Responded));
             assert_eq!(answer.try_recv().unwrap().status(), StatusCode::OK);
-            assert!(!exchange.finish(f.py, false));
+            assert!(!call.finish(f.py, false));
             let late = Response::new(ResponseBody::empty());
-            assert_eq!(exchange.respond(f.py, late), Err(Refusal::Finished));
+            assert_eq!(call.respond(f.py, late), Err(Refusal::Finished));
         });
     }
 
     #[test]
     fn finish_without_a_response_answers_500() {
         with_fixture(|f| {
-            let (exchange, mut answer) = f.call(RequestBody::empty());
+            let (call, mut answer) = f.call(RequestBody::empty());
             assert_eq!(f.limiter.available_permits(), 0);
-            assert!(exchange.finish(f.py, false));
+            assert!(call.finish(f.py, false));
             let response = answer.try_recv().unwrap();
             assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
             // The request no longer counts against the back-pressure limit.
@@ -454,13 +454,13 @@ mod tests {
     fn a_failed_app_aborts_its_stream_and_a_returning_one_ends_it() {
         with_fixture(|f| {
             for failed in [true, false] {
-                let (exchange, mut answer) = f.call(RequestBody::empty());
-                exchange.open_stream(stream_head()).unwrap();
+                let (call, mut answer) = f.call(RequestBody::empty());
+                call.open_stream(stream_head()).unwrap();
                 let body = answer.try_recv().unwrap().into_body();
-                let sent = exchange.stream_send(Bytes::from_static(b"a"));
+                let sent = call.stream_send(Bytes::from_static(b"a"));
                 assert!(matches!(sent, Ok(Sent::Queued)));
-                assert!(!exchange.finish(f.py, failed));
-                let sent = exchange.stream_send(Bytes::from_static(b"b"));
+                assert!(!call.finish(f.py, failed));
+                let sent = call.stream_send(Bytes::from_static(b"b"));
                 assert!(matches!(sent, Err(Refusal::StreamClosed)));
                 let collected = f.runtime.block_on(body.collect());
                 if failed {
@@ -475,29 +475,29 @@ mod tests {
     #[test]
     fn client_gone_wakes_disconnect_waiters_and_fails_sends() {
         with_fixture(|f| {
-            let (exchange, mut answer) = f.call(RequestBody::empty());
-            exchange.open_stream(stream_head()).unwrap();
+            let (call, mut answer) = f.call(RequestBody::empty());
+            call.open_stream(stream_head()).unwrap();
             let _body = answer.try_recv().unwrap();
-            let waiter = exchange.wait_disconnect(f.py).unwrap().unwrap();
-            exchange.client_gone();
+            let waiter = call.wait_disconnect(f.py).unwrap().unwrap();
+            call.client_gone();
             // Resolved on the loop thread, through the bridge.
             assert!(!is_done(&waiter));
             f.settle();
             assert!(result(&waiter).unwrap().is_none());
-            let sent = exchange.stream_send(Bytes::from_static(b"a"));
+            let sent = call.stream_send(Bytes::from_static(b"a"));
             assert!(matches!(sent, Err(Refusal::ClientGone)));
-            assert!(exchange.wait_disconnect(f.py).unwrap().is_none());
+            assert!(call.wait_disconnect(f.py).unwrap().is_none());
         });
     }
 
     #[test]
     fn an_abandoned_stream_means_the_client_is_gone() {
         with_fixture(|f| {
-            let (exchange, mut answer) = f.call(RequestBody::empty());
-            exchange.open_stream(stream_head()).unwrap();
+            let (call, mut answer) = f.call(RequestBody::empty());
+            call.open_stream(stream_head()).unwrap();
             // What hyper does when the client leaves mid-body.
             drop(answer.try_recv().unwrap());
-            let sent = exchange.stream_send(Bytes::from_static(b"a"));
+            let sent = call.stream_send(Bytes::from_static(b"a"));
             assert!(matches!(sent, Err(Refusal::ClientGone)));
         });
     }
@@ -506,12 +506,12 @@ mod tests {
     fn body_chunks_come_in_order_then_the_end() {
         with_fixture(|f| {
             let (body, mut client) = f.streamed_body();
-            let (exchange, _answer) = f.call(body);
+            let (call, _answer) = f.call(body);
             f.feed(&mut client, b"2\r\nab\r\n");
-            let first = exchange.read_chunk(f.py).unwrap().unwrap();
+            let first = call.read_chunk(f.py).unwrap().unwrap();
             assert_eq!(&bytes_now(first)[..], b"ab");
-            let second = later(exchange.read_chunk(f.py).unwrap().unwrap());
-            let busy = exchange.read_chunk(f.py).unwrap_err();
+            let second = later(call.read_chunk(f.py).unwrap().unwrap());
+            let busy = call.read_chunk(f.py).unwrap_err();
             assert_eq!(
                 busy.to_string(),
                 "RuntimeError: the request body is already being read"
@@ -519,11 +519,11 @@ mod tests {
             f.feed(&mut client, b"2\r\ncd\r\n");
             let second: Vec<u8> = result(&second).unwrap().extract().unwrap();
             assert_eq!(second, b"cd");
-            let end = later(exchange.read_chunk(f.py).unwrap().unwrap());
+            let end = later(call.read_chunk(f.py).unwrap().unwrap());
             f.feed(&mut client, b"0\r\n\r\n");
             let err = result(&end).unwrap_err();
             assert!(err.is_instance_of::<PyStopAsyncIteration>(f.py));
-            assert!(exchange.read_chunk(f.py).unwrap().is_none());
+            assert!(call.read_chunk(f.py).unwrap().is_none());
         });
     }
 
@@ -531,9 +531,9 @@ mod tests {
     fn a_whole_body_read_gathers_what_arrives_later() {
         with_fixture(|f| {
             let (body, mut client) = f.streamed_body();
-            let (exchange, _answer) = f.call(body);
+            let (call, _answer) = f.call(body);
             f.feed(&mut client, b"2\r\nab\r\n");
-            let whole = later(exchange.read_whole(f.py).unwrap());
+            let whole = later(call.read_whole(f.py).unwrap());
             f.feed(&mut client, b"2\r\ncd\r\n");
             assert!(!is_done(&whole));
             f.feed(&mut client, b"0\r\n\r\n");
@@ -546,13 +546,13 @@ mod tests {
     fn a_pending_read_fails_when_the_client_leaves() {
         with_fixture(|f| {
             let (body, _client) = f.streamed_body();
-            let (exchange, _answer) = f.call(body);
-            let chunk = later(exchange.read_chunk(f.py).unwrap().unwrap());
-            exchange.client_gone();
+            let (call, _answer) = f.call(body);
+            let chunk = later(call.read_chunk(f.py).unwrap().unwrap());
+            call.client_gone();
             f.settle();
             let err = result(&chunk).unwrap_err();
             assert!(err.is_instance_of::<ClientDisconnected>(f.py));
-            let err = exchange.read_whole(f.py).err().unwrap();
+            let err = call.read_whole(f.py).err().unwrap();
             assert!(err.is_instance_of::<ClientDisconnected>(f.py));
         });
     }
