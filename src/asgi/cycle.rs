@@ -22,7 +22,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::AsgiApp;
 use crate::bridge::{
-    Backlog, PyObj, Sent, TaskSlot, abort_stream, client_disconnected, is_done, queue, reject,
+    Backlog, Lifetime, PyObj, Sent, abort_stream, client_disconnected, is_done, queue, reject,
     resolve,
 };
 use crate::http::{
@@ -39,11 +39,7 @@ struct State {
     phase: Phase,
     /// The future a pending `receive()` returned.
     receive_waiter: Option<PyObj>,
-    disconnected: bool,
-    /// Set when the app's coroutine has returned or raised.
-    finished: bool,
-    task: TaskSlot,
-    permit: Option<OwnedSemaphorePermit>,
+    life: Lifetime,
 }
 
 enum Phase {
@@ -121,22 +117,19 @@ impl Cycle {
             state: Mutex::new(State {
                 phase: Phase::Waiting(reply),
                 receive_waiter: None,
-                disconnected: false,
-                finished: false,
-                task: TaskSlot::default(),
-                permit: Some(permit),
+                life: Lifetime::new(permit),
             }),
         }
     }
 
     pub(crate) fn keep_task(&self, task: Bound<'_, PyAny>) {
-        self.state.lock().task.keep(task);
+        self.state.lock().life.keep_task(task);
     }
 
     /// The refusal for `what` once the response is complete: a client
     /// that left is the likelier reason, and the one the app can handle.
     fn after_complete(state: &State, what: &'static str) -> Refusal {
-        if state.disconnected {
+        if state.life.disconnected {
             Refusal::ClientGone
         } else {
             Refusal::AfterComplete(what)
@@ -313,7 +306,7 @@ impl Cycle {
         state: &State,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
         let messages = &self.app.messages;
-        if state.disconnected || matches!(state.phase, Phase::Complete) {
+        if state.life.disconnected || matches!(state.phase, Phase::Complete) {
             return messages.disconnect(py).map(Some);
         }
         let waker = Arc::clone(self);
@@ -367,7 +360,7 @@ impl Cycle {
     pub(crate) fn client_gone(self: &Arc<Self>) {
         let waiter = {
             let mut state = self.state.lock();
-            state.disconnected = true;
+            state.life.disconnected = true;
             state.receive_waiter.take()
         };
         self.body.close();
@@ -398,9 +391,7 @@ impl Cycle {
                     Some("ASGI callable returned without completing the response")
                 }
             };
-            state.finished = true;
-            state.permit = None;
-            (problem, state.task.end(), state.receive_waiter.take())
+            (problem, state.life.end(), state.receive_waiter.take())
         };
         // Python objects are released after the lock: their finalizers may
         // call back into this cycle.

@@ -273,11 +273,7 @@ except Exception as exc:
     fn waiting_on_a_new_future(
         py: Python<'_>,
     ) -> (Bound<'_, PyAny>, Bound<'_, PyAny>, Bound<'_, PyAny>) {
-        let event_loop = py
-            .import("asyncio")
-            .unwrap()
-            .call_method0("new_event_loop")
-            .unwrap();
+        let event_loop = crate::bridge::testing::unstarted_loop(py);
         let future = event_loop.call_method0("create_future").unwrap();
         let waiting = Py::new(py, Waiting::new(future.clone().unbind()))
             .unwrap()

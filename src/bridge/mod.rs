@@ -27,5 +27,5 @@ pub(crate) use pairs::each_str_pair;
 pub(crate) use pool::PythonPool;
 pub(crate) use pyobj::{PyObj, deferred_release_count};
 pub(crate) use queue::{Bridge, Job};
-pub(crate) use runner::{AppRunner, TaskSlot};
+pub(crate) use runner::{AppRunner, Lifetime, TaskSlot};
 pub(crate) use send::{Backlog, Sent, abort_stream, queue, send_or_wait};

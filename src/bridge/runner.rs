@@ -2,6 +2,7 @@
 
 use pyo3::call::PyCallArgs;
 use pyo3::prelude::*;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::PyObj;
 use crate::log::{self, Logger};
@@ -30,6 +31,43 @@ impl TaskSlot {
     pub(crate) fn end(&mut self) -> Option<PyObj> {
         self.ended = true;
         self.task.take()
+    }
+}
+
+/// What the state of every HTTP request holds from its admission to the
+/// end of the app's call, whatever the interface: whether the client or
+/// the app is done, the app's task, and the `--backpressure` place.
+#[derive(Debug)]
+pub(crate) struct Lifetime {
+    /// The client went away.
+    pub(crate) disconnected: bool,
+    /// The app's call returned or raised.
+    pub(crate) finished: bool,
+    task: TaskSlot,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Lifetime {
+    pub(crate) fn new(permit: OwnedSemaphorePermit) -> Self {
+        Self {
+            disconnected: false,
+            finished: false,
+            task: TaskSlot::default(),
+            permit: Some(permit),
+        }
+    }
+
+    pub(crate) fn keep_task(&mut self, task: Bound<'_, PyAny>) {
+        self.task.keep(task);
+    }
+
+    /// The app's call ended: its place under `--backpressure` is free.
+    /// Returns the task, to drop once the caller let go of its lock.
+    #[must_use = "drop the task after releasing the lock"]
+    pub(crate) fn end(&mut self) -> Option<PyObj> {
+        self.finished = true;
+        self.permit = None;
+        self.task.end()
     }
 }
 

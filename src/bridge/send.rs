@@ -112,6 +112,7 @@ mod tests {
     use pyo3::types::PyAnyMethods;
 
     use super::*;
+    use crate::bridge::testing::unstarted_loop;
     use crate::bridge::{Done, is_done};
 
     struct Fixture {
@@ -128,12 +129,7 @@ mod tests {
             .build()
             .unwrap();
         let bridge = Bridge::new(runtime.handle().clone()).unwrap();
-        // A loop that is never run: futures only need one to exist.
-        let event_loop = py
-            .import("asyncio")
-            .unwrap()
-            .call_method0("new_event_loop")
-            .unwrap();
+        let event_loop = unstarted_loop(py);
         Fixture {
             _runtime: runtime,
             bridge,

@@ -33,11 +33,7 @@ impl<'py> TestLoop<'py> {
             .build()
             .unwrap();
         let bridge = Bridge::new(runtime.handle().clone()).unwrap();
-        let event_loop = py
-            .import("asyncio")
-            .unwrap()
-            .call_method0("new_event_loop")
-            .unwrap();
+        let event_loop = unstarted_loop(py);
         Self {
             py,
             runtime,
@@ -85,6 +81,14 @@ impl<'py> TestLoop<'py> {
         self.runtime.block_on(client.write_all(data)).unwrap();
         self.settle();
     }
+}
+
+/// A new asyncio loop that is never run: futures only need one to exist.
+pub(crate) fn unstarted_loop(py: Python<'_>) -> Bound<'_, PyAny> {
+    py.import("asyncio")
+        .unwrap()
+        .call_method0("new_event_loop")
+        .unwrap()
 }
 
 impl Drop for TestLoop<'_> {

@@ -21,7 +21,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::RsgiApp;
 use super::body::{BodyWaiter, Gathered, Got, Read, Step, gather, read_now};
 use crate::bridge::{
-    Backlog, PyObj, Sent, TaskSlot, abort_stream, client_disconnected, is_done, queue, resolve,
+    Backlog, Lifetime, PyObj, Sent, abort_stream, client_disconnected, is_done, queue, resolve,
     settle,
 };
 use crate::http::{
@@ -42,16 +42,13 @@ struct State {
     stream: Option<StreamSender>,
     body_waiter: Option<BodyWaiter>,
     disconnect_waiters: Vec<PyObj>,
-    disconnected: bool,
-    finished: bool,
-    task: TaskSlot,
-    permit: Option<OwnedSemaphorePermit>,
+    life: Lifetime,
 }
 
 impl State {
     /// Takes the reply channel: each request gets exactly one response.
     fn take_reply(&mut self) -> Result<Reply, Refusal> {
-        if self.finished {
+        if self.life.finished {
             return Err(Refusal::Finished);
         }
         self.reply.take().ok_or(Refusal::Responded)
@@ -115,16 +112,13 @@ impl HttpCall {
                 stream: None,
                 body_waiter: None,
                 disconnect_waiters: Vec::new(),
-                disconnected: false,
-                finished: false,
-                task: TaskSlot::default(),
-                permit: Some(permit),
+                life: Lifetime::new(permit),
             }),
         }
     }
 
     pub(crate) fn keep_task(&self, task: Bound<'_, PyAny>) {
-        self.state.lock().task.keep(task);
+        self.state.lock().life.keep_task(task);
     }
 
     /// The awaitable that is already done.
@@ -196,7 +190,7 @@ impl HttpCall {
     /// Loop thread: queues a chunk of the streamed body.
     pub(crate) fn stream_send(&self, data: Bytes) -> Result<Sent, Refusal> {
         let state = self.state.lock();
-        if state.disconnected {
+        if state.life.disconnected {
             return Err(Refusal::ClientGone);
         }
         let Some(tx) = &state.stream else {
@@ -222,7 +216,9 @@ impl HttpCall {
             return Err(Refusal::BodyBusy.into());
         }
         let mut acc = BytesMut::new();
-        match gather(&self.body, state.disconnected, &mut acc, || self.waker()) {
+        match gather(&self.body, state.life.disconnected, &mut acc, || {
+            self.waker()
+        }) {
             Gathered::Complete => return Ok(Got::Bytes(acc.freeze())),
             Gathered::Gone => return Err(Refusal::ClientGone.into()),
             Gathered::Partial => {}
@@ -239,7 +235,7 @@ impl HttpCall {
         if state.body_waiter.is_some() {
             return Err(Refusal::BodyBusy.into());
         }
-        match read_now(&self.body, state.disconnected, || self.waker()) {
+        match read_now(&self.body, state.life.disconnected, || self.waker()) {
             Read::Chunk(chunk) => Ok(Some(Got::Bytes(chunk))),
             Read::End => Ok(None),
             Read::Gone => Err(Refusal::ClientGone.into()),
@@ -264,7 +260,7 @@ impl HttpCall {
             return;
         }
         let mut state = self.state.lock();
-        match waiter.advance(&self.body, state.disconnected, || self.waker()) {
+        match waiter.advance(&self.body, state.life.disconnected, || self.waker()) {
             Step::Wait(waiter) => {
                 let other = state.body_waiter.replace(waiter);
                 drop(state);
@@ -287,7 +283,7 @@ impl HttpCall {
         py: Python<'py>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let mut state = self.state.lock();
-        if state.disconnected || state.finished {
+        if state.life.disconnected || state.life.finished {
             return Ok(None);
         }
         let future = self.new_future(py)?;
@@ -301,7 +297,7 @@ impl HttpCall {
     pub(crate) fn client_gone(self: &Arc<Self>) {
         let (waiters, body_waiter) = {
             let mut state = self.state.lock();
-            state.disconnected = true;
+            state.life.disconnected = true;
             (
                 std::mem::take(&mut state.disconnect_waiters),
                 state.body_waiter.take(),
@@ -337,8 +333,7 @@ impl HttpCall {
     pub(crate) fn finish(&self, py: Python<'_>, failed: bool) -> bool {
         let (missing, waiters, task, body_waiter) = {
             let mut state = self.state.lock();
-            state.finished = true;
-            state.permit = None;
+            let task = state.life.end();
             let missing = match state.reply.take() {
                 Some(reply) => {
                     let _ = reply.send(error_response(StatusCode::INTERNAL_SERVER_ERROR));
@@ -356,7 +351,7 @@ impl HttpCall {
             (
                 missing,
                 std::mem::take(&mut state.disconnect_waiters),
-                state.task.end(),
+                task,
                 state.body_waiter.take(),
             )
         };
