@@ -116,7 +116,7 @@ def wrk(port: int, duration: int, connections: int, path: str = "/") -> float:
 
 
 def pythonpath(server: str) -> list[str]:
-    return [str(BUILDS[server])] * (server in BUILDS) + [str(ROOT)]
+    return ([str(BUILDS[server])] if server in BUILDS else []) + [str(ROOT)]
 
 
 def measure(server: str, interface: str, app: str, args) -> float:
