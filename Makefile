@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PYO3_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: test test-strict test-other-pythons venv build lint fmt bench bench-strict bench-all clean
+.PHONY: test test-other-pythons venv build lint fmt bench bench-pool bench-all clean
 
 # Other supported Pythons found on the machine (pyenv's layout, or on PATH).
 OTHER_PYTHONS := $(foreach v,3.10 3.12 3.13,$(firstword $(wildcard $(HOME)/.pyenv/versions/$(v).*/bin/python$(v)) $(shell command -v python$(v) 2>/dev/null)))
@@ -24,24 +24,7 @@ test: build
 	$(BIN)/python tools/module_graph.py --check
 	cargo test -q
 	$(BIN)/python -m pytest -q tests
-	$(MAKE) --no-print-directory test-strict
 	$(MAKE) --no-print-directory test-other-pythons
-
-# The GIL rule enforced, not just followed: the suite again against an
-# extension built with `pyo3_disable_reference_pool`, where a Python object
-# dropped by a thread that is not attached aborts the worker instead of
-# being deferred by PyO3 (docs/architecture.md, "The GIL boundary"). The
-# wheel goes to its own directory, found first through PYTHONPATH, so the
-# normal build in python/diorite is left alone.
-STRICT := target/strict
-test-strict: venv
-	rm -rf $(STRICT)/wheels $(STRICT)/site
-	RUSTFLAGS="--cfg pyo3_disable_reference_pool" CARGO_TARGET_DIR=$(STRICT) \
-		$(BIN)/maturin build -q --profile dev -i $(BIN)/python -o $(STRICT)/wheels
-	$(BIN)/python -m pip install -q --no-deps --target $(STRICT)/site $(STRICT)/wheels/*.whl
-	PYTHONPATH=$(abspath $(STRICT)/site) $(BIN)/python -c \
-		'import diorite._diorite as d, sys; assert "$(STRICT)/site" in d.__file__, d.__file__'
-	PYTHONPATH=$(abspath $(STRICT)/site) $(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 # The whole suite again on each other Python present (each in its own venv
 # and target directory): the leak this project must never have showed up
@@ -76,17 +59,19 @@ bench: venv
 	$(BIN)/maturin develop -q --release
 	$(BIN)/python bench/run.py
 
-# The strict-GIL build (see test-strict) against the default one, both
-# release builds, in the same run (docs/architecture.md, "Strict build").
-STRICT_RELEASE := target/strict-release
-bench-strict: venv
+# The build with PyO3's reference pool (RUSTFLAGS set, even empty, replaces
+# the strict cfg of .cargo/config.toml) against the strict one every other
+# target builds, both release builds, in the same run (docs/architecture.md,
+# "Strict build").
+POOL_RELEASE := target/pool-release
+bench-pool: venv
 	$(BIN)/pip install -q granian
 	$(BIN)/maturin develop -q --release
-	rm -rf $(STRICT_RELEASE)/wheels $(STRICT_RELEASE)/site
-	RUSTFLAGS="--cfg pyo3_disable_reference_pool" CARGO_TARGET_DIR=$(STRICT_RELEASE) \
-		$(BIN)/maturin build -q --release -i $(BIN)/python -o $(STRICT_RELEASE)/wheels
-	$(BIN)/python -m pip install -q --no-deps --target $(STRICT_RELEASE)/site $(STRICT_RELEASE)/wheels/*.whl
-	$(BIN)/python bench/run.py --build strict=$(STRICT_RELEASE)/site $(BENCH_ARGS)
+	rm -rf $(POOL_RELEASE)/wheels $(POOL_RELEASE)/site
+	RUSTFLAGS="" CARGO_TARGET_DIR=$(POOL_RELEASE) \
+		$(BIN)/maturin build -q --release -i $(BIN)/python -o $(POOL_RELEASE)/wheels
+	$(BIN)/python -m pip install -q --no-deps --target $(POOL_RELEASE)/site $(POOL_RELEASE)/wheels/*.whl
+	$(BIN)/python bench/run.py --build pool=$(POOL_RELEASE)/site $(BENCH_ARGS)
 
 # Every interface and scenario against Granian, Uvicorn and Gunicorn
 # (also needs h2load: apt-get install nghttp2-client).

@@ -25,6 +25,9 @@ mod wsgi;
 #[pymodule]
 fn _diorite(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // Whether this build runs without PyO3's reference pool (see
+    // .cargo/config.toml); the test suite insists on it.
+    m.add("STRICT_GIL", cfg!(pyo3_disable_reference_pool))?;
     m.add_class::<worker::Worker>()?;
     m.add_class::<bridge::Done>()?;
     m.add_class::<bridge::Ready>()?;

@@ -61,6 +61,16 @@ def wait_for(predicate, timeout=15):
     return False
 
 
+def test_the_build_enforces_the_gil_rule():
+    """Every test here runs against an extension without PyO3's reference
+    pool (.cargo/config.toml): a Python object dropped by a thread that is
+    not attached aborts the worker, and the fixture sees it. A RUSTFLAGS
+    setting would silently lose that; this says so."""
+    from diorite import _diorite
+
+    assert _diorite.STRICT_GIL, "built without --cfg pyo3_disable_reference_pool (RUSTFLAGS set?)"
+
+
 def test_streams_cancelled_by_client_disconnect(serve):
     server = serve("asgi_app:app")
     cut_streams(server, "/stream?n=100000&size=4096&delay=0.001")

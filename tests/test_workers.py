@@ -285,7 +285,7 @@ def test_python_api_server_object_and_embedding(tmp_path):
         "        print('stopped cleanly')\n"
         "asyncio.run(main())\n"
     )
-    # An inherited PYTHONPATH goes on last: `make test-strict` puts its build there.
+    # An inherited PYTHONPATH goes on last (a build installed elsewhere).
     path = [str(APPS), str(ROOT), os.environ.get("PYTHONPATH", "")]
     env = {"PYTHONPATH": os.pathsep.join(path), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(

@@ -119,7 +119,7 @@ mod tests {
         _runtime: tokio::runtime::Runtime,
         bridge: Bridge,
         create_future: PyObj,
-        done: Py<PyAny>,
+        done: PyObj,
         event_loop: PyObj,
     }
 
@@ -134,7 +134,7 @@ mod tests {
             _runtime: runtime,
             bridge,
             create_future: PyObj::from_bound(event_loop.getattr("create_future").unwrap()),
-            done: Py::new(py, Done).unwrap().into_any(),
+            done: PyObj::new(Py::new(py, Done).unwrap().into_any()),
             event_loop: PyObj::from_bound(event_loop),
         }
     }
@@ -168,8 +168,15 @@ mod tests {
         Python::attach(|py| {
             let f = fixture(py);
             let (tx, _rx) = StreamSender::new();
-            let awaitable = send_or_wait(py, &f.bridge, &f.create_future, &f.done, &tx, chunk(10));
-            assert!(awaitable.unwrap().is(&f.done));
+            let awaitable = send_or_wait(
+                py,
+                &f.bridge,
+                &f.create_future,
+                f.done.get(),
+                &tx,
+                chunk(10),
+            );
+            assert!(awaitable.unwrap().is(f.done.get()));
         });
     }
 
@@ -180,10 +187,17 @@ mod tests {
             let f = fixture(py);
             let (tx, mut rx) = StreamSender::new();
             tx.try_send(chunk(crate::http::BUDGET)).unwrap();
-            let waiting = send_or_wait(py, &f.bridge, &f.create_future, &f.done, &tx, chunk(10))
-                .unwrap()
-                .into_bound(py);
-            assert!(!waiting.is(&f.done));
+            let waiting = send_or_wait(
+                py,
+                &f.bridge,
+                &f.create_future,
+                f.done.get(),
+                &tx,
+                chunk(10),
+            )
+            .unwrap()
+            .into_bound(py);
+            assert!(!waiting.is(f.done.get()));
             // hyper takes the big frame; the waiting chunk goes in.
             drop(rx.try_recv().unwrap());
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -210,8 +224,15 @@ mod tests {
             let f = fixture(py);
             let (tx, rx) = StreamSender::new();
             drop(rx);
-            let err =
-                send_or_wait(py, &f.bridge, &f.create_future, &f.done, &tx, chunk(10)).unwrap_err();
+            let err = send_or_wait(
+                py,
+                &f.bridge,
+                &f.create_future,
+                f.done.get(),
+                &tx,
+                chunk(10),
+            )
+            .unwrap_err();
             assert!(err.is_instance_of::<crate::bridge::ClientDisconnected>(py));
         });
     }
