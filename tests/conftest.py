@@ -156,7 +156,7 @@ def serve(tmp_path):
 
 
 def run_cli(
-    *args: str, env: dict | None = None, timeout: float = 30
+    *args: str, env: dict | None = None, timeout: float = 30, cwd=None
 ) -> subprocess.CompletedProcess:
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(ROOT)])
@@ -168,4 +168,5 @@ def run_cli(
         env=full_env,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
+        cwd=cwd,
     )

@@ -35,10 +35,10 @@ def test_bad_option_is_one_line_naming_it(args, option):
     assert "Traceback" not in result.stderr
 
 
-def test_bad_value_from_environment_names_the_option():
+def test_bad_value_from_environment_names_the_variable():
     result = run_cli("asgi_app:app", env={"DIORITE_PORT": "eighty"})
     assert result.returncode == 2
-    assert "--port" in result.stderr
+    assert "DIORITE_PORT" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 

@@ -7,7 +7,7 @@ from ._diorite import Failed as _Failed
 from ._diorite import Ready as _Ready
 from ._diorite import Waiting as _Waiting
 from ._diorite import __version__
-from .api import Server, serve
+from .api import ConfigError, Server, serve
 
 # What `receive()` and `send()` return behaves as a coroutine (send, throw,
 # close), so apps may wrap it in a task as they would Uvicorn's coroutines:
@@ -15,4 +15,4 @@ from .api import Server, serve
 for _awaitable in (_Done, _Failed, _Ready, _Waiting):
     _Coroutine.register(_awaitable)
 
-__all__ = ["Server", "__version__", "serve"]
+__all__ = ["ConfigError", "Server", "__version__", "serve"]

@@ -4,19 +4,20 @@ running."""
 
 from __future__ import annotations
 
-import dataclasses
-
 from . import cli
-from .config import Config
+from . import options as table
+from .config import Config, ConfigError
 
 
 def _config(target, options: dict) -> Config:
-    names = {f.name for f in dataclasses.fields(Config)}
-    unknown = set(options) - names
-    if unknown:
-        raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
-    app = target if isinstance(target, str) else "<app object>"
-    return Config(app=app, **options)
+    """The settings, checked as the command line checks them; a bad one
+    raises ConfigError (a ValueError) naming the keyword argument. The
+    environment and config files are not read: the caller says it all."""
+    config, _ = table.build([("python", table.from_python(options))])
+    config.app = target if isinstance(target, str) else "<app object>"
+    if config.uds_permissions is not None and config.uds is None:
+        raise ConfigError("uds_permissions= needs uds=")
+    return config
 
 
 class Server:
@@ -67,4 +68,4 @@ async def serve(app, **options) -> None:
         unbind(config)
 
 
-__all__ = ["Server", "serve"]
+__all__ = ["ConfigError", "Server", "serve"]

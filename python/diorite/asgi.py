@@ -134,8 +134,10 @@ class Lifespan:
                 logger.error("Exception in ASGI lifespan", exc_info=exc)
         else:
             if self._startup is not None and not self._startup.done():
+                # An app that ignores the lifespan scope (returns at once) is
+                # the common case, and fine: said only at debug level.
                 self.supported = False
-                logger.info("ASGI lifespan returned before startup completed; going on without it")
+                logger.debug("ASGI lifespan returned before startup completed; going on without it")
 
     async def _receive(self):
         return await self._inbox.get()

@@ -1,23 +1,26 @@
 """The `diorite` command: `diorite [OPTIONS] APP`.
 
-Options use Granian's names so that a command line moves from one server to
-the other by changing the program name. Every option can also come from
-the environment as `DIORITE_<NAME>` (for example `DIORITE_PORT=9000`); a
-flag given on the command line wins over the environment.
+Options use Granian's names, with Uvicorn's and Gunicorn's common ones as
+aliases, so that a command line moves over by changing the program name.
+The options themselves are declared once, in `options.py`; this module
+reads them from the command line, the environment (`DIORITE_<NAME>`) and a
+config file (`[tool.diorite]` in pyproject.toml, or `--config FILE`), in
+that order of precedence, and checks each value where it came from.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import json
 import os
-import re
 import sys
+from typing import Any
 
-from . import __version__
-from .config import HTTP_MODES, INTERFACES, LOOPS, Config
-from .logs import LEVELS
+from . import __version__, options
+from .options import ENV_PREFIX, GROUPS, OPTIONS, ConfigError
 
-ENV_PREFIX = "DIORITE_"
+Config = options.Config
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,53 +28,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError
-    return value
-
-
-_positive.__name__ = "positive int"
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise ValueError
-    return value
-
-
-_port.__name__ = "port (0-65535)"
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise ValueError
-    return value
-
-
-_seconds.__name__ = "number of seconds"
-
-
-def _octal(text: str) -> int:
-    value = int(text.removeprefix("0o"), 8)
-    if not 0 <= value <= 0o777:
-        raise ValueError
-    return value
-
-
-_octal.__name__ = "octal mode (e.g. 660)"
-
-
-def _bool_env(name: str, text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"{name}: expected true or false, got {text!r}")
+class _Formatter(argparse.HelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=34, width=100)
 
 
 def load_env_files(paths: list[str]) -> None:
@@ -85,269 +44,220 @@ def load_env_files(paths: list[str]) -> None:
         load_dotenv(path, override=False)
 
 
+def _help(option: options.Option) -> str:
+    default = option.default
+    if option.kind == "flag":
+        shown = "on" if default else "off"
+    elif default is None or default == []:
+        shown = None
+    else:
+        shown = default
+    text = option.help
+    if shown is not None and "default:" not in text:
+        text += f" (default: {shown})"
+    return f"{text} [env: {option.env}]".replace("%", "%%")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The parser, from the options table. Values stay text here: they are
+    converted and checked by the table, like those from elsewhere."""
     p = _Parser(
         prog="diorite",
         description="Serve a Python web application (ASGI, RSGI or WSGI) with a Rust core.",
-        epilog="Every option can also be set as DIORITE_<OPTION>, e.g. DIORITE_PORT=9000.",
-    )
-    p.add_argument("app", metavar="APP", nargs="?", help="the application, as module:attribute")
-    p.add_argument(
-        "--interface",
-        choices=INTERFACES,
-        default="asgi",
-        help="asgi, asginl (ASGI without lifespan), rsgi or wsgi (default: asgi)",
-    )
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    p.add_argument("--port", type=_port, default=8000, help="port to bind (default: 8000)")
-    p.add_argument(
-        "--http", choices=HTTP_MODES, default="auto", help="HTTP versions to serve (default: auto)"
+        epilog="Every option can also be set in the environment (shown after each one) or "
+        "in [tool.diorite] of pyproject.toml; the command line wins, then the environment.",
+        allow_abbrev=False,
+        formatter_class=_Formatter,
     )
     p.add_argument(
-        "--runtime-threads",
-        type=_positive,
-        default=1,
-        help="tokio I/O threads per worker (default: 1)",
+        "app",
+        metavar="APP",
+        nargs="?",
+        help=f"the application, as module:attribute [env: {ENV_PREFIX}APP]",
     )
-    p.add_argument(
-        "--blocking-threads",
-        type=_positive,
-        default=32,
-        help="WSGI: threads the app runs on (default: 32)",
-    )
-    p.add_argument("--backlog", type=_positive, default=1024, help="listen backlog (default: 1024)")
-    p.add_argument(
-        "--backpressure",
-        type=_positive,
-        default=None,
-        help="most requests handed to Python at once per worker (default: the backlog)",
-    )
-    p.add_argument(
-        "--working-dir", default=None, help="directory to change to before loading the app"
-    )
-    p.add_argument(
-        "--log-level", choices=tuple(LEVELS), default="info", help="log level (default: info)"
-    )
-    p.add_argument(
-        "--log",
-        dest="log_enabled",
-        action="store_true",
-        default=True,
-        help="enable logging (default)",
-    )
-    p.add_argument("--no-log", dest="log_enabled", action="store_false", help="disable logging")
-    p.add_argument(
-        "--factory", action="store_true", default=False, help="APP is a factory to call for the app"
-    )
-    p.add_argument(
-        "--loop",
-        choices=LOOPS,
-        default="auto",
-        help="event loop (default: auto, uvloop if installed)",
-    )
-    p.add_argument(
-        "--http1-keep-alive",
-        dest="http1_keep_alive",
-        action="store_true",
-        default=True,
-        help="keep HTTP/1.1 connections open between requests (default)",
-    )
-    p.add_argument("--no-http1-keep-alive", dest="http1_keep_alive", action="store_false")
-    p.add_argument(
-        "--http2-max-concurrent-streams",
-        type=_positive,
-        default=200,
-        help="HTTP/2 streams per connection (default: 200)",
-    )
-    p.add_argument(
-        "--ws",
-        dest="websockets",
-        action="store_true",
-        default=True,
-        help="serve websockets to ASGI and RSGI apps (default)",
-    )
-    p.add_argument(
-        "--no-ws",
-        dest="websockets",
-        action="store_false",
-        help="no websockets: upgrade requests reach the app as plain HTTP requests",
-    )
-    p.add_argument(
-        "--ws-max-message-size",
-        type=_positive,
-        default=16 * 1024 * 1024,
-        metavar="BYTES",
-        help="largest websocket message a client may send; bigger ones close "
-        "the connection with 1009 (default: 16777216, 16 MiB)",
-    )
-    p.add_argument(
-        "--shutdown-timeout",
-        type=_seconds,
-        default=30.0,
-        help="seconds in-flight requests get to finish on SIGINT/SIGTERM (default: 30)",
-    )
-    p.add_argument("--workers", type=_positive, default=1, help="worker processes (default: 1)")
-    p.add_argument(
-        "--respawn-failed-workers",
-        action="store_true",
-        default=False,
-        help="replace workers that die unexpectedly",
-    )
-    p.add_argument(
-        "--respawn-interval",
-        type=_seconds,
-        default=3.5,
-        help="seconds to wait before replacing a failed worker (default: 3.5)",
-    )
-    p.add_argument(
-        "--workers-lifetime",
-        type=_seconds,
-        default=None,
-        help="replace each worker after this many seconds, one at a time",
-    )
-    p.add_argument(
-        "--workers-max-rss",
-        type=_positive,
-        default=None,
-        help="replace a worker whose memory (RSS) exceeds this many MiB",
-    )
-    p.add_argument(
-        "--workers-kill-timeout",
-        type=_seconds,
-        default=30.0,
-        help="seconds a stopping worker gets before SIGKILL (default: 30)",
-    )
-    p.add_argument("--pid-file", default=None, help="write the server's process id to this file")
-    p.add_argument("--uds", default=None, help="listen on this Unix domain socket instead of TCP")
-    p.add_argument(
-        "--uds-permissions",
-        type=_octal,
-        default=None,
-        help="permissions of the --uds socket file, in octal (e.g. 660)",
-    )
-    p.add_argument("--process-name", default=None, help="name the server's processes show")
-    p.add_argument(
-        "--env-files",
-        action="append",
-        default=[],
+    groups = {name: p.add_argument_group(name) for name in GROUPS}
+    for option in OPTIONS:
+        group = groups[option.group]
+        common = {"dest": option.name, "default": argparse.SUPPRESS, "help": _help(option)}
+        if option.kind == "flag":
+            group.add_argument(*option.flags, action=argparse.BooleanOptionalAction, **common)
+            continue
+        metavar = option.metavar
+        if option.choices:
+            metavar = "{" + ",".join(option.choices) + "}"
+        action = "append" if option.kind == "list" else "store"
+        group.add_argument(*option.flags, action=action, metavar=metavar, **common)
+    config = p.add_argument_group("configuration")
+    config.add_argument(
+        "--config",
         metavar="FILE",
-        help="load environment variables from this dotenv file before the app (repeatable)",
+        help="read options from this TOML file (its [tool.diorite] table, or its top level) "
+        "instead of ./pyproject.toml",
     )
-    p.add_argument(
-        "--reload",
+    config.add_argument(
+        "--print-config",
         action="store_true",
-        default=False,
-        help="restart workers when files change (development; needs watchfiles)",
+        help="print every setting with where it came from, and exit",
     )
-    p.add_argument(
-        "--reload-paths",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="a path --reload watches (repeatable; default: the working directory)",
-    )
-    p.add_argument(
-        "--reload-ignore-patterns",
-        action="append",
-        default=[],
-        metavar="REGEX",
-        help="changed paths matching this regular expression do not trigger a reload (repeatable)",
+    config.add_argument(
+        "--check-config",
+        action="store_true",
+        help="check the settings and load the app, then exit 0 (or 1 with the error)",
     )
     p.add_argument("--version", action="version", version=f"diorite {__version__}")
     return p
 
 
-def _apply_env(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
-    """Prepends options found in DIORITE_* variables to argv, so that the
-    parser checks them like flags and the command line still wins."""
-    from_env: list[str] = []
-    given = {arg.split("=", 1)[0] for arg in argv if arg.startswith("--")}
-    for action in parser._actions:
-        if not action.option_strings or action.dest in ("help", "version"):
-            continue
-        for option in action.option_strings:
-            env = ENV_PREFIX + option.lstrip("-").replace("-", "_").upper()
-            text = os.environ.get(env)
-            if text is None or any(o in given for o in action.option_strings):
-                continue
-            if action.nargs == 0:
-                try:
-                    if _bool_env(env, text):
-                        from_env.append(option)
-                except ValueError as exc:
-                    parser.error(str(exc))
-            else:
-                from_env.append(f"{option}={text}")
-    return from_env + argv
+def _unknown(parser: argparse.ArgumentParser, extra: list[str]) -> None:
+    """Rejects what the parser did not know, naming the first unknown option
+    (not the argument that happened to follow it) with a suggestion."""
+    flags = [f for action in parser._actions for f in action.option_strings]
+    for arg in extra:
+        if arg.startswith("-") and arg != "-":
+            name = arg.split("=", 1)[0]
+            close = difflib.get_close_matches(name, flags, n=1, cutoff=0.75)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            parser.error(f"unrecognized option {name}{hint}")
+    parser.error(f"unrecognized arguments: {' '.join(extra)} (only one APP is taken)")
 
 
-def parse(argv: list[str] | None = None) -> Config:
+def _read_toml(path: str) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    with open(path, "rb") as f:
+        return tomllib.load(f)
+
+
+def _config_file(explicit: str | None, working_dir: str | None) -> tuple[dict[str, Any], str]:
+    """The config table and its path: `--config FILE`, else the
+    `[tool.diorite]` table of pyproject.toml in the app's directory."""
+    if explicit is not None:
+        if not os.path.isfile(explicit):
+            raise ConfigError(f"argument --config: no such file: {explicit}")
+        try:
+            data = _read_toml(explicit)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"argument --config: {explicit}: {exc}") from None
+        table = data.get("tool", {}).get("diorite", data) if "tool" in data else data
+        return table, explicit
+    path = os.path.join(working_dir or ".", "pyproject.toml")
+    if not os.path.isfile(path):
+        return {}, path
+    try:
+        data = _read_toml(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return data.get("tool", {}).get("diorite", {}), path
+
+
+def resolve(
+    argv: list[str], environ: dict[str, str] | None = None
+) -> tuple[Any, dict[str, str], argparse.Namespace]:
+    """The settings from the command line, the environment and the config
+    file, with the source of each, and the parsed command line."""
+    environ = dict(os.environ if environ is None else environ)
     parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(_apply_env(parser, argv))
-    if not args.app:
-        args.app = os.environ.get(ENV_PREFIX + "APP")
-    if not args.app:
-        parser.error("the APP argument is required (module:attribute), or set DIORITE_APP")
-    if args.reload:
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _unknown(parser, extra)
+    cli = {
+        option.name: (getattr(args, option.name), options.where_cli(option))
+        for option in OPTIONS
+        if hasattr(args, option.name)
+    }
+    env = options.from_environment(environ)
+    working_dir = (cli.get("working_dir") or env.get("working_dir") or (None,))[0]
+    table, path = _config_file(args.config, working_dir)
+    from_file, file_app = options.from_file(table, path)
+    layers = [(f"file {path}", from_file), ("environment", env), ("command line", cli)]
+    app = args.app or environ.get(ENV_PREFIX + "APP") or file_app
+    config, sources = options.build(layers, app=app)
+    return config, sources, args
+
+
+def check(config: Any) -> None:
+    """What a value alone cannot show: a missing APP, extras a setting
+    needs, files that must exist."""
+    if not config.app:
+        raise ConfigError(
+            f"the APP argument is required (module:attribute), or set {ENV_PREFIX}APP "
+            "or app in [tool.diorite]"
+        )
+    if not isinstance(config.app, str):
+        raise ConfigError(f"APP must be a string like 'module:attribute', got {config.app!r}")
+    if config.reload:
         try:
             import watchfiles  # noqa: F401
         except ImportError:
-            parser.error("argument --reload: needs the watchfiles package (pip install watchfiles)")
-    if args.env_files:
+            raise ConfigError(
+                "--reload needs the watchfiles package (pip install 'diorite[reload]')"
+            ) from None
+    if config.env_files:
         try:
             import dotenv  # noqa: F401
         except ImportError:
-            parser.error("argument --env-files: needs python-dotenv (pip install python-dotenv)")
-        for path in args.env_files:
+            raise ConfigError(
+                "--env-files needs python-dotenv (pip install 'diorite[dotenv]')"
+            ) from None
+        for path in config.env_files:
             if not os.path.isfile(path):
-                parser.error(f"argument --env-files: no such file: {path}")
-    for pattern in args.reload_ignore_patterns:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            parser.error(
-                f"argument --reload-ignore-patterns: invalid regular expression {pattern!r}: {exc}"
-            )
-    return Config(
-        app=args.app,
-        interface=args.interface,
-        host=args.host,
-        port=args.port,
-        http=args.http,
-        runtime_threads=args.runtime_threads,
-        backlog=args.backlog,
-        backpressure=args.backpressure,
-        working_dir=args.working_dir,
-        log_level=args.log_level,
-        log_enabled=args.log_enabled,
-        factory=args.factory,
-        loop=args.loop,
-        http1_keep_alive=args.http1_keep_alive,
-        http2_max_concurrent_streams=args.http2_max_concurrent_streams,
-        websockets=args.websockets,
-        ws_max_message_size=args.ws_max_message_size,
-        shutdown_timeout=args.shutdown_timeout,
-        blocking_threads=args.blocking_threads,
-        workers=args.workers,
-        respawn_failed_workers=args.respawn_failed_workers,
-        respawn_interval=args.respawn_interval,
-        workers_lifetime=args.workers_lifetime,
-        workers_max_rss=args.workers_max_rss,
-        workers_kill_timeout=args.workers_kill_timeout,
-        pid_file=args.pid_file,
-        uds=args.uds,
-        uds_permissions=args.uds_permissions,
-        process_name=args.process_name,
-        env_files=args.env_files,
-        reload=args.reload,
-        reload_paths=args.reload_paths,
-        reload_ignore_patterns=args.reload_ignore_patterns,
-    )
+                raise ConfigError(f"--env-files: no such file: {path}")
+    if config.uds_permissions is not None and config.uds is None:
+        raise ConfigError("--uds-permissions needs --uds")
+
+
+def parse(argv: list[str] | None = None) -> Any:
+    return _parse(argv)[0]
+
+
+def _parse(argv: list[str] | None) -> tuple[Any, dict[str, str], argparse.Namespace]:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        config, sources, args = resolve(argv)
+        check(config)
+    except ConfigError as exc:
+        build_parser().error(str(exc))
+    return config, sources, args
+
+
+def print_config(config: Any, sources: dict[str, str]) -> None:
+    """The settings as TOML for [tool.diorite], each with its source."""
+    print("[tool.diorite]")
+    print(f"app = {json.dumps(config.app)}")
+    for option in OPTIONS:
+        value = getattr(config, option.name)
+        key = option.flags[0].lstrip("-")
+        line = f"# {key} unset" if value is None else f"{key} = {json.dumps(value)}"
+        print(f"{line:<48} # {sources[option.name]}")
+
+
+def check_app(config: Any) -> int:
+    """Loads the app as a worker would and names its interface."""
+    from .loader import AppLoadError, describe_interface, detect_interface, load_app
+
+    load_env_files(config.env_files)
+    try:
+        app = load_app(config.app, config.factory, config.working_dir)
+        interface = config.interface
+        how = "given"
+        if interface == "auto":
+            interface, how = detect_interface(app), "found from the app"
+    except AppLoadError as exc:
+        print(f"diorite: {exc}", file=sys.stderr)
+        return 1
+    print(f"diorite: config ok; {config.app} is a {describe_interface(interface)} app ({how})")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> None:
-    config = parse(argv)
+    config, sources, args = _parse(argv)
+    if args.print_config:
+        print_config(config, sources)
+        sys.exit(0)
+    if args.check_config:
+        sys.exit(check_app(config))
     load_env_files(config.env_files)
     if config.supervised:
         from .supervisor import run

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import os
 import sys
 import traceback
@@ -50,3 +52,53 @@ def load_app(target: str, factory: bool = False, working_dir: str | None = None)
 
 def _traceback(headline: str) -> str:
     return headline + ":\n" + traceback.format_exc().rstrip()
+
+
+_NAMES = {"asgi": "ASGI", "asginl": "ASGI", "rsgi": "RSGI", "wsgi": "WSGI"}
+
+
+def detect_interface(app) -> str:
+    """The interface `app` speaks, from its shape: an object with
+    `__rsgi__` is RSGI; an async callable taking (scope, receive, send) is
+    ASGI and one taking (scope, protocol) RSGI; a plain callable taking
+    (environ, start_response) is WSGI. Classes' `__call__` and
+    `functools.partial` count as well."""
+    if hasattr(app, "__rsgi__"):
+        return "rsgi"
+    if inspect.isroutine(app) or isinstance(app, functools.partial) or not callable(app):
+        call = app
+    else:
+        call = app.__call__  # an instance of a class with __call__
+    is_async = inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(
+        getattr(call, "func", None)
+    )
+    try:
+        params = [
+            p
+            for p in inspect.signature(call).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+        arity = len(params)
+        variadic = any(
+            p.kind is p.VAR_POSITIONAL for p in inspect.signature(call).parameters.values()
+        )
+    except (TypeError, ValueError):
+        arity, variadic = -1, True
+    if is_async:
+        return "rsgi" if arity == 2 else "asgi"
+    if arity == 2:
+        return "wsgi"
+    if arity == 3:
+        # A plain callable taking three arguments returns the coroutine
+        # itself (ASGI middleware written as a class often does).
+        return "asgi"
+    kind = type(app).__name__
+    raise AppLoadError(
+        f"cannot tell which interface the app ({kind}) speaks: it is not async and "
+        f"does not take (environ, start_response){' (it takes *args)' if variadic else ''}; "
+        "give --interface asgi, rsgi or wsgi"
+    )
+
+
+def describe_interface(interface: str) -> str:
+    return _NAMES.get(interface, interface)

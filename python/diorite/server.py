@@ -27,7 +27,7 @@ from .asgi import (
     task_spawner,
 )
 from .config import Config
-from .loader import AppLoadError, load_app
+from .loader import AppLoadError, describe_interface, detect_interface, load_app
 from .logs import logger
 from .proctitle import set_title
 
@@ -92,6 +92,13 @@ def where(sock: socket.socket) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
+HTTP_NAMES = {"auto": "HTTP/1.1 and HTTP/2", "1": "HTTP/1.1", "2": "HTTP/2"}
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
     if kind in ("auto", "uvloop"):
         try:
@@ -117,6 +124,8 @@ def run(config: Config, inherited: Inherited | None = None, app=None) -> int:
     try:
         if app is None:
             app = load_app(config.app, config.factory, config.working_dir)
+        if config.interface == "auto":
+            detect_interface(app)  # fails here, before binding, if it cannot tell
     except AppLoadError as exc:
         # Shown even with --no-log: the process cannot start without it.
         print(f"diorite: error: {exc}", file=sys.stderr)
@@ -165,7 +174,10 @@ async def serve_app(
     from ._diorite import Worker
 
     loop = asyncio.get_running_loop()
-    lifespan = Lifespan(app) if config.interface == "asgi" else None
+    interface, how = config.interface, "given"
+    if interface == "auto":
+        interface, how = detect_interface(app), "found from the app"
+    lifespan = Lifespan(app) if interface == "asgi" else None
     if lifespan is not None and not await lifespan.startup():
         return 1
     worker = Worker(
@@ -180,11 +192,12 @@ async def serve_app(
         ws_max_message_size=config.ws_max_message_size,
     )
     loop.add_reader(worker.fileno(), worker.run_jobs)
-    if config.interface == "rsgi":
+    if interface == "rsgi":
         rsgi.call_hook(app, "__rsgi_init__", loop)
         worker.serve_rsgi(rsgi.make_runner(app), task_spawner(loop), loop)
-    elif config.interface == "wsgi":
-        worker.serve_wsgi(app, wsgi.environ_template(), config.blocking_threads)
+    elif interface == "wsgi":
+        template = wsgi.environ_template(multiprocess=config.workers > 1)
+        worker.serve_wsgi(app, template, config.blocking_threads)
     else:
         state = lifespan.state if lifespan is not None and lifespan.supported else None
         ws_template = scope_template("websocket") if config.websockets else None
@@ -193,11 +206,20 @@ async def serve_app(
         )
 
     stopping = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
     if handle_signals:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in signals:
             loop.add_signal_handler(sig, stopping.set)
     logger.info(
-        "diorite %s serving %s (%s) on %s", __version__, config.app, config.interface, where(sock)
+        "diorite %s serving %s (%s, %s) on %s with %s, %s, %s",
+        __version__,
+        config.app,
+        describe_interface(interface),
+        how,
+        where(sock),
+        "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio",
+        HTTP_NAMES[config.http],
+        plural(config.workers, "worker"),
     )
     if ready_fd is not None:
         os.write(ready_fd, b"R")
@@ -218,12 +240,21 @@ async def serve_app(
             stopped.set_result(clean)
 
     worker.shutdown(config.shutdown_timeout, on_stopped)
+    forced = False
+
+    def force() -> None:
+        nonlocal forced
+        if not stopped.done():
+            forced = True
+            logger.warning("second signal: cutting off the requests still running")
+            on_stopped(False)
+
     if handle_signals:
         # A second signal skips the wait.
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_stopped, False)
+        for sig in signals:
+            loop.add_signal_handler(sig, force)
     clean = await stopped
-    if not clean:
+    if not clean and not forced:
         logger.warning("requests still running after %ss were cut off", config.shutdown_timeout)
     loop.remove_reader(worker.fileno())
     if not worker.close():
@@ -235,10 +266,10 @@ async def serve_app(
     await _cancel_app_tasks(only_requests=not handle_signals)
     if lifespan is not None:
         await lifespan.shutdown()
-    if config.interface == "rsgi":
+    if interface == "rsgi":
         rsgi.call_hook(app, "__rsgi_del__", loop)
     if handle_signals:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in signals:
             loop.remove_signal_handler(sig)
     logger.info("stopped")
     if cancelled:

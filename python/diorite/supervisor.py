@@ -12,6 +12,7 @@ new one ready before the old one is told to stop.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -21,11 +22,12 @@ import subprocess
 import sys
 import time
 
-from . import logs, pidfile
+from . import __version__, logs, pidfile
 from .config import Config
+from .loader import describe_interface
 from .logs import logger
 from .proctitle import set_title
-from .server import bind, report_listen_error, unbind, where
+from .server import HTTP_NAMES, bind, plural, report_listen_error, unbind, where
 from .worker import CONFIG_ENV, FD_ENV, READY_ENV
 
 # A worker that dies before it is ready this many times in a row is a
@@ -139,7 +141,7 @@ class Supervisor:
 
     def stop_worker(self, worker: Worker) -> None:
         worker.retiring = True
-        worker.retire_deadline = time.monotonic() + self.config.workers_kill_timeout
+        worker.retire_deadline = time.monotonic() + self.config.effective_kill_timeout
         try:
             worker.proc.send_signal(signal.SIGTERM)
         except ProcessLookupError:
@@ -148,14 +150,30 @@ class Supervisor:
     # The event loop -------------------------------------------------------
 
     def run(self) -> int:
+        interface = self.config.interface
+        if interface == "auto":
+            interface = "interface found from the app"
+        else:
+            interface = describe_interface(interface)
         logger.info(
-            "diorite supervisor %d serving %s (%s) on %s with %d workers",
+            "diorite %s supervisor %d serving %s (%s) on %s with %s, %s",
+            __version__,
             os.getpid(),
             self.config.app,
-            self.config.interface,
+            interface,
             where(self.sock),
-            self.config.workers,
+            HTTP_NAMES[self.config.http],
+            plural(self.config.workers, "worker"),
         )
+        kill, grace = self.config.workers_kill_timeout, self.config.shutdown_timeout
+        if kill is not None and kill < grace:
+            logger.warning(
+                "--workers-kill-timeout %ss is shorter than --shutdown-timeout %ss: a stopping "
+                "worker is killed after %ss, with its requests in flight",
+                kill,
+                grace,
+                kill,
+            )
         for _ in range(self.config.workers):
             self.spawn()
         while (
@@ -178,8 +196,16 @@ class Supervisor:
         except BlockingIOError:
             return
         for signum in data:
-            if signum in (signal.SIGINT, signal.SIGTERM) and not self.stopping:
-                logger.info("stopping: workers get %ss to finish", self.config.workers_kill_timeout)
+            if signum in (signal.SIGINT, signal.SIGTERM) and self.stopping:
+                logger.warning("second signal: workers cut off the requests still running")
+                for worker in list(self.workers.values()):
+                    with contextlib.suppress(ProcessLookupError):
+                        worker.proc.send_signal(signal.SIGTERM)
+            elif signum in (signal.SIGINT, signal.SIGTERM):
+                logger.info(
+                    "stopping: requests get %ss to finish",
+                    min(self.config.shutdown_timeout, self.config.effective_kill_timeout),
+                )
                 self.stopping = True
                 self.pending_respawns.clear()
                 for worker in list(self.workers.values()):

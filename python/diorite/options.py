@@ -1,0 +1,660 @@
+"""Every setting diorite has, declared once.
+
+The table below is the only place an option's name, type, default, choices,
+environment variable, help text and group are written. The command-line
+parser (`cli.py`), the environment and config-file readers, the `Config`
+dataclass and the checks of the Python API all come from it, so a value is
+judged the same way wherever it came from, and an error names where it came
+from (the flag, the variable, the config key or the keyword argument).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .logs import LEVELS
+
+ENV_PREFIX = "DIORITE_"
+
+INTERFACES = ("auto", "asgi", "asginl", "rsgi", "wsgi")
+HTTP_MODES = ("auto", "1", "2")
+LOOPS = ("auto", "asyncio", "uvloop")
+
+#: The `--help` sections, in order.
+GROUPS = ("application", "binding", "HTTP", "websockets", "workers", "reload", "logging", "process")
+
+
+class ConfigError(ValueError):
+    """A setting with a bad value; the message names where it came from."""
+
+
+# Converters: each takes what a user may give (text from the command line,
+# the environment or a file, or a typed value from TOML or Python) and
+# returns the typed value, or raises ValueError saying what was expected.
+
+
+def _text_of(value: Any) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
+def integer(low: int | None = None, high: int | None = None) -> Callable[[Any], int]:
+    if high is not None:
+        what = f"an integer from {low} to {high}"
+    elif low == 1:
+        what = "a positive integer"
+    elif low is not None:
+        what = f"an integer of at least {low}"
+    else:
+        what = "an integer"
+
+    def convert(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError(f"expected {what}, got {value!r}")
+        if isinstance(value, int):
+            number = value
+        else:
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                raise ValueError(f"expected {what}, got {_text_of(value)!r}") from None
+        if (low is not None and number < low) or (high is not None and number > high):
+            raise ValueError(f"expected {what}, got {number}")
+        return number
+
+    return convert
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+
+
+def duration(value: Any) -> float:
+    """Seconds, as a number or as text like `30`, `1.5`, `30s`, `5m`, `1h30m`."""
+    what = "a duration (seconds, or like 30s, 5m, 1h30m)"
+    if isinstance(value, bool):
+        raise ValueError(f"expected {what}, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower()
+        try:
+            seconds = float(text)
+        except ValueError:
+            parts = _DURATION.findall(text)
+            if not parts or "".join(n + u for n, u in parts) != text:
+                raise ValueError(f"expected {what}, got {_text_of(value)!r}") from None
+            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"expected {what}, got {_text_of(value)!r}")
+    return seconds
+
+
+def boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {_text_of(value)!r}")
+
+
+def choice(*values: str) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        text = str(value).strip() if isinstance(value, str | int) else None
+        if text not in values:
+            raise ValueError(
+                f"invalid choice {_text_of(value)!r} (choose from {', '.join(values)})"
+            )
+        return text
+
+    convert.choices = values  # type: ignore[attr-defined]
+    return convert
+
+
+def text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def octal_mode(value: Any) -> int:
+    what = "an octal file mode such as 660"
+    if isinstance(value, int) and not isinstance(value, bool):
+        mode = value
+    else:
+        try:
+            mode = int(str(value).strip().removeprefix("0o"), 8)
+        except ValueError:
+            raise ValueError(f"expected {what}, got {_text_of(value)!r}") from None
+    if not 0 <= mode <= 0o777:
+        raise ValueError(f"expected {what}, got {_text_of(value)!r}")
+    return mode
+
+
+def regex(value: Any) -> str:
+    pattern = text(value)
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    return pattern
+
+
+def optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`convert`, or None (from Python, TOML's absence, or the text `none`)."""
+
+    def wrapped(value: Any) -> Any:
+        if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+            return None
+        return convert(value)
+
+    wrapped.choices = getattr(convert, "choices", None)  # type: ignore[attr-defined]
+    return wrapped
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting. `flags[0]` is its name on the command line (Granian's
+    where Granian has it); the others are aliases (Uvicorn's, Gunicorn's)."""
+
+    name: str
+    flags: tuple[str, ...]
+    convert: Callable[[Any], Any]
+    default: Any
+    help: str
+    group: str
+    #: "value", "flag" (a boolean with a `--no-` form), or "list"
+    #: (repeatable on the command line, comma-separated in the environment).
+    kind: str = "value"
+    metavar: str | None = None
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.flags[0].lstrip("-").replace("-", "_").upper()
+
+    @property
+    def choices(self) -> tuple[str, ...] | None:
+        return getattr(self.convert, "choices", None)
+
+    def value(self, raw: Any) -> Any:
+        """`raw` converted, or ValueError."""
+        if self.kind == "flag":
+            return boolean(raw)
+        if self.kind == "list":
+            items = raw.split(",") if isinstance(raw, str) else raw
+            if not isinstance(items, list | tuple):
+                raise ValueError(f"expected a list, got {raw!r}")
+            return [self.convert(item.strip() if isinstance(item, str) else item) for item in items]
+        return self.convert(raw)
+
+
+_POSITIVE = integer(1)
+MIB = 1024 * 1024
+
+OPTIONS: tuple[Option, ...] = (
+    # application
+    Option(
+        "interface",
+        ("--interface",),
+        choice(*INTERFACES),
+        "auto",
+        "the app's interface: auto (found from the app object), asgi, asginl "
+        "(ASGI without lifespan), rsgi or wsgi",
+        "application",
+    ),
+    Option(
+        "factory",
+        ("--factory",),
+        boolean,
+        False,
+        "APP is a factory to call for the app",
+        "application",
+        "flag",
+    ),
+    Option(
+        "working_dir",
+        ("--working-dir", "--chdir"),
+        optional(text),
+        None,
+        "directory to change to (and put first on sys.path) before loading the app",
+        "application",
+        metavar="DIR",
+    ),
+    Option(
+        "env_files",
+        ("--env-files", "--env-file"),
+        text,
+        [],
+        "load environment variables from this dotenv file before the app (repeatable)",
+        "application",
+        "list",
+        "FILE",
+    ),
+    Option(
+        "loop",
+        ("--loop",),
+        choice(*LOOPS),
+        "auto",
+        "event loop: auto takes uvloop when it is installed",
+        "application",
+    ),
+    Option(
+        "blocking_threads",
+        ("--blocking-threads", "--threads"),
+        _POSITIVE,
+        32,
+        "WSGI: threads the app runs on, per worker",
+        "application",
+        metavar="N",
+    ),
+    # binding
+    Option("host", ("--host",), text, "127.0.0.1", "address to bind", "binding"),
+    Option("port", ("--port",), integer(0, 65535), 8000, "port to bind (0: a free one)", "binding"),
+    Option(
+        "bind",
+        ("--bind", "-b"),
+        optional(text),
+        None,
+        "Gunicorn's form of the address: HOST:PORT, [IPv6]:PORT or unix:PATH",
+        "binding",
+        metavar="ADDRESS",
+    ),
+    Option(
+        "uds",
+        ("--uds",),
+        optional(text),
+        None,
+        "listen on this Unix domain socket instead of TCP",
+        "binding",
+        metavar="PATH",
+    ),
+    Option(
+        "uds_permissions",
+        ("--uds-permissions",),
+        optional(octal_mode),
+        None,
+        "permissions of the --uds socket file, in octal (e.g. 660)",
+        "binding",
+        metavar="MODE",
+    ),
+    Option("backlog", ("--backlog",), _POSITIVE, 1024, "listen backlog", "binding", metavar="N"),
+    # HTTP
+    Option(
+        "http",
+        ("--http",),
+        choice(*HTTP_MODES),
+        "auto",
+        "HTTP versions: auto (HTTP/1.1 and HTTP/2 on one port), 1 or 2",
+        "HTTP",
+    ),
+    Option(
+        "runtime_threads",
+        ("--runtime-threads",),
+        _POSITIVE,
+        1,
+        "tokio I/O threads per worker",
+        "HTTP",
+        metavar="N",
+    ),
+    Option(
+        "backpressure",
+        ("--backpressure",),
+        optional(_POSITIVE),
+        None,
+        "most requests inside Python at once per worker; later ones wait in Rust "
+        "(default: the backlog)",
+        "HTTP",
+        metavar="N",
+    ),
+    Option(
+        "http1_keep_alive",
+        ("--http1-keep-alive",),
+        boolean,
+        True,
+        "keep HTTP/1.1 connections open between requests",
+        "HTTP",
+        "flag",
+    ),
+    Option(
+        "http2_max_concurrent_streams",
+        ("--http2-max-concurrent-streams",),
+        _POSITIVE,
+        200,
+        "streams per HTTP/2 connection",
+        "HTTP",
+        metavar="N",
+    ),
+    # websockets
+    Option(
+        "websockets",
+        ("--ws",),
+        boolean,
+        True,
+        "websockets for ASGI and RSGI apps; off, upgrade requests reach the app as plain HTTP",
+        "websockets",
+        "flag",
+    ),
+    Option(
+        "ws_max_message_size",
+        ("--ws-max-message-size",),
+        _POSITIVE,
+        16 * MIB,
+        "largest websocket message a client may send; a bigger one closes the connection with 1009",
+        "websockets",
+        metavar="BYTES",
+    ),
+    # workers
+    Option(
+        "workers",
+        ("--workers", "-w"),
+        _POSITIVE,
+        1,
+        "worker processes",
+        "workers",
+        metavar="N",
+    ),
+    Option(
+        "shutdown_timeout",
+        ("--shutdown-timeout", "--graceful-timeout", "--timeout-graceful-shutdown"),
+        duration,
+        30.0,
+        "how long in-flight requests get to finish on SIGINT/SIGTERM",
+        "workers",
+        metavar="DURATION",
+    ),
+    Option(
+        "workers_kill_timeout",
+        ("--workers-kill-timeout",),
+        optional(duration),
+        None,
+        "how long a stopping worker gets before SIGKILL (default: --shutdown-timeout "
+        "plus 5s for the lifespan shutdown)",
+        "workers",
+        metavar="DURATION",
+    ),
+    Option(
+        "respawn_failed_workers",
+        ("--respawn-failed-workers",),
+        boolean,
+        False,
+        "replace workers that die unexpectedly",
+        "workers",
+        "flag",
+    ),
+    Option(
+        "respawn_interval",
+        ("--respawn-interval",),
+        duration,
+        3.5,
+        "how long to wait before replacing a failed worker",
+        "workers",
+        metavar="DURATION",
+    ),
+    Option(
+        "workers_lifetime",
+        ("--workers-lifetime",),
+        optional(duration),
+        None,
+        "replace each worker after this long, one at a time",
+        "workers",
+        metavar="DURATION",
+    ),
+    Option(
+        "workers_max_rss",
+        ("--workers-max-rss",),
+        optional(_POSITIVE),
+        None,
+        "replace a worker whose memory (RSS) exceeds this many MiB",
+        "workers",
+        metavar="MIB",
+    ),
+    # reload
+    Option(
+        "reload",
+        ("--reload",),
+        boolean,
+        False,
+        "restart workers when files change (development; needs the [reload] extra)",
+        "reload",
+        "flag",
+    ),
+    Option(
+        "reload_paths",
+        ("--reload-paths", "--reload-dir"),
+        text,
+        [],
+        "a path --reload watches (repeatable; default: the working directory)",
+        "reload",
+        "list",
+        "PATH",
+    ),
+    Option(
+        "reload_ignore_patterns",
+        ("--reload-ignore-patterns",),
+        regex,
+        [],
+        "changed paths matching this regular expression do not trigger a reload (repeatable)",
+        "reload",
+        "list",
+        "REGEX",
+    ),
+    # logging
+    Option(
+        "log_enabled",
+        ("--log",),
+        boolean,
+        True,
+        "diorite's logging",
+        "logging",
+        "flag",
+    ),
+    Option(
+        "log_level",
+        ("--log-level",),
+        choice(*LEVELS),
+        "info",
+        "log level",
+        "logging",
+    ),
+    # process
+    Option(
+        "pid_file",
+        ("--pid-file", "--pid"),
+        optional(text),
+        None,
+        "write the server's process id to this file",
+        "process",
+        metavar="PATH",
+    ),
+    Option(
+        "process_name",
+        ("--process-name", "--name"),
+        optional(text),
+        None,
+        "name the server's processes show (needs the [pname] extra)",
+        "process",
+        metavar="NAME",
+    ),
+)
+
+BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+
+
+class _Derived:
+    """What the settings imply, computed, never set."""
+
+    @property
+    def supervised(self) -> bool:
+        """Whether a supervisor process runs the workers."""
+        return (
+            self.workers > 1
+            or self.respawn_failed_workers
+            or self.workers_lifetime is not None
+            or self.workers_max_rss is not None
+            or self.reload
+        )
+
+    @property
+    def effective_backpressure(self) -> int:
+        return self.backpressure if self.backpressure is not None else self.backlog
+
+    @property
+    def effective_kill_timeout(self) -> float:
+        """How long a stopping worker lives: by default the whole grace, and
+        time for the lifespan shutdown after it."""
+        if self.workers_kill_timeout is not None:
+            return self.workers_kill_timeout
+        return self.shutdown_timeout + 5.0
+
+
+def _default(option: Option) -> Any:
+    return list(option.default) if isinstance(option.default, list) else option.default
+
+
+Config = dataclasses.make_dataclass(
+    "Config",
+    [("app", Any, field(default=None))]
+    + [
+        (o.name, Any, field(default_factory=lambda o=o: _default(o)))  # type: ignore[misc]
+        for o in OPTIONS
+    ],
+    bases=(_Derived,),
+)
+Config.__module__ = __name__
+Config.__doc__ = "The settings of one server, with every option of `OPTIONS` as a field."
+
+
+def where_cli(option: Option) -> str:
+    return f"argument {'/'.join(option.flags)}"
+
+
+def where_env(option: Option, variable: str) -> str:
+    return f"{variable} (environment)"
+
+
+def where_file(option: Option, path: str, key: str) -> str:
+    return f"{key} in {path}"
+
+
+def where_python(option: Option) -> str:
+    return f"{option.name}="
+
+
+def build(
+    layers: list[tuple[str, Mapping[str, tuple[Any, str]]]], app: str | None = None
+) -> tuple[Any, dict[str, str]]:
+    """The Config from `layers`, lowest precedence first: each maps option
+    names to (raw value, where it came from). Returns it with the source of
+    each setting (`default`, or the layer's name)."""
+    winners: dict[str, tuple[Any, str, str]] = {}
+    for layer, given in layers:
+        for name, (raw, where) in given.items():
+            winners[name] = (raw, where, layer)
+    # Only the value that wins is judged: a bad one that is overridden
+    # (say in the environment, by a flag) does not stop the server.
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, (raw, where, layer) in winners.items():
+        try:
+            values[name] = BY_NAME[name].value(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        sources[name] = layer
+    config = Config(app=app, **values)
+    for option in OPTIONS:
+        sources.setdefault(option.name, "default")
+    _apply_bind(config, sources)
+    return config, sources
+
+
+def _apply_bind(config: Any, sources: dict[str, str]) -> None:
+    """Splits Gunicorn's `--bind` into host and port, or the UDS path."""
+    if config.bind is None:
+        return
+    address = config.bind
+    where = f"{sources['bind']} bind"
+    if address.startswith("unix:"):
+        config.uds = address[5:]
+        if not config.uds:
+            raise ConfigError(f"{where}: expected unix:PATH, got {address!r}")
+        sources["uds"] = sources["bind"]
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep:
+        host, port = address, str(config.port)
+    host = host.removeprefix("[").removesuffix("]")
+    try:
+        config.port = integer(0, 65535)(port)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if not host:
+        raise ConfigError(f"{where}: expected HOST:PORT, got {address!r}")
+    config.host = host
+    sources["host"] = sources["port"] = sources["bind"]
+
+
+def from_python(options: Mapping[str, Any]) -> dict[str, tuple[Any, str]]:
+    """Keyword arguments of the Python API, checked like the others."""
+    unknown = sorted(set(options) - set(BY_NAME))
+    if unknown:
+        import difflib
+
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, BY_NAME, n=1)
+            hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
+        raise ConfigError(f"unknown option(s): {', '.join(hints)}")
+    return {name: (value, where_python(BY_NAME[name])) for name, value in options.items()}
+
+
+def from_environment(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    """The settings `DIORITE_*` variables give (`DIORITE_NO_<FLAG>=1` is
+    the `--no-` form of a flag)."""
+    given: dict[str, tuple[Any, str]] = {}
+    for option in OPTIONS:
+        variable = option.env
+        if variable in environ:
+            given[option.name] = (environ[variable], where_env(option, variable))
+        elif option.kind == "flag":
+            negated = ENV_PREFIX + "NO_" + variable.removeprefix(ENV_PREFIX)
+            if negated in environ:
+                where = where_env(option, negated)
+                try:
+                    given[option.name] = (not boolean(environ[negated]), where)
+                except ValueError as exc:
+                    raise ConfigError(f"{where}: {exc}") from None
+    return given
+
+
+def from_file(table: Mapping[str, Any], path: str) -> tuple[dict[str, tuple[Any, str]], Any]:
+    """The settings of a config table (`[tool.diorite]`), whose keys are the
+    options' names (dashes or underscores), and its `app` if it has one."""
+    by_key = {}
+    for option in OPTIONS:
+        for flag in option.flags:
+            if flag.startswith("--"):
+                key = flag[2:]
+                by_key[key] = by_key[key.replace("-", "_")] = option
+        by_key[option.name] = option
+    given: dict[str, tuple[Any, str]] = {}
+    app = None
+    for key, value in table.items():
+        if key == "app":
+            app = value
+            continue
+        option = by_key.get(key)
+        if option is None:
+            import difflib
+
+            close = difflib.get_close_matches(key, by_key, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"{path}: unknown option {key!r}{hint}")
+        given[option.name] = (value, where_file(option, path, key))
+    return given, app
