@@ -95,6 +95,26 @@ def test_worker_over_max_rss_is_replaced(serve):
     assert fat not in worker_pids(server)
 
 
+def test_max_rss_takes_several_measurements_when_asked(serve):
+    server = serve(
+        "pid_app:app",
+        *WSGI,
+        "--workers",
+        "2",
+        "--workers-max-rss",
+        "150",
+        "--rss-samples",
+        "3",
+        "--rss-sample-interval",
+        "300ms",
+    )
+    assert wait_for(lambda: server.log().count("is ready") == 2)
+    fat = get_pid(server, path="/alloc")
+    expected = f"replacing worker {fat}: memory above 150 MiB in 3 measurements in a row"
+    assert wait_for(lambda: expected in server.log())
+    assert wait_for(lambda: f"worker {fat} stopped" in server.log())
+
+
 def test_workers_lifetime(serve):
     server = serve("pid_app:app", *WSGI, "--workers", "2", "--workers-lifetime", "2")
     assert wait_for(lambda: server.log().count("is ready") == 2)
@@ -252,6 +272,40 @@ def test_reload_keeps_old_code_when_new_code_breaks(serve, tmp_path):
     assert httpx.get(server.url + "/").text == "version 2"
     module.write_text(source % 3)
     assert wait_for(lambda: httpx.get(server.url + "/").text == "version 3", timeout=20)
+
+
+def test_reload_ignores_the_dirs_and_paths_it_is_told_to(serve, tmp_path):
+    app_dir = tmp_path / "proj"
+    (app_dir / "generated").mkdir(parents=True)
+    (app_dir / "cache").mkdir()
+    module = app_dir / "reload_app.py"
+    source = (
+        "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'v%d']\n"
+    )
+    module.write_text(source % 1)
+    server = serve(
+        "reload_app:app",
+        *WSGI,
+        "--reload",
+        "--reload-paths",
+        str(app_dir),
+        "--working-dir",
+        str(app_dir),
+        "--reload-ignore-dirs",
+        "generated",
+        "--reload-ignore-paths",
+        str(app_dir / "cache"),
+        "--reload-tick",
+        "100",
+    )
+    assert wait_for(lambda: server.log().count("is ready") == 1)
+    (app_dir / "generated" / "out.py").write_text("x = 1\n")
+    (app_dir / "cache" / "data.txt").write_text("cached\n")
+    time.sleep(3)  # watchfiles reports within its debounce (1.6 s)
+    assert "changes in" not in server.log()
+    module.write_text(source % 2)
+    assert wait_for(lambda: httpx.get(server.url + "/").text == "v2", timeout=20)
+    assert "changes in" in server.log()
 
 
 def test_python_api_server_object_and_embedding(tmp_path):

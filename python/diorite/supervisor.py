@@ -44,6 +44,10 @@ class Worker:
         self.ready = False
         self.started = time.monotonic()
         self.retiring = False
+        # --workers-max-rss: when it was last measured, and how many
+        # measurements in a row were over the limit.
+        self.rss_sampled = 0.0
+        self.rss_over = 0
 
     @property
     def pid(self) -> int:
@@ -308,8 +312,10 @@ class Supervisor:
                 reason = "reload requested"
             elif config.workers_lifetime and now - worker.started >= config.workers_lifetime:
                 reason = f"lifetime of {config.workers_lifetime}s reached"
-            elif config.workers_max_rss is not None and worker.rss_mib() > config.workers_max_rss:
+            elif self.over_max_rss(worker, now):
                 reason = f"memory above {config.workers_max_rss} MiB"
+                if config.rss_samples > 1:
+                    reason += f" in {config.rss_samples} measurements in a row"
             if reason is None:
                 continue
             if getattr(worker, "successor", None) is None:
@@ -321,6 +327,17 @@ class Supervisor:
                     self.rolling.remove(worker)
                 self.stop_worker(worker)
             return
+
+    def over_max_rss(self, worker: Worker, now: float) -> bool:
+        """Measures `worker` once per --rss-sample-interval; true once
+        --rss-samples measurements in a row were over --workers-max-rss."""
+        limit = self.config.workers_max_rss
+        if limit is None:
+            return False
+        if now - worker.rss_sampled >= self.config.rss_sample_interval:
+            worker.rss_sampled = now
+            worker.rss_over = worker.rss_over + 1 if worker.rss_mib() > limit else 0
+        return worker.rss_over >= self.config.rss_samples
 
     def waiting_for_fix(self) -> bool:
         """With --reload, a server whose app failed to start waits for the
@@ -350,6 +367,11 @@ class Watcher:
             def __call__(self, change, path: str) -> bool:
                 return super().__call__(change, path) and not any(r.search(path) for r in ignore)
 
+        watch_filter = Filter(
+            ignore_dirs=(*DefaultFilter.ignore_dirs, *config.reload_ignore_dirs),
+            ignore_paths=[os.path.abspath(p) for p in config.reload_ignore_paths],
+        )
+
         self.paths = config.reload_paths or [config.working_dir or os.getcwd()]
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
@@ -358,7 +380,12 @@ class Watcher:
         self.changed: list[str] = []
 
         def run() -> None:
-            for changes in watch(*self.paths, watch_filter=Filter(), stop_event=self.stop_event):
+            for changes in watch(
+                *self.paths,
+                watch_filter=watch_filter,
+                stop_event=self.stop_event,
+                step=config.reload_tick,
+            ):
                 with self.lock:
                     self.changed.extend(sorted({path for _, path in changes}))
                 os.write(self.wake_w, b"R")
