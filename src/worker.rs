@@ -27,7 +27,8 @@ enum WorkerError {
     Closed,
     AlreadyServing,
     UnknownHttpMode(String),
-    BadShutdownTimeout(f64),
+    /// A duration (which one, and the value) that is negative or not finite.
+    BadDuration(&'static str, f64),
 }
 
 impl From<WorkerError> for PyErr {
@@ -38,8 +39,8 @@ impl From<WorkerError> for PyErr {
             WorkerError::UnknownHttpMode(mode) => {
                 PyValueError::new_err(format!("unknown HTTP mode {mode:?}"))
             }
-            WorkerError::BadShutdownTimeout(timeout) => {
-                PyValueError::new_err(format!("invalid shutdown timeout {timeout}"))
+            WorkerError::BadDuration(what, value) => {
+                PyValueError::new_err(format!("invalid {what}: {value}"))
             }
         }
     }
@@ -220,8 +221,11 @@ impl Worker {
         app: Py<PyAny>,
         template: Py<PyAny>,
         blocking_threads: usize,
+        idle_timeout: f64,
     ) -> PyResult<()> {
-        let pool = Arc::new(PythonPool::start(blocking_threads)?);
+        let idle_timeout = Duration::try_from_secs_f64(idle_timeout)
+            .map_err(|_| WorkerError::BadDuration("blocking threads idle timeout", idle_timeout))?;
+        let pool = Arc::new(PythonPool::start(blocking_threads, idle_timeout)?);
         let app = WsgiApp::new(
             py,
             app,
@@ -238,7 +242,7 @@ impl Worker {
     /// seconds; then `on_done(clean)` runs on the event-loop thread.
     fn shutdown(&self, timeout: f64, on_done: Py<PyAny>) -> PyResult<()> {
         let grace = Duration::try_from_secs_f64(timeout.max(0.0))
-            .map_err(|_| WorkerError::BadShutdownTimeout(timeout))?;
+            .map_err(|_| WorkerError::BadDuration("shutdown timeout", timeout))?;
         let _ = self.stop.send(Some(grace));
         let serving = self.serving.lock().take();
         let on_done = PyObj::new(on_done);

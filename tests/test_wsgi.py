@@ -308,3 +308,21 @@ def test_large_responses_do_not_leak(serve):
         for _ in range(150):
             assert len(client.get(server.url + "/big").content) == 4 * 1024 * 1024
     assert server.rss_mib() - before < 100
+
+
+def test_pool_threads_start_when_needed_and_end_when_idle(serve):
+    server = serve(
+        "wsgi_app:app",
+        "--interface",
+        "wsgi",
+        "--blocking-threads",
+        "4",
+        "--blocking-threads-idle-timeout",
+        "500ms",
+    )
+    assert httpx.get(server.url + "/pool-threads").text == "1"
+    with concurrent.futures.ThreadPoolExecutor(4) as clients:
+        slow = [clients.submit(httpx.get, server.url + "/sleep?s=0.5") for _ in range(4)]
+        assert [f.result().text for f in slow] == ["slept"] * 4
+    assert httpx.get(server.url + "/pool-threads").text == "4"
+    assert wait_for(lambda: httpx.get(server.url + "/pool-threads").text == "1", timeout=10)

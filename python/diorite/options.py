@@ -254,6 +254,16 @@ OPTIONS: tuple[Option, ...] = (
         "application",
         metavar="N",
     ),
+    Option(
+        "blocking_threads_idle_timeout",
+        ("--blocking-threads-idle-timeout",),
+        duration,
+        30.0,
+        "WSGI: how long a thread with nothing to do is kept; it starts again when needed "
+        "(the first one stays)",
+        "application",
+        metavar="DURATION",
+    ),
     # binding
     Option("host", ("--host",), text, "127.0.0.1", "address to bind", "binding"),
     Option("port", ("--port",), integer(0, 65535), 8000, "port to bind (0: a free one)", "binding"),

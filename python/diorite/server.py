@@ -197,7 +197,9 @@ async def serve_app(
         worker.serve_rsgi(rsgi.make_runner(app), task_spawner(loop), loop)
     elif interface == "wsgi":
         template = wsgi.environ_template(multiprocess=config.workers > 1)
-        worker.serve_wsgi(app, template, config.blocking_threads)
+        worker.serve_wsgi(
+            app, template, config.blocking_threads, config.blocking_threads_idle_timeout
+        )
     else:
         state = lifespan.state if lifespan is not None and lifespan.supported else None
         ws_template = scope_template("websocket") if config.websockets else None

@@ -10,6 +10,11 @@
 //! block, on I/O or `sleep`): a monitor checks every [`STALL`] while jobs
 //! wait. Quick jobs are thus run back to back by one thread, while slow,
 //! blocking jobs still spread over the whole pool within milliseconds.
+//!
+//! Threads start when they are first needed, up to the pool's size, and one
+//! that has slept longer than the idle timeout ends (the first thread
+//! stays), so a burst does not leave dozens of threads, each with its
+//! interpreter state and stack, behind.
 
 use crate::sync::{Condvar, Mutex, MutexGuard};
 use std::collections::VecDeque;
@@ -37,8 +42,6 @@ pub(crate) struct PythonPool {
 
 struct Shared {
     state: Mutex<State>,
-    /// Sleeping threads wait here for jobs.
-    work: Condvar,
     /// The monitor sleeps here after [`IDLE`] with nothing queued.
     queued: Condvar,
     /// `shutdown` waits here for threads to finish.
@@ -47,8 +50,14 @@ struct Shared {
 
 struct State {
     queue: VecDeque<Job>,
-    /// Threads waiting for work, and wake-ups sent but not yet taken.
-    sleeping: usize,
+    /// Threads waiting for work, the latest last: a job wakes the thread
+    /// that went to sleep last, so under light load the same few threads
+    /// work and the others reach the idle timeout. (A condition variable
+    /// would wake them in turn and keep every one of them alive.)
+    sleepers: Vec<Sleeper>,
+    /// Names the next sleeper.
+    next_sleeper: u64,
+    /// Wake-ups sent but not yet taken.
     waking: usize,
     /// Threads running a job.
     running: usize,
@@ -60,14 +69,42 @@ struct State {
     /// Jobs queued or running, and threads still alive.
     busy: usize,
     alive: usize,
+    /// The most threads, and how long one may sleep before it ends.
+    max: usize,
+    idle_timeout: Duration,
+    /// Names the threads started (`diorite-py-N`).
+    started: usize,
     closed: bool,
 }
 
 impl State {
-    fn wake_one(&mut self, shared: &Shared) {
-        if self.sleeping > self.waking {
+    /// Has one more thread take a queued job: a sleeping one, else a new
+    /// one while the pool is below its size.
+    fn wake_one(&mut self, shared: &Arc<Shared>) {
+        if let Some(sleeper) = self.sleepers.pop() {
             self.waking += 1;
-            shared.work.notify_one();
+            sleeper.thread.unpark();
+        } else if self.alive < self.max {
+            self.spawn(shared);
+        }
+    }
+
+    fn spawn(&mut self, shared: &Arc<Shared>) {
+        let worker = Arc::clone(shared);
+        let spawned = std::thread::Builder::new()
+            .name(format!("diorite-py-{}", self.started))
+            .spawn(move || Python::attach(|py| run(py, &worker)));
+        match spawned {
+            Ok(_) => {
+                self.alive += 1;
+                self.started += 1;
+            }
+            // The threads there are go on with the queue; the failure is
+            // the system's (thread limits), and said once per attempt.
+            Err(err) => log::error_from_any_thread(
+                Logger::Server,
+                &format!("cannot start a WSGI pool thread: {err}"),
+            ),
         }
     }
 }
@@ -79,30 +116,32 @@ impl Shared {
 }
 
 impl PythonPool {
-    pub(crate) fn start(threads: usize) -> std::io::Result<Self> {
-        let threads = threads.max(1);
+    /// A pool of at most `threads` threads, of which all but the first end
+    /// after `idle_timeout` without a job.
+    pub(crate) fn start(threads: usize, idle_timeout: Duration) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
-                sleeping: 0,
+                sleepers: Vec::new(),
+                next_sleeper: 0,
                 waking: 0,
                 running: 0,
                 progress: 0,
                 monitor_asleep: false,
                 busy: 0,
-                alive: threads,
+                alive: 1,
+                max: threads.max(1),
+                idle_timeout,
+                started: 1,
                 closed: false,
             }),
-            work: Condvar::new(),
             queued: Condvar::new(),
             finished: Condvar::new(),
         });
-        for i in 0..threads {
-            let worker = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name(format!("diorite-py-{i}"))
-                .spawn(move || Python::attach(|py| run(py, &worker)))?;
-        }
+        let first = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("diorite-py-0".into())
+            .spawn(move || Python::attach(|py| run(py, &first)))?;
         let watcher = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("diorite-py-monitor".into())
@@ -139,7 +178,9 @@ impl PythonPool {
         let deadline = Instant::now() + grace;
         let mut state = self.shared.lock();
         state.closed = true;
-        self.shared.work.notify_all();
+        for sleeper in state.sleepers.drain(..) {
+            sleeper.thread.unpark();
+        }
         self.shared.queued.notify_all();
         while state.busy > 0 || state.alive > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -166,13 +207,16 @@ fn run(py: Python<'_>, shared: &Shared) {
             None if state.closed => break,
             None => {
                 drop(state);
-                let job = py.detach(|| wait_for_job(shared));
-                match job {
-                    Some(job) => job,
-                    None => {
+                match py.detach(|| wait_for_job(shared)) {
+                    Woke::Job(job) => job,
+                    Woke::Closed => {
                         state = shared.lock();
                         break;
                     }
+                    // Counted out already, under the lock that saw the
+                    // other threads: two idle threads cannot both leave
+                    // the pool empty.
+                    Woke::Idle => return,
                 }
             }
         };
@@ -203,30 +247,71 @@ fn run(py: Python<'_>, shared: &Shared) {
     shared.finished.notify_all();
 }
 
-/// Sleeps (without the GIL) until a job or shutdown comes.
-fn wait_for_job(shared: &Shared) -> Option<Job> {
+/// A pool thread waiting for a job.
+struct Sleeper {
+    id: u64,
+    thread: std::thread::Thread,
+}
+
+/// What a sleeping pool thread woke to.
+enum Woke {
+    Job(Job),
+    Closed,
+    /// It slept longer than the idle timeout and another thread is left:
+    /// it ends, already counted out of `alive`.
+    Idle,
+}
+
+/// Sleeps (without the GIL) until a job, shutdown or the idle timeout.
+fn wait_for_job(shared: &Shared) -> Woke {
     let mut state = shared.lock();
+    let mut idle_since = Instant::now();
     loop {
         if let Some(job) = state.queue.pop_front() {
             state.running += 1;
             state.progress += 1;
-            return Some(job);
+            return Woke::Job(job);
         }
         if state.closed {
-            return None;
+            return Woke::Closed;
         }
-        state.sleeping += 1;
-        state = shared.work.wait(state);
-        state.sleeping -= 1;
-        // Whatever woke us (a job another thread then took, shutdown, or
-        // a spurious wake-up), that wake-up is spent.
-        state.waking = state.waking.saturating_sub(1);
+        let left = state.idle_timeout.saturating_sub(idle_since.elapsed());
+        if left.is_zero() && state.alive > 1 {
+            state.alive -= 1;
+            shared.finished.notify_all();
+            return Woke::Idle;
+        }
+        let id = state.next_sleeper;
+        state.next_sleeper += 1;
+        state.sleepers.push(Sleeper {
+            id,
+            thread: std::thread::current(),
+        });
+        drop(state);
+        if left.is_zero() {
+            std::thread::park();
+        } else {
+            std::thread::park_timeout(left);
+        }
+        state = shared.lock();
+        match state.sleepers.iter().position(|s| s.id == id) {
+            // Timed out (or woke spuriously): still listed, so nobody
+            // counted on this thread; it looks at the queue and the clock.
+            Some(listed) => {
+                state.sleepers.remove(listed);
+            }
+            // Taken off the list by a wake-up (or shutdown).
+            None => {
+                state.waking = state.waking.saturating_sub(1);
+                idle_since = Instant::now();
+            }
+        }
     }
 }
 
 /// Wakes another thread whenever queued jobs see no progress for
 /// [`STALL`]: the threads running are blocked (or busy for long).
-fn monitor(shared: &Shared) {
+fn monitor(shared: &Arc<Shared>) {
     let mut state = shared.lock();
     let (mut seen, mut since) = (state.progress, Instant::now());
     let mut last_queued = Instant::now();
@@ -262,7 +347,7 @@ mod tests {
         // is queued while the first wake-up is still in flight, and the
         // monitor must still see them.
         Python::initialize();
-        let pool = PythonPool::start(8).unwrap();
+        let pool = PythonPool::start(8, Duration::from_secs(30)).unwrap();
         let started = Instant::now();
         let (done, finished) = std::sync::mpsc::channel();
         for _ in 0..8 {
@@ -277,6 +362,41 @@ mod tests {
         }
         // One after another they would take 2.4 s.
         assert!(started.elapsed() < Duration::from_millis(1200));
+        assert!(pool.shutdown(Duration::from_secs(1)));
+    }
+
+    fn alive(pool: &PythonPool) -> usize {
+        pool.shared.lock().alive
+    }
+
+    #[test]
+    fn threads_start_when_needed_and_end_when_idle() {
+        Python::initialize();
+        let pool = PythonPool::start(4, Duration::from_millis(200)).unwrap();
+        assert_eq!(alive(&pool), 1);
+        for round in 0..2 {
+            let (done, finished) = std::sync::mpsc::channel();
+            for _ in 0..4 {
+                let done = done.clone();
+                pool.submit(Box::new(move |py| {
+                    py.detach(|| std::thread::sleep(Duration::from_millis(150)));
+                    done.send(()).unwrap();
+                }));
+            }
+            for _ in 0..4 {
+                finished.recv_timeout(Duration::from_secs(5)).unwrap();
+            }
+            assert_eq!(alive(&pool), 4, "round {round}: the burst got every thread");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while alive(&pool) > 1 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert_eq!(
+                alive(&pool),
+                1,
+                "round {round}: idle threads ended, the first stayed"
+            );
+        }
         assert!(pool.shutdown(Duration::from_secs(1)));
     }
 }

@@ -133,6 +133,14 @@ def app(environ, start_response):
         size = int(query.get("size", 4 * 1024 * 1024))
         body = os.urandom(16) + b"x" * (size - 16)
         return text(start_response, body, headers=[("Content-Length", str(size))])
+    if path == "/pool-threads":
+        # The WSGI pool's threads, by the names the server gives them.
+        names = []
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/comm") as f:
+                names.append(f.read().strip())
+        count = sum(1 for n in names if n.startswith("diorite-py-") and n[11:].isdigit())
+        return text(start_response, str(count).encode())
     if path == "/stats":
         with LOCK:
             return text(start_response, json.dumps(STATS).encode())
