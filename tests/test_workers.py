@@ -244,16 +244,19 @@ def test_missing_env_file_is_a_clear_error():
     assert "--env-files" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_reload_keeps_old_code_when_new_code_breaks(serve, tmp_path):
+RELOAD_SOURCE = (
+    "def app(environ, start_response):\n"
+    "    start_response('200 OK', [])\n"
+    "    return [b'version %d']\n"
+)
+
+
+def serve_reloading(serve, tmp_path, *args):
+    """A WSGI app at version 1 in its own directory, served with --reload."""
     app_dir = tmp_path / "proj"
     app_dir.mkdir()
     module = app_dir / "reload_app.py"
-    source = (
-        "def app(environ, start_response):\n"
-        "    start_response('200 OK', [])\n"
-        "    return [b'version %d']\n"
-    )
-    module.write_text(source % 1)
+    module.write_text(RELOAD_SOURCE % 1)
     server = serve(
         "reload_app:app",
         *WSGI,
@@ -262,8 +265,15 @@ def test_reload_keeps_old_code_when_new_code_breaks(serve, tmp_path):
         str(app_dir),
         "--working-dir",
         str(app_dir),
+        *args,
     )
     assert wait_for(lambda: server.log().count("is ready") == 1)
+    return server, module
+
+
+def test_reload_keeps_old_code_when_new_code_breaks(serve, tmp_path):
+    server, module = serve_reloading(serve, tmp_path)
+    source = RELOAD_SOURCE
     assert httpx.get(server.url + "/").text == "version 1"
     module.write_text(source % 2)
     assert wait_for(lambda: httpx.get(server.url + "/").text == "version 2", timeout=20)
@@ -276,21 +286,9 @@ def test_reload_keeps_old_code_when_new_code_breaks(serve, tmp_path):
 
 def test_reload_ignores_the_dirs_and_paths_it_is_told_to(serve, tmp_path):
     app_dir = tmp_path / "proj"
-    (app_dir / "generated").mkdir(parents=True)
-    (app_dir / "cache").mkdir()
-    module = app_dir / "reload_app.py"
-    source = (
-        "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'v%d']\n"
-    )
-    module.write_text(source % 1)
-    server = serve(
-        "reload_app:app",
-        *WSGI,
-        "--reload",
-        "--reload-paths",
-        str(app_dir),
-        "--working-dir",
-        str(app_dir),
+    server, module = serve_reloading(
+        serve,
+        tmp_path,
         "--reload-ignore-dirs",
         "generated",
         "--reload-ignore-paths",
@@ -298,13 +296,14 @@ def test_reload_ignores_the_dirs_and_paths_it_is_told_to(serve, tmp_path):
         "--reload-tick",
         "100",
     )
-    assert wait_for(lambda: server.log().count("is ready") == 1)
+    (app_dir / "generated").mkdir()
+    (app_dir / "cache").mkdir()
     (app_dir / "generated" / "out.py").write_text("x = 1\n")
     (app_dir / "cache" / "data.txt").write_text("cached\n")
     time.sleep(3)  # watchfiles reports within its debounce (1.6 s)
     assert "changes in" not in server.log()
-    module.write_text(source % 2)
-    assert wait_for(lambda: httpx.get(server.url + "/").text == "v2", timeout=20)
+    module.write_text(RELOAD_SOURCE % 2)
+    assert wait_for(lambda: httpx.get(server.url + "/").text == "version 2", timeout=20)
     assert "changes in" in server.log()
 
 

@@ -139,6 +139,19 @@ mod tests {
         }
     }
 
+    impl Fixture {
+        fn send(&self, py: Python<'_>, tx: &StreamSender, item: StreamItem) -> PyResult<Py<PyAny>> {
+            send_or_wait(
+                py,
+                &self.bridge,
+                &self.create_future,
+                self.done.get(),
+                tx,
+                item,
+            )
+        }
+    }
+
     impl Drop for Fixture {
         fn drop(&mut self) {
             Python::attach(|py| {
@@ -168,14 +181,7 @@ mod tests {
         Python::attach(|py| {
             let f = fixture(py);
             let (tx, _rx) = StreamSender::new();
-            let awaitable = send_or_wait(
-                py,
-                &f.bridge,
-                &f.create_future,
-                f.done.get(),
-                &tx,
-                chunk(10),
-            );
+            let awaitable = f.send(py, &tx, chunk(10));
             assert!(awaitable.unwrap().is(f.done.get()));
         });
     }
@@ -187,16 +193,7 @@ mod tests {
             let f = fixture(py);
             let (tx, mut rx) = StreamSender::new();
             tx.try_send(chunk(crate::http::BUDGET)).unwrap();
-            let waiting = send_or_wait(
-                py,
-                &f.bridge,
-                &f.create_future,
-                f.done.get(),
-                &tx,
-                chunk(10),
-            )
-            .unwrap()
-            .into_bound(py);
+            let waiting = f.send(py, &tx, chunk(10)).unwrap().into_bound(py);
             assert!(!waiting.is(f.done.get()));
             // hyper takes the big frame; the waiting chunk goes in.
             drop(rx.try_recv().unwrap());
@@ -224,15 +221,7 @@ mod tests {
             let f = fixture(py);
             let (tx, rx) = StreamSender::new();
             drop(rx);
-            let err = send_or_wait(
-                py,
-                &f.bridge,
-                &f.create_future,
-                f.done.get(),
-                &tx,
-                chunk(10),
-            )
-            .unwrap_err();
+            let err = f.send(py, &tx, chunk(10)).unwrap_err();
             assert!(err.is_instance_of::<crate::bridge::ClientDisconnected>(py));
         });
     }
