@@ -590,19 +590,8 @@ Config.__doc__ = "The settings of one server, with every option of `OPTIONS` as 
 
 
 def where_cli(option: Option) -> str:
+    """How an error names a value from the command line."""
     return f"argument {'/'.join(option.flags)}"
-
-
-def where_env(option: Option, variable: str) -> str:
-    return f"{variable} (environment)"
-
-
-def where_file(option: Option, path: str, key: str) -> str:
-    return f"{key} in {path}"
-
-
-def where_python(option: Option) -> str:
-    return f"{option.name}="
 
 
 def build(
@@ -669,7 +658,7 @@ def from_python(options: Mapping[str, Any]) -> dict[str, tuple[Any, str]]:
             close = difflib.get_close_matches(name, BY_NAME, n=1)
             hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
         raise ConfigError(f"unknown option(s): {', '.join(hints)}")
-    return {name: (value, where_python(BY_NAME[name])) for name, value in options.items()}
+    return {name: (value, f"{name}=") for name, value in options.items()}
 
 
 def from_environment(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
@@ -679,11 +668,11 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
     for option in OPTIONS:
         variable = option.env
         if variable in environ:
-            given[option.name] = (environ[variable], where_env(option, variable))
+            given[option.name] = (environ[variable], f"{variable} (environment)")
         elif option.kind == "flag":
             negated = ENV_PREFIX + "NO_" + variable.removeprefix(ENV_PREFIX)
             if negated in environ:
-                where = where_env(option, negated)
+                where = f"{negated} (environment)"
                 try:
                     given[option.name] = (not boolean(environ[negated]), where)
                 except ValueError as exc:
@@ -714,5 +703,5 @@ def from_file(table: Mapping[str, Any], path: str) -> tuple[dict[str, tuple[Any,
             close = difflib.get_close_matches(key, by_key, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise ConfigError(f"{path}: unknown option {key!r}{hint}")
-        given[option.name] = (value, where_file(option, path, key))
+        given[option.name] = (value, f"{key} in {path}")
     return given, app
