@@ -376,10 +376,14 @@ impl Cycle {
     /// The app returned (`failed` false) or raised (or could not be
     /// started). A response it never started is a 500; one it left
     /// unfinished is cut short, so the client sees it incomplete. Returns
-    /// the problem to log for an app that returned, if any.
+    /// the problem to log for an app that returned while its client was
+    /// still there, if any.
     pub(crate) fn finish(self: &Arc<Self>, failed: bool) -> Option<&'static str> {
         let (problem, task, waiter) = {
             let mut state = self.state.lock();
+            // An app that stops answering a client that has gone did
+            // nothing wrong: not worth a line in the log.
+            let gone = state.life.disconnected;
             let problem = match std::mem::replace(&mut state.phase, Phase::Complete) {
                 Phase::Complete => None,
                 Phase::Waiting(reply) | Phase::Started { reply, .. } => {
@@ -391,7 +395,11 @@ impl Cycle {
                     Some("ASGI callable returned without completing the response")
                 }
             };
-            (problem, state.life.end(), state.receive_waiter.take())
+            (
+                problem.filter(|_| !gone),
+                state.life.end(),
+                state.receive_waiter.take(),
+            )
         };
         // Python objects are released after the lock: their finalizers may
         // call back into this cycle.
@@ -507,8 +515,16 @@ mod tests {
             let (cycle, mut answer) = f.call(RequestBody::empty());
             cycle.start_head(Response::new(()), false).unwrap();
             queued(cycle.body(f.py, Bytes::from_static(b"part"), true));
-            assert_eq!(answer.try_recv().unwrap().status(), StatusCode::OK);
+            // Held: a dropped body means the client left.
+            let response = answer.try_recv().unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
             assert!(cycle.finish(false).unwrap().contains("completing"));
+            drop(response);
+
+            // A client that left: the app owes it nothing.
+            let (cycle, _answer) = f.call(RequestBody::empty());
+            cycle.client_gone();
+            assert_eq!(cycle.finish(false), None);
 
             // An app that raised is logged by the runner, not here.
             let (cycle, mut answer) = f.call(RequestBody::empty());

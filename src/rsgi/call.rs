@@ -328,16 +328,18 @@ impl HttpCall {
         }
     }
 
-    /// The app returned (`failed` false) or raised. Returns true when it
-    /// had not sent a response, which is then a 500.
+    /// The app returned (`failed` false) or raised. A response it did not
+    /// send is a 500; returns true when that happened with the client
+    /// still there (a problem to log).
     pub(crate) fn finish(&self, py: Python<'_>, failed: bool) -> bool {
         let (missing, waiters, task, body_waiter) = {
             let mut state = self.state.lock();
             let task = state.life.end();
+            // Not answering a client that has gone is no fault of the app.
             let missing = match state.reply.take() {
                 Some(reply) => {
                     let _ = reply.send(error_response(StatusCode::INTERNAL_SERVER_ERROR));
-                    true
+                    !state.life.disconnected
                 }
                 None => false,
             };
