@@ -1,4 +1,4 @@
-"""The smallest ASGI app: `diorite --interface asgi examples.hello_asgi:app`."""
+"""The smallest ASGI app: `diorite examples.hello_asgi:app` (found to be ASGI)."""
 
 
 async def app(scope, receive, send):

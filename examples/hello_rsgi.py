@@ -1,4 +1,4 @@
-"""The smallest RSGI app: `diorite --interface rsgi examples.hello_rsgi:app`."""
+"""The smallest RSGI app: `diorite examples.hello_rsgi:app` (found to be RSGI)."""
 
 
 async def app(scope, proto):

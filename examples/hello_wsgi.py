@@ -1,4 +1,4 @@
-"""The smallest WSGI app: `diorite --interface wsgi examples.hello_wsgi:app`."""
+"""The smallest WSGI app: `diorite examples.hello_wsgi:app` (found to be WSGI)."""
 
 
 def app(environ, start_response):
