@@ -17,7 +17,7 @@ use crate::bridge::{Bridge, PyObj, PythonPool};
 use crate::http::Handler;
 use crate::log::{self, Logger};
 use crate::rsgi::{RsgiApp, RsgiHandler};
-use crate::server::{self, HttpMode, HttpOptions, IoRuntime, Listener};
+use crate::server::{self, Http2Tuning, HttpMode, HttpOptions, IoRuntime, Listener};
 use crate::ws;
 use crate::wsgi::{WsgiApp, WsgiHandler};
 
@@ -29,6 +29,7 @@ enum WorkerError {
     UnknownHttpMode(String),
     /// A duration (which one, and the value) that is negative or not finite.
     BadDuration(&'static str, f64),
+    BadHttp2Setting(&'static str, f64),
 }
 
 impl From<WorkerError> for PyErr {
@@ -42,6 +43,56 @@ impl From<WorkerError> for PyErr {
             WorkerError::BadDuration(what, value) => {
                 PyValueError::new_err(format!("invalid {what}: {value}"))
             }
+            WorkerError::BadHttp2Setting(name, value) => {
+                PyValueError::new_err(format!("invalid HTTP/2 setting {name} = {value}"))
+            }
+        }
+    }
+}
+
+/// `Worker(http2={...})`: every key is required, so a key misspelled on
+/// the Python side is an error rather than a setting silently left out.
+/// Durations are seconds.
+#[derive(Debug, FromPyObject)]
+#[pyo3(from_item_all)]
+struct Http2Settings {
+    adaptive_window: bool,
+    initial_connection_window_size: u32,
+    initial_stream_window_size: u32,
+    keep_alive_interval: Option<f64>,
+    keep_alive_timeout: f64,
+    max_frame_size: u32,
+    max_send_buffer_size: u32,
+}
+
+impl TryFrom<Http2Settings> for Http2Tuning {
+    type Error = WorkerError;
+
+    fn try_from(given: Http2Settings) -> Result<Self, WorkerError> {
+        // As the options table: a zero interval would ping in a loop, and a
+        // timer centuries ahead would overflow the clock.
+        const YEAR: Duration = Duration::from_secs(365 * 86_400);
+        let positive = |name, seconds: f64| {
+            Duration::try_from_secs_f64(seconds)
+                .ok()
+                .filter(|d| !d.is_zero() && *d <= YEAR)
+                .ok_or(WorkerError::BadHttp2Setting(name, seconds))
+        };
+        let tuning = Self {
+            adaptive_window: given.adaptive_window,
+            initial_connection_window_size: given.initial_connection_window_size,
+            initial_stream_window_size: given.initial_stream_window_size,
+            keep_alive_interval: given
+                .keep_alive_interval
+                .map(|seconds| positive("keep_alive_interval", seconds))
+                .transpose()?,
+            keep_alive_timeout: positive("keep_alive_timeout", given.keep_alive_timeout)?,
+            max_frame_size: given.max_frame_size,
+            max_send_buffer_size: given.max_send_buffer_size,
+        };
+        match tuning.out_of_range() {
+            Some((name, value)) => Err(WorkerError::BadHttp2Setting(name, value.into())),
+            None => Ok(tuning),
         }
     }
 }
@@ -108,9 +159,10 @@ impl Worker {
 #[pymethods]
 impl Worker {
     /// `fd` is a listening TCP socket; the worker serves a duplicate of it,
-    /// so the caller keeps ownership of its own.
+    /// so the caller keeps ownership of its own. `http2`, a dict of
+    /// [`Http2Settings`], tunes HTTP/2; without it hyper's defaults apply.
     #[new]
-    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, h2_max_concurrent_streams = 200, websockets = true, ws_max_message_size = 16 * 1024 * 1024))]
+    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, pipeline_flush = false, h2_max_concurrent_streams = 200, http2 = None, websockets = true, ws_max_message_size = 16 * 1024 * 1024))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         fd: i32,
@@ -119,7 +171,9 @@ impl Worker {
         runtime_threads: usize,
         backpressure: usize,
         keep_alive: bool,
+        pipeline_flush: bool,
         h2_max_concurrent_streams: u32,
+        http2: Option<Http2Settings>,
         websockets: bool,
         ws_max_message_size: usize,
     ) -> PyResult<Self> {
@@ -131,6 +185,7 @@ impl Worker {
                 return Err(WorkerError::UnknownHttpMode(other.to_owned()).into());
             }
         };
+        let h2 = http2.map(Http2Tuning::try_from).transpose()?;
         // SAFETY: the caller keeps its socket open for this call; the
         // duplicate (close-on-exec, so a reload's new process does not
         // inherit it) is ours.
@@ -149,7 +204,9 @@ impl Worker {
             opts: HttpOptions {
                 mode,
                 keep_alive,
+                pipeline_flush,
                 h2_max_concurrent_streams,
+                h2,
             },
             backpressure,
             websockets: websockets.then_some(ws::Config {

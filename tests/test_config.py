@@ -185,6 +185,11 @@ def test_gunicorn_command(serve):
         (["--workers-lifetime", "soon"], "argument --workers-lifetime: expected a duration"),
         (["--bind", "127.0.0.1:http"], "bind: expected an integer from 0 to 65535"),
         (["--uds-permissions", "660"], "--uds-permissions needs --uds"),
+        (["--http2-keep-alive-interval", "0"], "argument --http2-keep-alive-interval: expected a"),
+        (
+            ["--http2-max-frame-size", "1024"],
+            "expected an integer from 16384 to 16777215, got 1024",
+        ),
     ],
 )
 def test_bad_command_lines(args, expected):

@@ -29,7 +29,9 @@ class Worker:
         runtime_threads: int = 1,
         backpressure: int = 1024,
         keep_alive: bool = True,
+        pipeline_flush: bool = False,
         h2_max_concurrent_streams: int = 200,
+        http2: dict[str, Any] | None = None,
         websockets: bool = True,
         ws_max_message_size: int = 16777216,
     ) -> None: ...

@@ -94,6 +94,21 @@ def duration(value: Any) -> float:
     return seconds
 
 
+#: The longest `timer_duration`: far longer would overflow the clock of a timer.
+YEAR = 365 * 86400.0
+
+
+def timer_duration(value: Any) -> float:
+    """A `duration` above zero and at most a year: a timer that fires every
+    0 s would never stop."""
+    seconds = duration(value)
+    if not 0 < seconds <= YEAR:
+        raise ValueError(
+            f"expected a duration above zero and at most 365d, got {_text_of(value)!r}"
+        )
+    return seconds
+
+
 def boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -196,6 +211,8 @@ class Option:
 
 
 _POSITIVE = integer(1)
+#: An HTTP/2 flow-control window (RFC 9113, 6.9.1).
+_WINDOW = integer(1, 2**31 - 1)
 MIB = 1024 * 1024
 
 OPTIONS: tuple[Option, ...] = (
@@ -331,6 +348,87 @@ OPTIONS: tuple[Option, ...] = (
         "keep HTTP/1.1 connections open between requests",
         "HTTP",
         "flag",
+    ),
+    Option(
+        "http1_pipeline_flush",
+        ("--http1-pipeline-flush",),
+        boolean,
+        False,
+        "HTTP/1.1: while more pipelined requests are already read, hold responses back and "
+        "write them together (experimental: a response also waits while only part of the next "
+        "request has arrived); off by default, as in hyper and Granian",
+        "HTTP",
+        "flag",
+    ),
+    Option(
+        "http2_adaptive_window",
+        ("--http2-adaptive-window",),
+        boolean,
+        False,
+        "HTTP/2: size the flow-control windows by measuring the connection (BDP pings); "
+        "on, the two window sizes below are not used; off by default, as in hyper and Granian",
+        "HTTP",
+        "flag",
+    ),
+    Option(
+        "http2_initial_connection_window_size",
+        ("--http2-initial-connection-window-size",),
+        _WINDOW,
+        MIB,
+        "HTTP/2: bytes of request bodies a connection may receive ahead of the app, all "
+        "streams together (default: 1 MiB, hyper's and Granian's)",
+        "HTTP",
+        metavar="BYTES",
+    ),
+    Option(
+        "http2_initial_stream_window_size",
+        ("--http2-initial-stream-window-size",),
+        _WINDOW,
+        MIB,
+        "HTTP/2: bytes of a request body a stream may receive ahead of the app "
+        "(SETTINGS_INITIAL_WINDOW_SIZE; default: 1 MiB, hyper's and Granian's)",
+        "HTTP",
+        metavar="BYTES",
+    ),
+    Option(
+        "http2_keep_alive_interval",
+        ("--http2-keep-alive-interval",),
+        optional(timer_duration),
+        None,
+        "HTTP/2: send a PING when the connection has been quiet this long "
+        "(default: none, no pings, as in hyper and Granian)",
+        "HTTP",
+        metavar="DURATION",
+    ),
+    Option(
+        "http2_keep_alive_timeout",
+        ("--http2-keep-alive-timeout",),
+        timer_duration,
+        20.0,
+        "HTTP/2: close the connection when a keep-alive PING is not answered within this "
+        "(with --http2-keep-alive-interval only; default: 20s, hyper's and Granian's)",
+        "HTTP",
+        metavar="DURATION",
+    ),
+    Option(
+        "http2_max_frame_size",
+        ("--http2-max-frame-size",),
+        integer(16384, 16777215),
+        16384,
+        "HTTP/2: largest frame payload the server accepts (SETTINGS_MAX_FRAME_SIZE; "
+        "default: 16 KiB, the protocol's smallest, hyper's and Granian's)",
+        "HTTP",
+        metavar="BYTES",
+    ),
+    Option(
+        "http2_max_send_buffer_size",
+        ("--http2-max-send-buffer-size",),
+        integer(1, 2**32 - 1),
+        409600,
+        "HTTP/2: most response bytes buffered per stream before the app waits for the client "
+        "(default: 400 KiB, hyper's and Granian's)",
+        "HTTP",
+        metavar="BYTES",
     ),
     Option(
         "http2_max_concurrent_streams",

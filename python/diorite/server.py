@@ -187,7 +187,17 @@ async def serve_app(
         runtime_threads=config.runtime_threads,
         backpressure=config.effective_backpressure,
         keep_alive=config.http1_keep_alive,
+        pipeline_flush=config.http1_pipeline_flush,
         h2_max_concurrent_streams=config.http2_max_concurrent_streams,
+        http2={
+            "adaptive_window": config.http2_adaptive_window,
+            "initial_connection_window_size": config.http2_initial_connection_window_size,
+            "initial_stream_window_size": config.http2_initial_stream_window_size,
+            "keep_alive_interval": config.http2_keep_alive_interval,
+            "keep_alive_timeout": config.http2_keep_alive_timeout,
+            "max_frame_size": config.http2_max_frame_size,
+            "max_send_buffer_size": config.http2_max_send_buffer_size,
+        },
         websockets=config.websockets,
         ws_max_message_size=config.ws_max_message_size,
     )

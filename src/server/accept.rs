@@ -31,7 +31,79 @@ pub(crate) enum HttpMode {
 pub(crate) struct HttpOptions {
     pub(crate) mode: HttpMode,
     pub(crate) keep_alive: bool,
+    /// HTTP/1: hold responses back while more pipelined requests are
+    /// already buffered, and write them together.
+    pub(crate) pipeline_flush: bool,
     pub(crate) h2_max_concurrent_streams: u32,
+    /// `None` leaves hyper's defaults.
+    pub(crate) h2: Option<Http2Tuning>,
+}
+
+/// HTTP/2 flow control, frames and keep-alive pings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Http2Tuning {
+    /// On, hyper sizes both windows by measuring the connection (BDP pings)
+    /// and the two window sizes below are not used.
+    pub(crate) adaptive_window: bool,
+    pub(crate) initial_connection_window_size: u32,
+    pub(crate) initial_stream_window_size: u32,
+    /// `None`: no keep-alive pings.
+    pub(crate) keep_alive_interval: Option<Duration>,
+    pub(crate) keep_alive_timeout: Duration,
+    pub(crate) max_frame_size: u32,
+    pub(crate) max_send_buffer_size: u32,
+}
+
+/// Largest flow-control window (RFC 9113, 6.9.1).
+const MAX_WINDOW_SIZE: u32 = (1 << 31) - 1;
+/// Bounds of SETTINGS_MAX_FRAME_SIZE (RFC 9113, 6.5.2).
+const FRAME_SIZES: std::ops::RangeInclusive<u32> = (1 << 14)..=(1 << 24) - 1;
+
+impl Http2Tuning {
+    /// The first setting HTTP/2 does not allow, with its value: h2 would
+    /// panic on it when a connection starts.
+    pub(crate) fn out_of_range(&self) -> Option<(&'static str, u32)> {
+        let windows = 1..=MAX_WINDOW_SIZE;
+        [
+            (
+                "initial_connection_window_size",
+                self.initial_connection_window_size,
+                &windows,
+            ),
+            (
+                "initial_stream_window_size",
+                self.initial_stream_window_size,
+                &windows,
+            ),
+            ("max_frame_size", self.max_frame_size, &FRAME_SIZES),
+            (
+                "max_send_buffer_size",
+                self.max_send_buffer_size,
+                &(1..=u32::MAX),
+            ),
+        ]
+        .into_iter()
+        .find(|(_, value, allowed)| !allowed.contains(value))
+        .map(|(name, value, _)| (name, value))
+    }
+}
+
+/// Applies [`Http2Tuning`] to either of hyper's HTTP/2 builders (the
+/// automatic builder's part and the HTTP/2-only one share the methods but
+/// no trait). The windows come before `adaptive_window`: setting a window
+/// turns adaptive flow control off, and turning it on resets the windows.
+macro_rules! tune_http2 {
+    ($builder:expr, $tuning:expr) => {{
+        let tuning: &Http2Tuning = $tuning;
+        $builder
+            .initial_connection_window_size(tuning.initial_connection_window_size)
+            .initial_stream_window_size(tuning.initial_stream_window_size)
+            .adaptive_window(tuning.adaptive_window)
+            .keep_alive_interval(tuning.keep_alive_interval)
+            .keep_alive_timeout(tuning.keep_alive_timeout)
+            .max_frame_size(tuning.max_frame_size)
+            .max_send_buf_size(tuning.max_send_buffer_size as usize);
+    }};
 }
 
 fn builder(opts: &HttpOptions) -> auto::Builder<TokioExecutor> {
@@ -40,11 +112,15 @@ fn builder(opts: &HttpOptions) -> auto::Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         .keep_alive(opts.keep_alive)
+        .pipeline_flush(opts.pipeline_flush)
         .half_close(false);
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(opts.h2_max_concurrent_streams);
+    if let Some(tuning) = &opts.h2 {
+        tune_http2!(builder.http2(), tuning);
+    }
     builder
 }
 
@@ -55,6 +131,7 @@ fn http1_builder(opts: &HttpOptions) -> hyper::server::conn::http1::Builder {
     builder
         .timer(TokioTimer::new())
         .keep_alive(opts.keep_alive)
+        .pipeline_flush(opts.pipeline_flush)
         .half_close(false);
     builder
 }
@@ -64,6 +141,9 @@ fn http2_builder(opts: &HttpOptions) -> hyper::server::conn::http2::Builder<Toki
     builder
         .timer(TokioTimer::new())
         .max_concurrent_streams(opts.h2_max_concurrent_streams);
+    if let Some(tuning) = &opts.h2 {
+        tune_http2!(builder, tuning);
+    }
     builder
 }
 
@@ -262,7 +342,9 @@ mod tests {
         let opts = HttpOptions {
             mode,
             keep_alive: true,
+            pipeline_flush: false,
             h2_max_concurrent_streams: 8,
+            h2: None,
         };
         let handler = Arc::new(Echo { delay });
         let server = tokio::spawn(serve(Listener::Tcp(listener), handler, opts, stopped));
@@ -276,6 +358,60 @@ mod tests {
         let mut answer = String::new();
         stream.read_to_string(&mut answer).await.unwrap();
         answer
+    }
+
+    #[test]
+    fn http2_settings_outside_what_http2_allows_are_named() {
+        let fine = Http2Tuning {
+            adaptive_window: false,
+            initial_connection_window_size: MAX_WINDOW_SIZE,
+            initial_stream_window_size: 1,
+            keep_alive_interval: None,
+            keep_alive_timeout: Duration::from_secs(20),
+            max_frame_size: 16_384,
+            max_send_buffer_size: 1,
+        };
+        assert_eq!(fine.out_of_range(), None);
+        let cases = [
+            (
+                Http2Tuning {
+                    initial_connection_window_size: 1 << 31,
+                    ..fine
+                },
+                ("initial_connection_window_size", 1 << 31),
+            ),
+            (
+                Http2Tuning {
+                    initial_stream_window_size: 0,
+                    ..fine
+                },
+                ("initial_stream_window_size", 0),
+            ),
+            (
+                Http2Tuning {
+                    max_frame_size: 16_383,
+                    ..fine
+                },
+                ("max_frame_size", 16_383),
+            ),
+            (
+                Http2Tuning {
+                    max_frame_size: 1 << 24,
+                    ..fine
+                },
+                ("max_frame_size", 1 << 24),
+            ),
+            (
+                Http2Tuning {
+                    max_send_buffer_size: 0,
+                    ..fine
+                },
+                ("max_send_buffer_size", 0),
+            ),
+        ];
+        for (tuning, expected) in cases {
+            assert_eq!(tuning.out_of_range(), Some(expected));
+        }
     }
 
     #[tokio::test]

@@ -5,5 +5,5 @@
 mod accept;
 mod runtime;
 
-pub(crate) use accept::{HttpMode, HttpOptions, Listener, serve};
+pub(crate) use accept::{Http2Tuning, HttpMode, HttpOptions, Listener, serve};
 pub(crate) use runtime::IoRuntime;
