@@ -197,9 +197,11 @@ def test_keep_alive_pings_come_at_the_interval(serve, connect, http):
     # Answered, they keep coming, and the connection stays open well past
     # interval + timeout.
     assert not client.closed
-    assert 4 <= len(pings) <= 8, [round(t - start, 2) for t in pings]
+    # Bounds wide enough for a busy machine, narrow enough to tell the
+    # 300 ms interval from none (hyper's default) or from seconds.
+    assert 3 <= len(pings) <= 10, [round(t - start, 2) for t in pings]
     gaps = [b - a for a, b in zip(pings, pings[1:], strict=False)]
-    assert all(0.2 <= gap <= 0.6 for gap in gaps), gaps
+    assert all(0.1 <= gap <= 1.0 for gap in gaps), gaps
 
 
 def test_no_keep_alive_pings_by_default(serve, connect):
@@ -214,13 +216,14 @@ def test_an_unanswered_ping_closes_the_connection_after_the_timeout(serve, conne
         APP, "--http2-keep-alive-interval", "300ms", "--http2-keep-alive-timeout", "700ms"
     )
     client = handshake(connect, server)
-    client.receive(3.0, answer=False)
+    client.receive(5.0, answer=False)
     assert client.closed, "the server kept a connection whose PING went unanswered"
     # The last PING is the one left unanswered (the handshake answered any
     # before it).
     closed_after = time.monotonic() - client.times_of(h2.events.PingReceived)[-1]
     print(f"closed {closed_after:.3f}s after the unanswered PING")
-    assert 0.5 <= closed_after <= 1.5, closed_after
+    # The timeout is 700 ms; hyper's default would be 20 s.
+    assert 0.4 <= closed_after <= 3.0, closed_after
     # Other connections are not affected.
     assert httpx.get(server.url + "/").text == "Hello, world!"
 
