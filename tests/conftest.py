@@ -7,6 +7,7 @@ error anywhere in it fails the test that ran the server.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -170,3 +171,15 @@ def run_cli(
         stdin=subprocess.DEVNULL,
         cwd=cwd,
     )
+
+
+def pipelined_bodies(data: bytes) -> list[bytes]:
+    """The bodies of the 200 responses (with Content-Length) in `data`."""
+    bodies = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))
+        bodies.append(rest[:length])
+        data = rest[length:]
+    return bodies

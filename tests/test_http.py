@@ -1,10 +1,10 @@
 """HTTP/1.1 and HTTP/2 over the same port, as real clients speak them."""
 
-import re
 import socket
 
 import httpx
 import pytest
+from conftest import pipelined_bodies
 
 
 def test_hello(serve):
@@ -34,13 +34,7 @@ def test_pipelined_requests_answered_in_order(serve):
         b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
         b"GET /scope?n=3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
-    bodies = []
-    while data:
-        head, _, rest = data.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 200"), head
-        length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))
-        bodies.append(rest[:length])
-        data = rest[length:]
+    bodies = pipelined_bodies(data)
     assert len(bodies) == 3
     assert b'"query_string": {"bytes": "n=1"}' in bodies[0]
     assert bodies[1] == b"Hello, world!"

@@ -4,7 +4,6 @@ the frames the server sends (SETTINGS, WINDOW_UPDATE, PING) are visible."""
 
 from __future__ import annotations
 
-import re
 import socket
 import time
 
@@ -14,6 +13,7 @@ import h2.events
 import h2.settings
 import httpx
 import pytest
+from conftest import pipelined_bodies
 
 APP = "http_options_app:app"
 SPEC_WINDOW = 65535
@@ -257,17 +257,6 @@ def test_the_send_buffer_holds_what_the_client_has_not_read(serve, connect):
 # HTTP/1.1 pipeline flush ----------------------------------------------------------
 
 
-def responses(data: bytes) -> list[bytes]:
-    bodies = []
-    while data:
-        head, _, rest = data.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 200"), head
-        length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))
-        bodies.append(rest[:length])
-        data = rest[length:]
-    return bodies
-
-
 @pytest.mark.parametrize("http", ["auto", "1"])
 def test_pipelined_requests_are_all_answered_with_pipeline_flush(serve, http):
     server = serve(APP, "--http", http, "--http1-pipeline-flush")
@@ -275,7 +264,7 @@ def test_pipelined_requests_are_all_answered_with_pipeline_flush(serve, http):
         b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 5
         + b"GET /sent HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
-    assert responses(data) == [b"Hello, world!"] * 5 + [b'{"bytes": 0}']
+    assert pipelined_bodies(data) == [b"Hello, world!"] * 5 + [b'{"bytes": 0}']
 
 
 @pytest.mark.parametrize("http", ["auto", "1"])
@@ -299,4 +288,4 @@ def test_pipeline_flush_holds_a_response_while_the_next_request_is_buffered(serv
         data = early
         while chunk := s.recv(65536):
             data += chunk
-    assert responses(data) == [b"Hello, world!"] * 2
+    assert pipelined_bodies(data) == [b"Hello, world!"] * 2
