@@ -51,21 +51,10 @@ impl Condvar {
         guard: MutexGuard<'a, T>,
         timeout: Duration,
     ) -> MutexGuard<'a, T> {
-        self.wait_timeout_woken(guard, timeout).0
-    }
-
-    /// As [`Condvar::wait_timeout`], also telling whether it was woken
-    /// (or woke spuriously) rather than timed out.
-    pub(crate) fn wait_timeout_woken<'a, T>(
-        &self,
-        guard: MutexGuard<'a, T>,
-        timeout: Duration,
-    ) -> (MutexGuard<'a, T>, bool) {
-        let (guard, result) = self
-            .0
+        self.0
             .wait_timeout(guard, timeout)
-            .unwrap_or_else(PoisonError::into_inner);
-        (guard, !result.timed_out())
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
     }
 
     pub(crate) fn notify_one(&self) {

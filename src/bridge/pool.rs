@@ -90,12 +90,8 @@ impl State {
     }
 
     fn spawn(&mut self, shared: &Arc<Shared>) {
-        let worker = Arc::clone(shared);
-        let spawned = std::thread::Builder::new()
-            .name(format!("diorite-py-{}", self.started))
-            .spawn(move || Python::attach(|py| run(py, &worker)));
-        match spawned {
-            Ok(_) => {
+        match spawn_thread(shared, self.started) {
+            Ok(()) => {
                 self.alive += 1;
                 self.started += 1;
             }
@@ -107,6 +103,15 @@ impl State {
             ),
         }
     }
+}
+
+/// Starts pool thread number `n`, attached for its whole life.
+fn spawn_thread(shared: &Arc<Shared>, n: usize) -> std::io::Result<()> {
+    let worker = Arc::clone(shared);
+    std::thread::Builder::new()
+        .name(format!("diorite-py-{n}"))
+        .spawn(move || Python::attach(|py| run(py, &worker)))?;
+    Ok(())
 }
 
 impl Shared {
@@ -138,10 +143,7 @@ impl PythonPool {
             queued: Condvar::new(),
             finished: Condvar::new(),
         });
-        let first = Arc::clone(&shared);
-        std::thread::Builder::new()
-            .name("diorite-py-0".into())
-            .spawn(move || Python::attach(|py| run(py, &first)))?;
+        spawn_thread(&shared, 0)?;
         let watcher = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("diorite-py-monitor".into())
