@@ -122,6 +122,12 @@ impl Cycle {
         }
     }
 
+    /// The worker's app state, for the message strings and the shared
+    /// finished awaitable.
+    pub(crate) fn app(&self) -> &AsgiApp {
+        &self.app
+    }
+
     pub(crate) fn keep_task(&self, task: Bound<'_, PyAny>) {
         self.state.lock().life.keep_task(task);
     }

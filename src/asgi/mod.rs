@@ -87,7 +87,7 @@ impl ws::AsyncApp for AsgiApp {
         let args = || -> PyResult<_> {
             let scope = self.scope.build(py, &head, &conn)?;
             let receive = Py::new(py, HttpReceive::new(Arc::clone(&cycle)))?;
-            let send = Py::new(py, HttpSend::new(Arc::clone(&cycle), Arc::clone(self)))?;
+            let send = Py::new(py, HttpSend::new(Arc::clone(&cycle)))?;
             Ok((scope, receive, send))
         };
         let keep = |task| cycle.keep_task(task);

@@ -39,16 +39,21 @@ impl HttpReceive {
 #[pyclass(frozen, module = "diorite._diorite")]
 pub(crate) struct HttpSend {
     cycle: Arc<Cycle>,
-    app: Arc<super::AsgiApp>,
 }
 
 impl HttpSend {
-    pub(crate) fn new(cycle: Arc<Cycle>, app: Arc<super::AsgiApp>) -> Self {
-        Self { cycle, app }
+    pub(crate) fn new(cycle: Arc<Cycle>) -> Self {
+        Self { cycle }
     }
 
     fn done(&self, py: Python<'_>) -> Py<PyAny> {
-        self.app.messages.done.get().clone_ref(py).into_any()
+        self.cycle
+            .app()
+            .messages
+            .done
+            .get()
+            .clone_ref(py)
+            .into_any()
     }
 
     /// What the app awaits after a body part or trailers.
@@ -60,7 +65,7 @@ impl HttpSend {
     }
 
     fn dispatch(&self, py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let messages = &self.app.messages;
+        let messages = &self.cycle.app().messages;
         let (msg, kind) = messages.read(message)?;
         match kind {
             Some(Message::Start) => {
