@@ -208,11 +208,9 @@ def check(config: Any) -> None:
         raise ConfigError("--uds-permissions needs --uds")
 
 
-def parse(argv: list[str] | None = None) -> Any:
-    return _parse(argv)[0]
-
-
-def _parse(argv: list[str] | None) -> tuple[Any, dict[str, str], argparse.Namespace]:
+def parse(argv: list[str] | None = None) -> tuple[Any, dict[str, str], argparse.Namespace]:
+    """The checked settings, their sources and the parsed command line;
+    a bad setting exits with status 2 and one line saying why."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         config, sources, args = resolve(argv)
@@ -235,15 +233,12 @@ def print_config(config: Any, sources: dict[str, str]) -> None:
 
 def check_app(config: Any) -> int:
     """Loads the app as a worker would and names its interface."""
-    from .loader import AppLoadError, describe_interface, detect_interface, load_app
+    from .loader import AppLoadError, describe_interface, load_app, resolve_interface
 
     load_env_files(config.env_files)
     try:
         app = load_app(config.app, config.factory, config.working_dir)
-        interface = config.interface
-        how = "given"
-        if interface == "auto":
-            interface, how = detect_interface(app), "found from the app"
+        interface, how = resolve_interface(app, config.interface)
     except AppLoadError as exc:
         print(f"diorite: {exc}", file=sys.stderr)
         return 1
@@ -252,7 +247,7 @@ def check_app(config: Any) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    config, sources, args = _parse(argv)
+    config, sources, args = parse(argv)
     if args.print_config:
         print_config(config, sources)
         sys.exit(0)

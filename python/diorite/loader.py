@@ -100,5 +100,13 @@ def detect_interface(app) -> str:
     )
 
 
+def resolve_interface(app, interface: str) -> tuple[str, str]:
+    """The interface to serve `app` with, and how it was chosen (for the
+    start-up line): `interface` itself, or the one `auto` finds."""
+    if interface == "auto":
+        return detect_interface(app), "found from the app"
+    return interface, "given"
+
+
 def describe_interface(interface: str) -> str:
     return _NAMES.get(interface, interface)

@@ -27,7 +27,7 @@ from .asgi import (
     task_spawner,
 )
 from .config import Config
-from .loader import AppLoadError, describe_interface, detect_interface, load_app
+from .loader import AppLoadError, describe_interface, load_app, resolve_interface
 from .logs import logger
 from .proctitle import set_title
 
@@ -124,8 +124,8 @@ def run(config: Config, inherited: Inherited | None = None, app=None) -> int:
     try:
         if app is None:
             app = load_app(config.app, config.factory, config.working_dir)
-        if config.interface == "auto":
-            detect_interface(app)  # fails here, before binding, if it cannot tell
+        # Before binding: an app of no known shape stops start-up here.
+        resolved = resolve_interface(app, config.interface)
     except AppLoadError as exc:
         # Shown even with --no-log: the process cannot start without it.
         print(f"diorite: error: {exc}", file=sys.stderr)
@@ -146,7 +146,7 @@ def run(config: Config, inherited: Inherited | None = None, app=None) -> int:
     asyncio.set_event_loop(loop)
     ready_fd = inherited.ready_fd if inherited is not None else None
     try:
-        code = loop.run_until_complete(serve_app(app, sock, config, ready_fd))
+        code = loop.run_until_complete(serve_app(app, sock, config, ready_fd, resolved=resolved))
     finally:
         sock.close()
         loop.close()
@@ -168,15 +168,15 @@ async def serve_app(
     config: Config,
     ready_fd: int | None = None,
     handle_signals: bool = True,
+    resolved: tuple[str, str] | None = None,
 ) -> int:
     """Serves until SIGINT/SIGTERM (or, with `handle_signals` off, until the
-    calling task is cancelled), then stops gracefully."""
+    calling task is cancelled), then stops gracefully. `resolved` is the
+    interface and how it was chosen, when the caller already worked it out."""
     from ._diorite import Worker
 
     loop = asyncio.get_running_loop()
-    interface, how = config.interface, "given"
-    if interface == "auto":
-        interface, how = detect_interface(app), "found from the app"
+    interface, how = resolved or resolve_interface(app, config.interface)
     lifespan = Lifespan(app) if interface == "asgi" else None
     if lifespan is not None and not await lifespan.startup():
         return 1
