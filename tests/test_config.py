@@ -279,6 +279,12 @@ def test_a_bad_value_that_loses_does_not_matter():
     assert sources["interface"] == "command line"
 
 
+def test_gunicorn_process_name_alias():
+    config, sources, _ = resolve(["--name", "api", "asgi_app:app"], environ={})
+    assert config.process_name == "api"
+    assert sources["process_name"] == "command line"
+
+
 def test_flags_from_environment_both_ways():
     config, _, _ = resolve(["asgi_app:app"], environ={"DIORITE_LOG": "false"})
     assert config.log_enabled is False
