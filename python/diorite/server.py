@@ -146,7 +146,9 @@ def run(config: Config, inherited: Inherited | None = None, app=None) -> int:
     asyncio.set_event_loop(loop)
     ready_fd = inherited.ready_fd if inherited is not None else None
     try:
-        code = loop.run_until_complete(serve_app(app, sock, config, ready_fd, resolved=resolved))
+        code = loop.run_until_complete(
+            serve_app(app, sock, config, ready_fd, resolved=resolved, owns_socket=inherited is None)
+        )
     finally:
         sock.close()
         loop.close()
@@ -169,10 +171,13 @@ async def serve_app(
     ready_fd: int | None = None,
     handle_signals: bool = True,
     resolved: tuple[str, str] | None = None,
+    owns_socket: bool = True,
 ) -> int:
     """Serves until SIGINT/SIGTERM (or, with `handle_signals` off, until the
     calling task is cancelled), then stops gracefully. `resolved` is the
-    interface and how it was chosen, when the caller already worked it out."""
+    interface and how it was chosen, when the caller already worked it out.
+    `owns_socket` is false in a supervisor's worker: the socket is shared
+    and stays open while one worker replaces another."""
     from ._diorite import Worker
 
     loop = asyncio.get_running_loop()
@@ -252,6 +257,11 @@ async def serve_app(
             stopped.set_result(clean)
 
     worker.shutdown(config.shutdown_timeout, on_stopped)
+    if owns_socket:
+        # The worker has let go of its copy of the socket, so this closes
+        # it: new clients are refused at once (a load balancer moves on)
+        # instead of waiting in the backlog for a server that is leaving.
+        sock.close()
     forced = False
 
     def force() -> None:

@@ -18,6 +18,7 @@ import json
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -210,10 +211,7 @@ class Supervisor:
                     "stopping: requests get %ss to finish",
                     min(self.config.shutdown_timeout, self.config.effective_kill_timeout),
                 )
-                self.stopping = True
-                self.pending_respawns.clear()
-                for worker in list(self.workers.values()):
-                    self.stop_worker(worker)
+                self.begin_stop()
             elif signum == signal.SIGHUP and not self.stopping:
                 logger.info("SIGHUP: replacing workers one by one")
                 self.rolling = [w for w in self.workers.values() if not w.retiring]
@@ -279,6 +277,12 @@ class Supervisor:
         self.pending_respawns.clear()
         for other in list(self.workers.values()):
             self.stop_worker(other)
+        # Shutting the socket down (not just closing this process's copy)
+        # stops it listening in every worker too: new clients are refused at
+        # once while the workers drain. A rolling replacement never gets
+        # here, so it never refuses anyone.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RD)
 
     def tick(self) -> None:
         now = time.monotonic()

@@ -260,6 +260,12 @@ pub(crate) async fn serve<H: Handler>(
                 let info = ConnInfo::new(None, None, "http", connections.tasks.clone());
                 connections.serve(stream, info);
             }
+            Err(err) if err.kind() == std::io::ErrorKind::InvalidInput => {
+                // The supervisor shut the shared socket down to refuse new
+                // connections while stopping; this worker's stop follows.
+                let _ = stop.changed().await;
+                break;
+            }
             Err(err) => {
                 // Running out of descriptors must not end the server; wait
                 // for some connections to close.
