@@ -44,6 +44,11 @@ pub(crate) fn error(py: Python<'_>, logger: Logger, message: &str, err: Option<P
     emit(py, logger, "error", message, err);
 }
 
+/// Logs `message` at debug level, with `err`'s traceback when given.
+pub(crate) fn debug(py: Python<'_>, logger: Logger, message: &str, err: Option<PyErr>) {
+    emit(py, logger, "debug", message, err);
+}
+
 /// [`error`] from a thread that may not be attached (a tokio or pool
 /// thread). It attaches for the call, so it is for rare events only, never
 /// for something that happens per request. Nothing is logged once the

@@ -15,9 +15,12 @@ use tokio::task::JoinHandle;
 use crate::asgi::{AsgiApp, AsgiHandler};
 use crate::bridge::{Bridge, PyObj, PythonPool};
 use crate::http::Handler;
+use crate::http::RequestLimits;
 use crate::log::{self, Logger};
 use crate::rsgi::{RsgiApp, RsgiHandler};
-use crate::server::{self, Http2Tuning, HttpMode, HttpOptions, IoRuntime, Listener};
+use crate::server::{
+    self, Http2Tuning, HttpMode, HttpOptions, IoRuntime, Limits, Listener, Timeouts,
+};
 use crate::ws;
 use crate::wsgi::{WsgiApp, WsgiHandler};
 
@@ -30,6 +33,7 @@ enum WorkerError {
     /// A duration (which one, and the value) that is negative or not finite.
     BadDuration(&'static str, f64),
     BadHttp2Setting(&'static str, f64),
+    BadLimit(&'static str, usize),
 }
 
 impl From<WorkerError> for PyErr {
@@ -45,6 +49,9 @@ impl From<WorkerError> for PyErr {
             }
             WorkerError::BadHttp2Setting(name, value) => {
                 PyValueError::new_err(format!("invalid HTTP/2 setting {name} = {value}"))
+            }
+            WorkerError::BadLimit(name, value) => {
+                PyValueError::new_err(format!("invalid limit {name} = {value}"))
             }
         }
     }
@@ -65,18 +72,77 @@ struct Http2Settings {
     max_send_buffer_size: u32,
 }
 
+/// `Worker(limits={...})`: every key is required, as for `http2`. Sizes
+/// are bytes; a size or duration of `None` means no limit; durations are
+/// seconds.
+#[derive(Debug, FromPyObject)]
+#[pyo3(from_item_all)]
+struct LimitSettings {
+    buffer_size: usize,
+    request_line: Option<usize>,
+    request_fields: usize,
+    request_field_size: Option<usize>,
+    max_body_size: Option<u64>,
+    h2_max_headers_size: u32,
+    header_read_timeout: Option<f64>,
+    keep_alive_timeout: Option<f64>,
+    body_read_timeout: Option<f64>,
+    write_timeout: Option<f64>,
+}
+
+/// hyper's smallest HTTP/1 buffer: it panics on a smaller one.
+const MIN_BUFFER_SIZE: usize = 8192;
+
+impl TryFrom<LimitSettings> for Limits {
+    type Error = WorkerError;
+
+    fn try_from(given: LimitSettings) -> Result<Self, WorkerError> {
+        let timer = |name, seconds: Option<f64>| {
+            seconds
+                .map(|s| positive_duration(s).ok_or(WorkerError::BadDuration(name, s)))
+                .transpose()
+        };
+        if given.buffer_size < MIN_BUFFER_SIZE {
+            return Err(WorkerError::BadLimit("buffer_size", given.buffer_size));
+        }
+        if given.request_fields == 0 {
+            return Err(WorkerError::BadLimit("request_fields", 0));
+        }
+        Ok(Self {
+            buffer_size: Some(given.buffer_size),
+            // hyper's default needs no heap allocation per request.
+            max_headers: Some(given.request_fields).filter(|n| *n != 100),
+            header_read_timeout: timer("header read timeout", given.header_read_timeout)?,
+            h2_max_header_list_size: Some(given.h2_max_headers_size),
+            timeouts: Timeouts {
+                keep_alive: timer("keep-alive timeout", given.keep_alive_timeout)?,
+                write: timer("write timeout", given.write_timeout)?,
+            },
+            request: RequestLimits {
+                request_line: given.request_line,
+                field_size: given.request_field_size,
+                max_body_size: given.max_body_size,
+                body_read_timeout: timer("body read timeout", given.body_read_timeout)?,
+            },
+        })
+    }
+}
+
+/// As the options table: a zero timer would fire in a loop, and one
+/// centuries ahead would overflow the clock.
+fn positive_duration(seconds: f64) -> Option<Duration> {
+    const YEAR: Duration = Duration::from_secs(365 * 86_400);
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero() && *d <= YEAR)
+}
+
 impl TryFrom<Http2Settings> for Http2Tuning {
     type Error = WorkerError;
 
     fn try_from(given: Http2Settings) -> Result<Self, WorkerError> {
-        // As the options table: a zero interval would ping in a loop, and a
-        // timer centuries ahead would overflow the clock.
-        const YEAR: Duration = Duration::from_secs(365 * 86_400);
         let positive = |name, seconds: f64| {
-            Duration::try_from_secs_f64(seconds)
-                .ok()
-                .filter(|d| !d.is_zero() && *d <= YEAR)
-                .ok_or(WorkerError::BadHttp2Setting(name, seconds))
+            positive_duration(seconds).ok_or(WorkerError::BadHttp2Setting(name, seconds))
         };
         let tuning = Self {
             adaptive_window: given.adaptive_window,
@@ -160,9 +226,11 @@ impl Worker {
 impl Worker {
     /// `fd` is a listening TCP socket; the worker serves a duplicate of it,
     /// so the caller keeps ownership of its own. `http2`, a dict of
-    /// [`Http2Settings`], tunes HTTP/2; without it hyper's defaults apply.
+    /// [`Http2Settings`], tunes HTTP/2, and `limits`, a dict of
+    /// [`LimitSettings`], bounds what clients may send; without them
+    /// hyper's defaults apply.
     #[new]
-    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, pipeline_flush = false, h2_max_concurrent_streams = 200, http2 = None, websockets = true, ws_max_message_size = 16 * 1024 * 1024))]
+    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, pipeline_flush = false, h2_max_concurrent_streams = 200, http2 = None, limits = None, websockets = true, ws_max_message_size = 16 * 1024 * 1024))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         fd: i32,
@@ -174,6 +242,7 @@ impl Worker {
         pipeline_flush: bool,
         h2_max_concurrent_streams: u32,
         http2: Option<Http2Settings>,
+        limits: Option<LimitSettings>,
         websockets: bool,
         ws_max_message_size: usize,
     ) -> PyResult<Self> {
@@ -186,6 +255,10 @@ impl Worker {
             }
         };
         let h2 = http2.map(Http2Tuning::try_from).transpose()?;
+        let limits = match limits {
+            Some(given) => Limits::try_from(given)?,
+            None => Limits::HYPER,
+        };
         // SAFETY: the caller keeps its socket open for this call; the
         // duplicate (close-on-exec, so a reload's new process does not
         // inherit it) is ours.
@@ -207,6 +280,7 @@ impl Worker {
                 pipeline_flush,
                 h2_max_concurrent_streams,
                 h2,
+                limits,
             },
             backpressure,
             websockets: websockets.then_some(ws::Config {

@@ -6,6 +6,7 @@ error anywhere in it fails the test that ran the server.
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import signal
@@ -154,6 +155,30 @@ def serve(tmp_path):
         if server.check_log:
             server.assert_clean_log()
             assert code == 0, f"diorite exited with {code}:\n{server.log()}"
+
+
+def send_before_stop(server, target: str, count: int) -> list[socket.socket]:
+    """`count` connections, each with a GET of `target` sent, for a test
+    that stops the server while they are in flight: connected before the
+    stop (a connection made after it is refused)."""
+    clients = [socket.create_connection((server.host, server.port)) for _ in range(count)]
+    for client in clients:
+        client.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    time.sleep(0.3)
+    return clients
+
+
+def answers(clients: list[socket.socket], timeout: float = 10) -> list[bytes]:
+    """The bodies of the answers on `clients`, each read until it closes."""
+    bodies = []
+    for client in clients:
+        client.settimeout(timeout)
+        response = http.client.HTTPResponse(client)
+        response.begin()
+        assert response.status == 200
+        bodies.append(response.read())
+        client.close()
+    return bodies
 
 
 def run_cli(

@@ -6,7 +6,7 @@ import time
 
 import httpx
 import pytest
-from conftest import run_cli
+from conftest import answers, run_cli, send_before_stop
 
 
 def header_dict(scope):
@@ -187,18 +187,12 @@ def test_asginl_skips_lifespan(serve, tmp_path):
 
 
 def test_graceful_shutdown_finishes_in_flight_requests(serve):
-    import concurrent.futures
     import signal
 
     server = serve("asgi_app:app")
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        futures = [
-            pool.submit(httpx.get, server.url + "/slow?delay=1", timeout=10) for _ in range(8)
-        ]
-        time.sleep(0.4)
-        server.signal(signal.SIGTERM)
-        results = [f.result() for f in futures]
-    assert [r.text for r in results] == ["slow done"] * 8
+    clients = send_before_stop(server, "/slow?delay=1", 8)
+    server.signal(signal.SIGTERM)
+    assert answers(clients) == [b"slow done"] * 8
     assert server.proc.wait(20) == 0
     # New connections are refused once shutdown began.
     with pytest.raises(httpx.ConnectError):

@@ -8,6 +8,7 @@ import time
 
 import httpx
 import pytest
+from conftest import answers, send_before_stop
 from test_ownership import cut_streams, wait_for
 
 RSGI = ("--interface", "rsgi")
@@ -194,12 +195,9 @@ def test_lifecycle_hooks(serve, tmp_path):
 
 def test_graceful_shutdown(serve):
     server = serve("rsgi_app:app", *RSGI)
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        url = server.url + "/slow?delay=1"
-        futures = [pool.submit(httpx.get, url, timeout=10) for _ in range(4)]
-        time.sleep(0.4)
-        server.signal(signal.SIGINT)
-        assert [f.result().text for f in futures] == ["slow done"] * 4
+    clients = send_before_stop(server, "/slow?delay=1", 4)
+    server.signal(signal.SIGINT)
+    assert answers(clients) == [b"slow done"] * 4
     assert server.proc.wait(20) == 0
 
 

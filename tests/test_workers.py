@@ -5,7 +5,7 @@ import signal
 import time
 
 import httpx
-from conftest import run_cli
+from conftest import answers, run_cli, send_before_stop
 from test_ownership import wait_for
 
 WSGI = ("--interface", "wsgi")
@@ -149,15 +149,11 @@ def test_crash_loop_at_start_up_ends_with_an_error():
 
 
 def test_graceful_stop_finishes_in_flight_requests(serve):
-    import concurrent.futures
-
     server = serve("wsgi_app:app", *WSGI, "--workers", "2")
     assert wait_for(lambda: server.log().count("is ready") == 2)
-    with concurrent.futures.ThreadPoolExecutor(6) as pool:
-        futures = [pool.submit(httpx.get, server.url + "/sleep?s=1", timeout=10) for _ in range(6)]
-        time.sleep(0.4)
-        server.signal(signal.SIGTERM)
-        assert [f.result().text for f in futures] == ["slept"] * 6
+    clients = send_before_stop(server, "/sleep?s=1", 6)
+    server.signal(signal.SIGTERM)
+    assert answers(clients) == [b"slept"] * 6
     assert server.proc.wait(30) == 0
 
 

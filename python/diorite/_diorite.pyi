@@ -32,6 +32,7 @@ class Worker:
         pipeline_flush: bool = False,
         h2_max_concurrent_streams: int = 200,
         http2: dict[str, Any] | None = None,
+        limits: dict[str, Any] | None = None,
         websockets: bool = True,
         ws_max_message_size: int = 16777216,
     ) -> None: ...

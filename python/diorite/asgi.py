@@ -32,6 +32,19 @@ def _describe(scope) -> str:
     return f"{scope.get('method', scope['type'])} {scope['path']}"
 
 
+def _refused(status: int, scope, exc: BaseException) -> None:
+    """The app failed on a request body the server refused (answering
+    `status`): the client's doing, so a debug line, not an app error."""
+    client = scope.get("client")
+    app_logger.debug(
+        "request body refused with %d (%s from %s); the app then raised",
+        status,
+        _describe(scope),
+        f"{client[0]}:{client[1]}" if client else "unix socket",
+        exc_info=exc,
+    )
+
+
 def make_runner(app):
     """Wraps the app so that whatever it does, the exchange is finished:
     a response it never sent becomes a 500, an exception is logged with
@@ -46,7 +59,12 @@ def make_runner(app):
         except asyncio.CancelledError:
             send.abort()
         except BaseException as exc:
-            app_logger.error("Exception in ASGI application", exc_info=exc)
+            # (A websocket has no request body to refuse.)
+            refused = send.body_refusal() if scope["type"] == "http" else None
+            if refused is None:
+                app_logger.error("Exception in ASGI application", exc_info=exc)
+            else:
+                _refused(refused, scope, exc)
             send.abort()
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise

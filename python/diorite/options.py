@@ -26,7 +26,17 @@ HTTP_MODES = ("auto", "1", "2")
 LOOPS = ("auto", "asyncio", "uvloop")
 
 #: The `--help` sections, in order.
-GROUPS = ("application", "binding", "HTTP", "websockets", "workers", "reload", "logging", "process")
+GROUPS = (
+    "application",
+    "binding",
+    "HTTP",
+    "limits and timeouts",
+    "websockets",
+    "workers",
+    "reload",
+    "logging",
+    "process",
+)
 
 
 class ConfigError(ValueError):
@@ -107,6 +117,48 @@ def timer_duration(value: Any) -> float:
             f"expected a duration above zero and at most 365d, got {_text_of(value)!r}"
         )
     return seconds
+
+
+def milliseconds(value: Any) -> float:
+    """A `timer_duration` where a bare number is milliseconds, as in the
+    Granian options that take one (`--http1-header-read-timeout 5000`);
+    text with a unit (`30s`) means what it says."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timer_duration(value / 1000)
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        return timer_duration(value)
+    return timer_duration(number / 1000)
+
+
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+_SIZE = re.compile(r"(\d+)\s*([kmg]?)(?:i?b)?")
+
+
+def byte_size(value: Any) -> int:
+    """Bytes, as a number or as text like `512k`, `10m`, `1g` (nginx's
+    suffixes; `10MiB` and `10MB` read the same, as powers of 1024)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    match = _SIZE.fullmatch(str(value).strip().lower())
+    if match is None or isinstance(value, bool):
+        raise ValueError(
+            f"expected a size in bytes (like 1048576, 512k, 10m), got {_text_of(value)!r}"
+        )
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+
+
+def byte_size_from(low: int) -> Callable[[Any], int]:
+    """A `byte_size` of at least `low` bytes."""
+
+    def convert(value: Any) -> int:
+        size = byte_size(value)
+        if size < low:
+            raise ValueError(f"expected a size of at least {low} bytes, got {_text_of(value)!r}")
+        return size
+
+    return convert
 
 
 def boolean(value: Any) -> bool:
@@ -393,12 +445,13 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "http2_keep_alive_interval",
         ("--http2-keep-alive-interval",),
-        optional(timer_duration),
+        optional(milliseconds),
         None,
-        "HTTP/2: send a PING when the connection has been quiet this long "
-        "(default: none, no pings, as in hyper and Granian)",
+        "HTTP/2: send a PING when the connection has been quiet this long (a bare number is "
+        "milliseconds, as in Granian; or like 20s; default: none, no pings, as in hyper and "
+        "Granian)",
         "HTTP",
-        metavar="DURATION",
+        metavar="MS",
     ),
     Option(
         "http2_keep_alive_timeout",
@@ -438,6 +491,111 @@ OPTIONS: tuple[Option, ...] = (
         "streams per HTTP/2 connection",
         "HTTP",
         metavar="N",
+    ),
+    # limits and timeouts
+    Option(
+        "http1_buffer_size",
+        ("--http1-buffer-size",),
+        byte_size_from(8192),
+        64 * 1024,
+        "HTTP/1: each connection's read buffer, so also the largest request head (request line "
+        "and headers): a bigger one is answered 431 and the connection closed (default: 64 KiB; "
+        "Granian's is 408 KiB)",
+        "limits and timeouts",
+        metavar="BYTES",
+    ),
+    Option(
+        "limit_request_line",
+        ("--limit-request-line",),
+        integer(0),
+        8190,
+        "longest request line (method, target, version), else 414 and the connection closed; "
+        "0: only --http1-buffer-size bounds it (default: 8190, nginx's 8 KiB buffer and "
+        "Gunicorn's field limit)",
+        "limits and timeouts",
+        metavar="BYTES",
+    ),
+    Option(
+        "limit_request_fields",
+        ("--limit-request-fields",),
+        integer(1),
+        100,
+        "most header fields in a request, else 431 (default: 100, as Gunicorn and hyper)",
+        "limits and timeouts",
+        metavar="N",
+    ),
+    Option(
+        "limit_request_field_size",
+        ("--limit-request-field-size",),
+        integer(0),
+        8190,
+        "longest header field (`name: value`), else 431 and the connection closed; 0: only "
+        "--http1-buffer-size bounds it (default: 8190, as Gunicorn; nginx's is 8 KiB)",
+        "limits and timeouts",
+        metavar="BYTES",
+    ),
+    Option(
+        "http2_max_headers_size",
+        ("--http2-max-headers-size",),
+        byte_size_from(1),
+        64 * 1024,
+        "HTTP/2: largest header list a request may have once decoded "
+        "(SETTINGS_MAX_HEADER_LIST_SIZE), also the bound on a header block spread over "
+        "CONTINUATION frames (default: 64 KiB; Granian's is 16 MiB)",
+        "limits and timeouts",
+        metavar="BYTES",
+    ),
+    Option(
+        "max_body_size",
+        ("--max-body-size",),
+        optional(byte_size),
+        None,
+        "largest request body (like 10m): 413 before the app is called when Content-Length "
+        "says more, else when the body grows past it (the app sees a disconnect); default: "
+        "none, as Granian, Uvicorn and Gunicorn (nginx's is 1m)",
+        "limits and timeouts",
+        metavar="SIZE",
+    ),
+    Option(
+        "http1_header_read_timeout",
+        ("--http1-header-read-timeout",),
+        milliseconds,
+        30.0,
+        "HTTP/1: close a connection whose next request head has not fully arrived this long "
+        "after the server began waiting for it (a bare number is milliseconds, as in Granian; "
+        "or like 30s; default: 30s)",
+        "limits and timeouts",
+        metavar="MS",
+    ),
+    Option(
+        "timeout_keep_alive",
+        ("--timeout-keep-alive", "--keep-alive"),
+        timer_duration,
+        5.0,
+        "close a connection that has no request in flight and has received nothing for this "
+        "long (default: 5s, Uvicorn's)",
+        "limits and timeouts",
+        metavar="DURATION",
+    ),
+    Option(
+        "body_read_timeout",
+        ("--body-read-timeout",),
+        timer_duration,
+        60.0,
+        "answer 408 (the app sees a disconnect) when a request body's next piece takes longer "
+        "than this to arrive (default: 60s, nginx's client_body_timeout)",
+        "limits and timeouts",
+        metavar="DURATION",
+    ),
+    Option(
+        "write_timeout",
+        ("--write-timeout",),
+        timer_duration,
+        60.0,
+        "close a connection whose client has taken no bytes of a response for this long (the "
+        "app sees a disconnect; default: 60s, nginx's send_timeout)",
+        "limits and timeouts",
+        metavar="DURATION",
     ),
     # websockets
     Option(

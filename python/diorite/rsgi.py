@@ -37,7 +37,19 @@ def make_runner(app):
         except asyncio.CancelledError:
             protocol._finish(True)
         except BaseException as exc:
-            app_logger.error("Exception in RSGI application", exc_info=exc)
+            # (A websocket has no request body to refuse.)
+            refused = protocol._body_refusal() if scope.proto == "http" else None
+            if refused is None:
+                app_logger.error("Exception in RSGI application", exc_info=exc)
+            else:
+                app_logger.debug(
+                    "request body refused with %d (%s %s from %s); the app then raised",
+                    refused,
+                    scope.method,
+                    scope.path,
+                    scope.client,
+                    exc_info=exc,
+                )
             protocol._finish(True)
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise

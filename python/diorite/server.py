@@ -203,6 +203,18 @@ async def serve_app(
             "max_frame_size": config.http2_max_frame_size,
             "max_send_buffer_size": config.http2_max_send_buffer_size,
         },
+        limits={
+            "buffer_size": config.http1_buffer_size,
+            "request_line": config.limit_request_line or None,
+            "request_fields": config.limit_request_fields,
+            "request_field_size": config.limit_request_field_size or None,
+            "max_body_size": config.max_body_size,
+            "h2_max_headers_size": config.http2_max_headers_size,
+            "header_read_timeout": config.http1_header_read_timeout,
+            "keep_alive_timeout": config.timeout_keep_alive,
+            "body_read_timeout": config.body_read_timeout,
+            "write_timeout": config.write_timeout,
+        },
         websockets=config.websockets,
         ws_max_message_size=config.ws_max_message_size,
     )

@@ -277,12 +277,17 @@ class Supervisor:
         self.pending_respawns.clear()
         for other in list(self.workers.values()):
             self.stop_worker(other)
-        # Shutting the socket down (not just closing this process's copy)
-        # stops it listening in every worker too: new clients are refused at
-        # once while the workers drain. A rolling replacement never gets
-        # here, so it never refuses anyone.
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RD)
+        # New clients are refused at once while the workers drain (a rolling
+        # replacement never gets here, so it never refuses anyone). A TCP
+        # socket shut down (not just this process's copy closed) stops
+        # listening in every worker. A Unix one would stay readable with
+        # nothing to accept, spinning the workers' accept loops: removing
+        # its file refuses new clients instead.
+        if self.sock.family == socket.AF_UNIX:
+            unbind(self.config)
+        else:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RD)
 
     def tick(self) -> None:
         now = time.monotonic()

@@ -361,6 +361,12 @@ impl Cycle {
         }
     }
 
+    /// The status the server refused the request body with (400, 408,
+    /// 413), if it did: the app's troubles since are the client's doing.
+    pub(crate) fn body_refusal(&self) -> Option<u16> {
+        self.body.refusal().map(|status| status.as_u16())
+    }
+
     /// Any thread: the client is gone. A pending `receive()` then gets
     /// `http.disconnect`.
     pub(crate) fn client_gone(self: &Arc<Self>) {

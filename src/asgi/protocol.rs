@@ -116,6 +116,11 @@ impl HttpSend {
         self.cycle.finish(false)
     }
 
+    /// The status the request body was refused with, if it was.
+    fn body_refusal(&self) -> Option<u16> {
+        self.cycle.body_refusal()
+    }
+
     /// Called by the runner when the app raised.
     fn abort(&self) {
         self.cycle.finish(true);

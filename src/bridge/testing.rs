@@ -72,7 +72,10 @@ impl<'py> TestLoop<'py> {
                 .write_all(b"POST / HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n")
                 .await
                 .unwrap();
-            (RequestBody::spawn(rx.await.unwrap()), client)
+            (
+                RequestBody::spawn(rx.await.unwrap(), Default::default()),
+                client,
+            )
         })
     }
 

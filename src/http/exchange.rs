@@ -9,7 +9,7 @@ use hyper::http::request::Parts;
 use hyper::{Request, Response, StatusCode};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-use super::{RequestBody, ResponseBody, error_response};
+use super::{BodyLimits, RequestBody, ResponseBody, error_response};
 
 /// Where the interface sends the response head (with its body).
 pub(crate) type Reply = oneshot::Sender<Response<ResponseBody>>;
@@ -34,26 +34,43 @@ pub(crate) async fn admit(
         .await
         .map_err(|_| error_response(StatusCode::SERVICE_UNAVAILABLE))?;
     let (head, incoming) = req.into_parts();
-    let body = if incoming.is_end_stream() {
-        RequestBody::empty()
+    let (body, streamed) = if incoming.is_end_stream() {
+        (RequestBody::empty(), None)
     } else {
-        RequestBody::spawn(incoming)
+        let limits = head.extensions.get::<BodyLimits>().copied();
+        let body = RequestBody::spawn(incoming, limits.unwrap_or_default());
+        (Arc::clone(&body), Some(body))
     };
     let (reply, response) = oneshot::channel();
+    let http1 = head.version < hyper::Version::HTTP_2;
     let admitted = Admitted {
         head,
         body,
         permit,
         reply,
     };
-    Ok((admitted, Pending(response)))
+    Ok((
+        admitted,
+        Pending {
+            response,
+            streamed,
+            http1,
+        },
+    ))
 }
 
-pub(crate) struct Pending(oneshot::Receiver<Response<ResponseBody>>);
+pub(crate) struct Pending {
+    response: oneshot::Receiver<Response<ResponseBody>>,
+    /// The body being read, for a request that has one.
+    streamed: Option<Arc<RequestBody>>,
+    http1: bool,
+}
 
 impl Pending {
     /// Waits for the response head. If hyper drops this future first (the
-    /// client left before the head was ready), `on_gone` runs.
+    /// client left before the head was ready), `on_gone` runs. So it does
+    /// when the request body is refused first: the client is answered with
+    /// the refusal, and for the app the client is gone.
     pub(crate) async fn wait(self, on_gone: impl FnOnce()) -> Response<ResponseBody> {
         struct Guard<F: FnOnce()>(Option<F>);
         impl<F: FnOnce()> Drop for Guard<F> {
@@ -64,10 +81,32 @@ impl Pending {
             }
         }
         let mut guard = Guard(Some(on_gone));
-        let response = self.0.await;
+        let response = match self.streamed {
+            None => self.response.await,
+            // The refusal first: the app, told its client is gone, may
+            // answer 500 at once, but the refusal was recorded before.
+            Some(body) => tokio::select! {
+                biased;
+                status = body.refused() => return refusal(status, self.http1),
+                response = self.response => response,
+            },
+        };
         guard.0 = None;
         response.unwrap_or_else(|_| error_response(StatusCode::INTERNAL_SERVER_ERROR))
     }
+}
+
+/// The answer to a refused body. An HTTP/1 connection closes after it:
+/// the rest of the body is not read, so nothing after it can be framed.
+fn refusal(status: StatusCode, http1: bool) -> Response<ResponseBody> {
+    let mut response = error_response(status);
+    if http1 {
+        response.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 /// One whole exchange as an interface's handler runs it: admit `req`, let

@@ -7,6 +7,7 @@ mod exchange;
 mod file;
 mod handler;
 mod head;
+mod limits;
 mod request_body;
 mod response_body;
 mod stream;
@@ -16,6 +17,7 @@ pub(crate) use exchange::{Admitted, Reply, exchange};
 pub(crate) use file::{FileRange, send_file, send_open_file};
 pub(crate) use handler::Handler;
 pub(crate) use head::{HeadError, append_header, latin1_bytes, response_head};
+pub(crate) use limits::{BodyLimits, RequestLimits};
 pub(crate) use request_body::{RequestBody, Take};
 pub(crate) use response_body::{ResponseBody, StreamItem, error_response};
 #[cfg(test)]

@@ -2,7 +2,11 @@
 //! bounded buffer and taken out by the interface as the app asks for it.
 //!
 //! The reader stops when [`BUFFER_LIMIT`] bytes wait unread, so an upload
-//! the app reads slowly never sits whole in memory.
+//! the app reads slowly never sits whole in memory. It also enforces the
+//! request's [`BodyLimits`]: a body over the size limit, one that stalls
+//! past the read timeout, or one that is malformed ends the body as
+//! [`Take::Failed`] for the app and as a [`RequestBody::refused`] status
+//! for the server to answer with.
 
 use crate::sync::{Mutex, MutexGuard};
 use std::collections::VecDeque;
@@ -10,8 +14,11 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
+use hyper::StatusCode;
 use hyper::body::Incoming;
 use tokio::sync::Notify;
+
+use super::BodyLimits;
 
 /// Bytes read ahead of the app before the reader waits.
 pub(crate) const BUFFER_LIMIT: usize = 1 << 20;
@@ -21,6 +28,8 @@ type Wake = Box<dyn FnOnce() + Send>;
 pub(crate) struct RequestBody {
     state: Mutex<State>,
     resume: Notify,
+    /// Woken when the body ends refused.
+    refused: Notify,
 }
 
 #[derive(Default)]
@@ -38,7 +47,11 @@ enum End {
     #[default]
     Open,
     Finished,
-    Failed,
+    /// The client went away, or broke the stream (HTTP/2).
+    Gone,
+    /// Refused by the server, with the status that says why: the client
+    /// sent something it must not (400, 413) or stalled (408).
+    Refused(StatusCode),
 }
 
 /// What [`RequestBody::take`] found.
@@ -50,7 +63,8 @@ pub(crate) enum Take {
     Pending,
     /// The last piece was already taken.
     Finished,
-    /// The body could not be read to its end (the client went away).
+    /// The body could not be read to its end: the client went away, or
+    /// the server refused the body ([`RequestBody::refused`]).
     Failed,
 }
 
@@ -63,16 +77,18 @@ impl RequestBody {
                 ..State::default()
             }),
             resume: Notify::new(),
+            refused: Notify::new(),
         })
     }
 
     /// Starts a tokio task that reads `incoming` into the buffer.
-    pub(crate) fn spawn(incoming: Incoming) -> Arc<Self> {
+    pub(crate) fn spawn(incoming: Incoming, limits: BodyLimits) -> Arc<Self> {
         let body = Arc::new(Self {
             state: Mutex::new(State::default()),
             resume: Notify::new(),
+            refused: Notify::new(),
         });
-        tokio::spawn(Arc::clone(&body).read_from(incoming));
+        tokio::spawn(Arc::clone(&body).read_from(incoming, limits));
         body
     }
 
@@ -80,7 +96,8 @@ impl RequestBody {
         self.state.lock()
     }
 
-    async fn read_from(self: Arc<Self>, mut incoming: Incoming) {
+    async fn read_from(self: Arc<Self>, mut incoming: Incoming, limits: BodyLimits) {
+        let mut received: u64 = 0;
         loop {
             loop {
                 let resumed = self.resume.notified();
@@ -95,31 +112,71 @@ impl RequestBody {
                 }
                 resumed.await;
             }
-            let frame = incoming.frame().await;
-            let wake = {
+            let frame = match limits.read_timeout {
+                Some(limit) => tokio::time::timeout(limit, incoming.frame())
+                    .await
+                    .map_err(|_| StatusCode::REQUEST_TIMEOUT),
+                None => Ok(incoming.frame().await),
+            };
+            let (wake, end) = {
                 let mut state = self.lock();
                 if state.closed {
                     return;
                 }
                 match frame {
-                    Some(Ok(frame)) => match frame.into_data() {
+                    Ok(Some(Ok(frame))) => match frame.into_data() {
                         Ok(data) if !data.is_empty() => {
-                            state.buffered += data.len();
-                            state.chunks.push_back(data);
+                            received += data.len() as u64;
+                            if limits.max_size.is_some_and(|max| received > max) {
+                                state.end = End::Refused(StatusCode::PAYLOAD_TOO_LARGE);
+                            } else {
+                                state.buffered += data.len();
+                                state.chunks.push_back(data);
+                            }
                         }
                         _ => continue,
                     },
-                    Some(Err(_)) => state.end = End::Failed,
-                    None => state.end = End::Finished,
+                    Ok(Some(Err(err))) => state.end = failure(&err),
+                    Ok(None) => state.end = End::Finished,
+                    Err(status) => state.end = End::Refused(status),
                 }
-                state.wake.take()
+                if matches!(state.end, End::Refused(_)) {
+                    // What the app has not taken yet is of no more use.
+                    state.chunks.clear();
+                    state.buffered = 0;
+                }
+                (state.wake.take(), state.end)
             };
             if let Some(wake) = wake {
                 wake();
             }
-            if self.lock().end != End::Open {
-                return;
+            match end {
+                End::Open => {}
+                End::Refused(_) => {
+                    self.refused.notify_waiters();
+                    return;
+                }
+                End::Finished | End::Gone => return,
             }
+        }
+    }
+
+    /// The status the body was refused with, once it is.
+    pub(crate) fn refusal(&self) -> Option<StatusCode> {
+        match self.lock().end {
+            End::Refused(status) => Some(status),
+            _ => None,
+        }
+    }
+
+    /// Waits until the body is refused (forever, if it never is).
+    pub(crate) async fn refused(&self) -> StatusCode {
+        loop {
+            let refused = self.refused.notified();
+            if let Some(status) = self.refusal() {
+                return status;
+            }
+            refused.await;
         }
     }
 
@@ -159,7 +216,7 @@ impl RequestBody {
         }
         match state.end {
             End::Open => Take::Pending,
-            End::Failed => Take::Failed,
+            End::Gone | End::Refused(_) => Take::Failed,
             End::Finished if state.end_delivered => Take::Finished,
             End::Finished => {
                 state.end_delivered = true;
@@ -188,6 +245,25 @@ impl RequestBody {
         drop(wake);
         self.resume.notify_one();
     }
+}
+
+/// Why hyper could not read a body: the client's malformed framing (an
+/// HTTP/1 chunk size that is not one, or overflows) is the client's fault
+/// and answered 400; anything else means the client is gone.
+fn failure(err: &hyper::Error) -> End {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput => {
+                    End::Refused(StatusCode::BAD_REQUEST)
+                }
+                _ => End::Gone,
+            };
+        }
+        source = cause.source();
+    }
+    End::Gone
 }
 
 #[cfg(test)]

@@ -294,6 +294,12 @@ impl HttpCall {
     }
 
     /// Any thread: the client went away.
+    /// The status the server refused the request body with (400, 408,
+    /// 413), if it did: the app's troubles since are the client's doing.
+    pub(crate) fn body_refusal(&self) -> Option<u16> {
+        self.body.refusal().map(|status| status.as_u16())
+    }
+
     pub(crate) fn client_gone(self: &Arc<Self>) {
         let (waiters, body_waiter) = {
             let mut state = self.state.lock();

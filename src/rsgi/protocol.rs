@@ -156,6 +156,12 @@ impl HttpProtocol {
         })
     }
 
+    /// The status the request body was refused with, if it was.
+    #[pyo3(name = "_body_refusal")]
+    fn body_refusal(&self) -> Option<u16> {
+        self.call.body_refusal()
+    }
+
     /// Called by the runner when the app returned or raised; true when the
     /// app sent no response (it became a 500).
     #[pyo3(name = "_finish")]

@@ -11,7 +11,8 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 
-use crate::http::{ConnInfo, Handler, ServerTasks};
+use super::timeouts::{Activity, InFlight, Timed, Timeouts, Tracked};
+use crate::http::{ConnInfo, Handler, RequestLimits, ServerTasks};
 use crate::log::{self, Logger};
 
 /// How long just-accepted connections get to be read before draining.
@@ -37,6 +38,59 @@ pub(crate) struct HttpOptions {
     pub(crate) h2_max_concurrent_streams: u32,
     /// `None` leaves hyper's defaults.
     pub(crate) h2: Option<Http2Tuning>,
+    pub(crate) limits: Limits,
+}
+
+/// What a client may send, and how slowly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// HTTP/1: hyper's read (and write) buffer, so also the largest request
+    /// head: one that does not fit is answered 431. `None`: hyper's ~400 KB.
+    pub(crate) buffer_size: Option<usize>,
+    /// HTTP/1: most header fields in a request (431 over it); `None`:
+    /// hyper's 100.
+    pub(crate) max_headers: Option<usize>,
+    /// HTTP/1: longest wait for a request head, counted from the moment
+    /// the connection waits for one (idle time included); `None`: none.
+    pub(crate) header_read_timeout: Option<Duration>,
+    /// HTTP/2: largest decoded header list (SETTINGS_MAX_HEADER_LIST_SIZE),
+    /// also the bound on a header block split over CONTINUATION frames.
+    pub(crate) h2_max_header_list_size: Option<u32>,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) request: RequestLimits,
+}
+
+impl Limits {
+    /// hyper's defaults, as before these options existed.
+    pub(crate) const HYPER: Self = Self {
+        buffer_size: None,
+        max_headers: None,
+        header_read_timeout: Some(Duration::from_secs(30)),
+        h2_max_header_list_size: None,
+        timeouts: Timeouts {
+            keep_alive: None,
+            write: None,
+        },
+        request: RequestLimits::NONE,
+    };
+}
+
+/// Applies [`Limits`] to either of hyper's HTTP/1 builders (as
+/// [`tune_http2`], no shared trait).
+macro_rules! limit_http1 {
+    ($builder:expr, $limits:expr) => {{
+        let limits: &Limits = $limits;
+        let builder = $builder;
+        builder.header_read_timeout(limits.header_read_timeout);
+        if let Some(size) = limits.buffer_size {
+            builder.max_buf_size(size);
+        }
+        // Set only when asked: hyper then allocates the header array per
+        // request instead of keeping it on the stack.
+        if let Some(fields) = limits.max_headers {
+            builder.max_headers(fields);
+        }
+    }};
 }
 
 /// HTTP/2 flow control, frames and keep-alive pings.
@@ -114,10 +168,14 @@ fn builder(opts: &HttpOptions) -> auto::Builder<TokioExecutor> {
         .keep_alive(opts.keep_alive)
         .pipeline_flush(opts.pipeline_flush)
         .half_close(false);
+    limit_http1!(&mut builder.http1(), &opts.limits);
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(opts.h2_max_concurrent_streams);
+    if let Some(size) = opts.limits.h2_max_header_list_size {
+        builder.http2().max_header_list_size(size);
+    }
     if let Some(tuning) = &opts.h2 {
         tune_http2!(builder.http2(), tuning);
     }
@@ -133,6 +191,7 @@ fn http1_builder(opts: &HttpOptions) -> hyper::server::conn::http1::Builder {
         .keep_alive(opts.keep_alive)
         .pipeline_flush(opts.pipeline_flush)
         .half_close(false);
+    limit_http1!(&mut builder, &opts.limits);
     builder
 }
 
@@ -141,6 +200,9 @@ fn http2_builder(opts: &HttpOptions) -> hyper::server::conn::http2::Builder<Toki
     builder
         .timer(TokioTimer::new())
         .max_concurrent_streams(opts.h2_max_concurrent_streams);
+    if let Some(size) = opts.limits.h2_max_header_list_size {
+        builder.max_header_list_size(size);
+    }
     if let Some(tuning) = &opts.h2 {
         tune_http2!(builder, tuning);
     }
@@ -178,6 +240,7 @@ struct Connections<H> {
     auto: auto::Builder<TokioExecutor>,
     h1: hyper::server::conn::http1::Builder,
     h2: hyper::server::conn::http2::Builder<TokioExecutor>,
+    limits: Limits,
     tasks: ServerTasks,
 }
 
@@ -188,12 +251,25 @@ impl<H: Handler> Connections<H> {
     {
         let conn = Arc::new(conn);
         let handler = Arc::clone(&self.handler);
+        let activity = Arc::new(Activity::default());
+        let io = TokioIo::new(Timed::new(io, Arc::clone(&activity), self.limits.timeouts));
+        let limits = self.limits.request;
         let service = service_fn(move |req| {
             let handler = Arc::clone(&handler);
             let conn = Arc::clone(&conn);
-            async move { Ok::<_, Infallible>(handler.handle(req, &conn).await) }
+            let in_flight = InFlight::new(&activity);
+            let activity = Arc::clone(&activity);
+            async move {
+                let response = match limits.admit(req) {
+                    Ok(req) => handler.handle(req, &conn).await,
+                    Err(refused) => refused,
+                };
+                if response.status() == hyper::StatusCode::SWITCHING_PROTOCOLS {
+                    activity.upgraded();
+                }
+                Ok::<_, Infallible>(response.map(|body| Tracked::new(body, in_flight)))
+            }
         });
-        let io = TokioIo::new(io);
         let (connections, draining) = (&self.tasks.tracker, &self.tasks.draining);
         match self.mode {
             HttpMode::Auto => {
@@ -229,6 +305,7 @@ pub(crate) async fn serve<H: Handler>(
         auto: builder(&opts),
         h1: http1_builder(&opts),
         h2: http2_builder(&opts),
+        limits: opts.limits,
         tasks: ServerTasks::default(),
     };
     let server = match &listener {
@@ -351,6 +428,7 @@ mod tests {
             pipeline_flush: false,
             h2_max_concurrent_streams: 8,
             h2: None,
+            limits: Limits::HYPER,
         };
         let handler = Arc::new(Echo { delay });
         let server = tokio::spawn(serve(Listener::Tcp(listener), handler, opts, stopped));

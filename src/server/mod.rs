@@ -4,6 +4,8 @@
 
 mod accept;
 mod runtime;
+mod timeouts;
 
-pub(crate) use accept::{Http2Tuning, HttpMode, HttpOptions, Listener, serve};
+pub(crate) use accept::{Http2Tuning, HttpMode, HttpOptions, Limits, Listener, serve};
 pub(crate) use runtime::IoRuntime;
+pub(crate) use timeouts::Timeouts;

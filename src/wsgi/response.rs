@@ -119,7 +119,23 @@ pub(crate) fn call_app(py: Python<'_>, app: Arc<WsgiApp>, admitted: Admitted, co
     let result = match called {
         Ok(result) => result,
         Err(err) => {
-            log::error(py, Logger::App, "Exception in WSGI application", Some(err));
+            match body.refusal() {
+                // The app failed reading a body the server refused: the
+                // client's doing, so a debug line, not an app error.
+                Some(status) => {
+                    let client = conn
+                        .client
+                        .map_or_else(|| "unix socket".to_owned(), |addr| addr.to_string());
+                    let message = format!(
+                        "request body refused with {} ({} {} from {client}); the app then raised",
+                        status.as_u16(),
+                        head.method,
+                        head.uri.path()
+                    );
+                    log::debug(py, Logger::App, &message, Some(err));
+                }
+                None => log::error(py, Logger::App, "Exception in WSGI application", Some(err)),
+            }
             fail(&state);
             body.close();
             return;

@@ -1,0 +1,217 @@
+//! Timeouts hyper does not have: [`Timed`] wraps a connection's socket,
+//! ends a connection that has been idle (no request in flight, nothing
+//! received) for the keep-alive timeout, and fails one whose client has
+//! stopped reading for the write timeout. [`InFlight`] is how the
+//! connection's requests tell it whether it is idle.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::task::AtomicWaker;
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Timeouts {
+    /// Close a connection with no request in flight that received nothing
+    /// for this long; `None`: never.
+    pub(crate) keep_alive: Option<Duration>,
+    /// Fail a connection whose socket accepted no byte for this long while
+    /// there was something to write; `None`: never.
+    pub(crate) write: Option<Duration>,
+}
+
+/// What one connection's requests share with its socket.
+#[derive(Debug, Default)]
+pub(crate) struct Activity {
+    in_flight: AtomicUsize,
+    /// Upgraded to a websocket: idle time is the websocket's business.
+    upgraded: AtomicBool,
+    /// The read that found the connection busy, to be woken when it is not.
+    reader: AtomicWaker,
+}
+
+impl Activity {
+    fn idle(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0 && !self.upgraded.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn upgraded(&self) {
+        self.upgraded.store(true, Ordering::Release);
+    }
+}
+
+/// One request counted as in flight from the moment hyper hands it over
+/// until its response body is done (or dropped).
+#[derive(Debug)]
+pub(crate) struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    pub(crate) fn new(activity: &Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(activity))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The idle timer starts in the socket's next read.
+            self.0.reader.wake();
+        }
+    }
+}
+
+/// A response body that keeps its request [`InFlight`] until it ends.
+#[derive(Debug)]
+pub(crate) struct Tracked<B> {
+    body: B,
+    _in_flight: InFlight,
+}
+
+impl<B> Tracked<B> {
+    pub(crate) fn new(body: B, in_flight: InFlight) -> Self {
+        Self {
+            body,
+            _in_flight: in_flight,
+        }
+    }
+}
+
+impl<B: Body + Unpin> Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A socket with the [`Timeouts`].
+#[derive(Debug)]
+pub(crate) struct Timed<IO> {
+    io: IO,
+    activity: Arc<Activity>,
+    timeouts: Timeouts,
+    idle: Option<Pin<Box<Sleep>>>,
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl<IO> Timed<IO> {
+    pub(crate) fn new(io: IO, activity: Arc<Activity>, timeouts: Timeouts) -> Self {
+        Self {
+            io,
+            activity,
+            timeouts,
+            idle: None,
+            stalled: None,
+        }
+    }
+}
+
+/// Polls the timer in `slot`, starting it for `limit` if it is not running.
+fn expired(slot: &mut Option<Pin<Box<Sleep>>>, limit: Duration, cx: &mut Context<'_>) -> bool {
+    slot.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)))
+        .as_mut()
+        .poll(cx)
+        .is_ready()
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Timed<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        if let Poll::Ready(read) = Pin::new(&mut this.io).poll_read(cx, buf) {
+            if buf.filled().len() > before {
+                this.idle = None;
+            }
+            return Poll::Ready(read);
+        }
+        let Some(limit) = this.timeouts.keep_alive else {
+            return Poll::Pending;
+        };
+        this.activity.reader.register(cx.waker());
+        if !this.activity.idle() {
+            this.idle = None;
+        } else if expired(&mut this.idle, limit, cx) {
+            // An end of stream: hyper closes an idle connection quietly.
+            return Poll::Ready(Ok(()));
+        }
+        Poll::Pending
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> Timed<IO> {
+    /// The write timeout around one write-side poll.
+    fn guard_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(Pin<&mut IO>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if let Poll::Ready(done) = poll(Pin::new(&mut self.io), cx) {
+            self.stalled = None;
+            return Poll::Ready(done);
+        }
+        if let Some(limit) = self.timeouts.write
+            && expired(&mut self.stalled, limit, cx)
+        {
+            self.stalled = None;
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Timed<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.guard_write(cx, |io, cx| io.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.guard_write(cx, |io, cx| io.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.guard_write(cx, |io, cx| io.poll_flush(cx))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
