@@ -88,6 +88,7 @@ struct LimitSettings {
     keep_alive_timeout: Option<f64>,
     body_read_timeout: Option<f64>,
     write_timeout: Option<f64>,
+    connections: Option<usize>,
 }
 
 /// hyper's smallest HTTP/1 buffer: it panics on a smaller one.
@@ -108,12 +109,16 @@ impl TryFrom<LimitSettings> for Limits {
         if given.request_fields == 0 {
             return Err(WorkerError::BadLimit("request_fields", 0));
         }
+        if given.connections == Some(0) {
+            return Err(WorkerError::BadLimit("connections", 0));
+        }
         Ok(Self {
             buffer_size: Some(given.buffer_size),
             // hyper's default needs no heap allocation per request.
             max_headers: Some(given.request_fields).filter(|n| *n != 100),
             header_read_timeout: timer("header read timeout", given.header_read_timeout)?,
             h2_max_header_list_size: Some(given.h2_max_headers_size),
+            max_connections: given.connections,
             timeouts: Timeouts {
                 keep_alive: timer("keep-alive timeout", given.keep_alive_timeout)?,
                 write: timer("write timeout", given.write_timeout)?,

@@ -286,8 +286,11 @@ def h2_frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
     )
 
 
-def h2_frames_until_close(sock: socket.socket, timeout: float = 10) -> list[tuple[int, bytes]]:
-    """The (type, payload) of every frame the server sends until it closes."""
+def h2_frames_until_close(
+    sock: socket.socket, timeout: float = 10
+) -> list[tuple[int, int, int, bytes]]:
+    """The (type, flags, stream, payload) of every frame the server sends
+    until it closes."""
     sock.settimeout(timeout)
     data = b""
     try:
@@ -298,7 +301,8 @@ def h2_frames_until_close(sock: socket.socket, timeout: float = 10) -> list[tupl
     frames = []
     while len(data) >= 9:
         length = int.from_bytes(data[:3], "big")
-        frames.append((data[3], data[9 : 9 + length]))
+        stream = int.from_bytes(data[5:9], "big") & 0x7FFFFFFF
+        frames.append((data[3], data[4], stream, data[9 : 9 + length]))
         data = data[9 + length :]
     return frames
 
@@ -348,7 +352,80 @@ def test_a_continuation_flood_ends_with_goaway_and_bounded_memory(serve):
         except (BrokenPipeError, ConnectionResetError):
             pass
         frames = h2_frames_until_close(s)
-    assert GOAWAY in [kind for kind, _ in frames]
+    assert GOAWAY in [kind for kind, *_ in frames]
     assert sent < 20 * 1024 * 1024, "the server read the whole flood"
     assert server.rss_mib() - before < 20
     assert httpx.get(server.url + "/").status_code == 200
+
+
+def test_stopping_closes_keep_alive_and_http2_connections_after_their_requests(serve):
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    server = serve("asgi_app:app")
+    http1 = socket.create_connection((server.host, server.port), timeout=10)
+    http1.sendall(get("/slow?delay=1"))
+    h2_sock = socket.create_connection((server.host, server.port), timeout=10)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    base = [(":method", "GET"), (":scheme", "http"), (":authority", "x")]
+    conn.send_headers(1, [*base, (":path", "/slow?delay=1")], end_stream=True)
+    h2_sock.sendall(conn.data_to_send())
+    time.sleep(0.3)
+    server.signal(signal.SIGTERM)
+    # HTTP/1.1: the answer says the connection closes, and it does.
+    answer, closed = b"", False
+    while not closed:
+        chunk = http1.recv(65536)
+        answer += chunk
+        closed = chunk == b""
+    assert answer.startswith(b"HTTP/1.1 200") and b"slow done" in answer
+    assert b"connection: close" in answer.lower()
+    # HTTP/2: a GOAWAY, and the stream in flight still completes.
+    frames = h2_frames_until_close(h2_sock)
+    kinds = [kind for kind, *_ in frames]
+    assert GOAWAY in kinds
+    end_stream = [f for f in frames if f[0] in (0, 1) and f[1] & 1 and f[2] == 1]
+    assert end_stream, frames
+    assert b"slow done" in b"".join(payload for kind, _, _, payload in frames if kind == 0)
+    http1.close()
+    h2_sock.close()
+
+
+def test_limit_connections_makes_room_from_idle_ones_and_refuses_when_all_busy(serve):
+    server = serve("asgi_app:app", "--limit-connections", "3", "--timeout-keep-alive", "60")
+
+    def connect() -> socket.socket:
+        return socket.create_connection((server.host, server.port), timeout=10)
+
+    idle = []
+    for _ in range(3):
+        s = connect()
+        s.sendall(get())
+        assert status_of(s.recv(65536)) == 200
+        idle.append(s)
+    fresh = connect()
+    fresh.sendall(get())
+    assert status_of(fresh.recv(65536)) == 200
+    # The oldest idle connection made room; the others are still open.
+    assert idle[0].recv(100) == b""
+    idle[1].sendall(get())
+    assert status_of(idle[1].recv(65536)) == 200
+    for s in [*idle, fresh]:
+        s.close()
+    # All busy: a new connection is closed at once, without an answer.
+    time.sleep(0.3)
+    busy = [connect() for _ in range(3)]
+    for s in busy:
+        s.sendall(get("/slow?delay=2"))
+    time.sleep(0.3)
+    refused_client = connect()
+    refused_client.sendall(get())
+    try:
+        assert refused_client.recv(100) == b""
+    except ConnectionResetError:
+        pass
+    for s in busy:
+        assert b"slow done" in s.recv(65536)
+        s.close()

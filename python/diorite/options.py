@@ -557,6 +557,17 @@ OPTIONS: tuple[Option, ...] = (
         metavar="SIZE",
     ),
     Option(
+        "limit_connections",
+        ("--limit-connections",),
+        optional(_POSITIVE),
+        None,
+        "most connections open at once per worker: at the limit a new connection takes the "
+        "place of the oldest idle one, and with none idle it is refused at accept (closed at "
+        "once); default: none",
+        "limits and timeouts",
+        metavar="N",
+    ),
+    Option(
         "http1_header_read_timeout",
         ("--http1-header-read-timeout",),
         milliseconds,

@@ -214,6 +214,7 @@ async def serve_app(
             "keep_alive_timeout": config.timeout_keep_alive,
             "body_read_timeout": config.body_read_timeout,
             "write_timeout": config.write_timeout,
+            "connections": config.limit_connections,
         },
         websockets=config.websockets,
         ws_max_message_size=config.ws_max_message_size,

@@ -11,6 +11,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 
+use super::registry::Registry;
 use super::timeouts::{Activity, InFlight, Timed, Timeouts, Tracked};
 use crate::http::{ConnInfo, Handler, RequestLimits, ServerTasks};
 use crate::log::{self, Logger};
@@ -56,6 +57,8 @@ pub(crate) struct Limits {
     /// HTTP/2: largest decoded header list (SETTINGS_MAX_HEADER_LIST_SIZE),
     /// also the bound on a header block split over CONTINUATION frames.
     pub(crate) h2_max_header_list_size: Option<u32>,
+    /// Most connections open at once; `None`: no limit.
+    pub(crate) max_connections: Option<usize>,
     pub(crate) timeouts: Timeouts,
     pub(crate) request: RequestLimits,
 }
@@ -67,6 +70,7 @@ impl Limits {
         max_headers: None,
         header_read_timeout: Some(Duration::from_secs(30)),
         h2_max_header_list_size: None,
+        max_connections: None,
         timeouts: Timeouts {
             keep_alive: None,
             write: None,
@@ -213,10 +217,12 @@ fn http2_builder(opts: &HttpOptions) -> hyper::server::conn::http2::Builder<Toki
 /// connection finishes the requests it has and then closes. (hyper's three
 /// connection types share the method but no trait, hence a macro.)
 macro_rules! spawn_graceful {
-    ($tracker:expr, $draining:expr, $conn:expr) => {{
+    ($tracker:expr, $draining:expr, $conn:expr, $place:expr) => {{
         let draining = $draining.clone();
         let conn = $conn;
+        let place = $place;
         $tracker.spawn(async move {
+            let _place = place;
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => return,
@@ -241,6 +247,7 @@ struct Connections<H> {
     h1: hyper::server::conn::http1::Builder,
     h2: hyper::server::conn::http2::Builder<TokioExecutor>,
     limits: Limits,
+    registry: Arc<Registry>,
     tasks: ServerTasks,
 }
 
@@ -249,9 +256,13 @@ impl<H: Handler> Connections<H> {
     where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
+        let activity = Arc::new(Activity::default());
+        // Refused: dropping the socket closes it.
+        let Some(place) = self.registry.admit(&activity) else {
+            return;
+        };
         let conn = Arc::new(conn);
         let handler = Arc::clone(&self.handler);
-        let activity = Arc::new(Activity::default());
         let io = TokioIo::new(Timed::new(io, Arc::clone(&activity), self.limits.timeouts));
         let limits = self.limits.request;
         let service = service_fn(move |req| {
@@ -277,15 +288,15 @@ impl<H: Handler> Connections<H> {
                     .auto
                     .serve_connection_with_upgrades(io, service)
                     .into_owned();
-                spawn_graceful!(connections, draining, conn);
+                spawn_graceful!(connections, draining, conn, place);
             }
             HttpMode::Http1 => {
                 let conn = self.h1.serve_connection(io, service).with_upgrades();
-                spawn_graceful!(connections, draining, conn);
+                spawn_graceful!(connections, draining, conn, place);
             }
             HttpMode::Http2 => {
                 let conn = self.h2.serve_connection(io, service);
-                spawn_graceful!(connections, draining, conn);
+                spawn_graceful!(connections, draining, conn, place);
             }
         }
     }
@@ -306,6 +317,7 @@ pub(crate) async fn serve<H: Handler>(
         h1: http1_builder(&opts),
         h2: http2_builder(&opts),
         limits: opts.limits,
+        registry: Registry::new(opts.limits.max_connections),
         tasks: ServerTasks::default(),
     };
     let server = match &listener {

@@ -33,6 +33,8 @@ pub(crate) struct Activity {
     in_flight: AtomicUsize,
     /// Upgraded to a websocket: idle time is the websocket's business.
     upgraded: AtomicBool,
+    /// Closed to make room for a new connection (`--limit-connections`).
+    evicted: AtomicBool,
     /// The read that found the connection busy, to be woken when it is not.
     reader: AtomicWaker,
 }
@@ -44,6 +46,21 @@ impl Activity {
 
     pub(crate) fn upgraded(&self) {
         self.upgraded.store(true, Ordering::Release);
+    }
+
+    /// Idle and not already on its way out: may make room for another.
+    pub(crate) fn evictable(&self) -> bool {
+        self.idle() && !self.is_evicted()
+    }
+
+    /// Has the connection close as soon as it is idle.
+    pub(crate) fn evict(&self) {
+        self.evicted.store(true, Ordering::Release);
+        self.reader.wake();
+    }
+
+    pub(crate) fn is_evicted(&self) -> bool {
+        self.evicted.load(Ordering::Acquire)
     }
 }
 
@@ -148,13 +165,16 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Timed<IO> {
             }
             return Poll::Ready(read);
         }
-        let Some(limit) = this.timeouts.keep_alive else {
-            return Poll::Pending;
-        };
         this.activity.reader.register(cx.waker());
         if !this.activity.idle() {
             this.idle = None;
-        } else if expired(&mut this.idle, limit, cx) {
+            return Poll::Pending;
+        }
+        let expired = match this.timeouts.keep_alive {
+            Some(limit) => expired(&mut this.idle, limit, cx),
+            None => false,
+        };
+        if expired || this.activity.is_evicted() {
             // An end of stream: hyper closes an idle connection quietly.
             return Poll::Ready(Ok(()));
         }
