@@ -429,3 +429,29 @@ def test_limit_connections_makes_room_from_idle_ones_and_refuses_when_all_busy(s
     for s in busy:
         assert b"slow done" in s.recv(65536)
         s.close()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_unix_socket_refuses_new_clients_as_soon_as_the_stop_begins(serve, tmp_path, workers):
+    path = str(tmp_path / "d.sock")
+    server = serve("asgi_app:app", "--uds", path, "--workers", workers, ready=False)
+    deadline = time.monotonic() + 20
+    while "is ready" not in server.log() and "serving" not in server.log():
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.05)
+    time.sleep(0.5)
+    slow = socket.socket(socket.AF_UNIX)
+    slow.connect(path)
+    slow.sendall(get("/slow?delay=2"))
+    time.sleep(0.3)
+    server.signal(signal.SIGTERM)
+    server.wait_log("stopping" if workers != "1" else "shutting down")
+    time.sleep(0.3)
+    late = socket.socket(socket.AF_UNIX)
+    with pytest.raises((ConnectionRefusedError, FileNotFoundError)):
+        late.connect(path)
+    late.close()
+    slow.settimeout(10)
+    assert b"slow done" in slow.recv(65536)
+    slow.close()
+    assert server.proc.wait(20) == 0
