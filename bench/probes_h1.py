@@ -214,6 +214,17 @@ def slowloris(port: int) -> str:
         shut(sock)
 
 
+def slow_body(port: int) -> str:
+    """A complete head, then the body one byte a second: a header timeout
+    does not cover this."""
+    sock, start = connect(port), time.monotonic()
+    sock.sendall(b"POST /drain HTTP/1.1\r\nHost: probe\r\nContent-Length: 1000\r\n\r\n")
+    try:
+        return held_for(sock, start, lambda: sock.sendall(b"a"))
+    finally:
+        shut(sock)
+
+
 def idle_keep_alive(port: int) -> str:
     sock = connect(port)
     try:
