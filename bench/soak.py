@@ -51,15 +51,19 @@ def proc_stats(pid: int) -> tuple[int, int, int]:
     return rss, len(os.listdir(f"/proc/{pid}/fd")), len(os.listdir(f"/proc/{pid}/task"))
 
 
-def slope_kib_per_min(points: list[tuple[float, int]]) -> float:
-    """Least-squares slope of (seconds, KiB) points, in KiB per minute."""
+def slope_kib_per_min(points: list[tuple[float, int]]) -> tuple[float, float]:
+    """Least-squares slope of (seconds, KiB) points and its standard error,
+    both in KiB per minute: RSS swings by megabytes with every 4 MiB
+    body, so a slope means little without its error."""
     n = len(points)
-    if n < 2:
-        return float("nan")
+    if n < 3:
+        return float("nan"), float("nan")
     mt = sum(t for t, _ in points) / n
     mr = sum(r for _, r in points) / n
     var = sum((t - mt) ** 2 for t, _ in points)
-    return 60 * sum((t - mt) * (r - mr) for t, r in points) / var if var else float("nan")
+    slope = sum((t - mt) * (r - mr) for t, r in points) / var
+    residuals = sum((r - mr - slope * (t - mt)) ** 2 for t, r in points)
+    return 60 * slope, 60 * (residuals / (n - 2) / var) ** 0.5
 
 
 class Load:
@@ -90,6 +94,11 @@ class Load:
     async def run(self) -> None:
         h1 = httpx.AsyncClient(base_url=self.base, timeout=30)
         h2 = httpx.AsyncClient(base_url=self.base, timeout=30, http1=False, http2=True)
+        # Streams dropped half-way get a connection of their own: httpx's
+        # HTTP/2 connection stalls now and then after many of them (30 s
+        # read timeouts on every stream at once, against Granian too), and
+        # that must not count against the plain requests.
+        h2_dropped = httpx.AsyncClient(base_url=self.base, timeout=30, http1=False, http2=True)
         flip = [False]
 
         async def get(client, path):
@@ -99,7 +108,7 @@ class Load:
             # Alternates HTTP/1.1 and HTTP/2, so both ways of dropping a
             # response (closing the connection, RST_STREAM) are exercised.
             flip[0] = not flip[0]
-            async with (h1 if flip[0] else h2).stream("GET", "/sse") as response:
+            async with (h1 if flip[0] else h2_dropped).stream("GET", "/sse") as response:
                 self.check(response)
                 read = 0
                 async for chunk in response.aiter_raw():
@@ -145,8 +154,8 @@ class Load:
         try:
             await asyncio.gather(*(self.loop(k, step) for k, step in kinds.items()))
         finally:
-            await h1.aclose()
-            await h2.aclose()
+            for client in (h1, h2, h2_dropped):
+                await client.aclose()
 
 
 async def soak(pid: int, port: int, duration: float, interval: float) -> tuple[Load, list]:
@@ -245,13 +254,15 @@ def wait_answering(port: int, server: subprocess.Popen) -> None:
 
 
 def report(args, load: Load, samples: list, settled: tuple, log_path: Path) -> None:
+    # Not with_suffix: the label has a dot of its own (py3.11).
     base = RESULTS / f"soak-{args.label}"
-    with open(base.with_suffix(".csv"), "w", newline="") as f:
+    csv_path, md_path, png_path = (Path(f"{base}.{ext}") for ext in ("csv", "md", "png"))
+    with open(csv_path, "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(["seconds", "rss_kib", "fds", "threads", "requests"])
         out.writerows((f"{t:.1f}", *rest) for t, *rest in samples)
     half = [(t, rss) for t, rss, *_ in samples if t >= samples[-1][0] / 2]
-    slope = slope_kib_per_min(half)
+    slope, error = slope_kib_per_min(half)
     version = subprocess.run(
         [args.diorite_python, "-c", "import sys, diorite; print(diorite.__version__, sys.version)"],
         capture_output=True,
@@ -276,8 +287,8 @@ def report(args, load: Load, samples: list, settled: tuple, log_path: Path) -> N
         f"* RSS: {rss[0] / 1024:.1f} MiB at start, {max(rss) / 1024:.1f} MiB at most, "
         f"{rss[-1] / 1024:.1f} MiB at the end of the load, {settled[0] / 1024:.1f} MiB "
         "5 s after it.",
-        f"* RSS slope over the second half: **{slope:+.1f} KiB/min** (least squares, "
-        f"{len(half)} samples).",
+        f"* RSS slope over the second half: **{slope:+.1f} ± {error:.1f} KiB/min** "
+        f"(least squares and its standard error, {len(half)} samples).",
         f"* Open fds: {samples[0][2]} at start, {samples[-1][2]} under load at the end, "
         f"{settled[1]} after it.",
         f"* Threads: {samples[0][3]} at start, {samples[-1][3]} at the end, {settled[2]} after.",
@@ -286,8 +297,8 @@ def report(args, load: Load, samples: list, settled: tuple, log_path: Path) -> N
         *(f"* Last {k} error: `{e}`" for k, e in sorted(load.last_error.items())),
     ]
     text = "\n".join(lines) + "\n"
-    base.with_suffix(".md").write_text(text)
-    plot(samples, base.with_suffix(".png"), f"diorite soak, {args.label}")
+    md_path.write_text(text)
+    plot(samples, png_path, f"diorite soak, {args.label}")
     print(text)
 
 
