@@ -69,7 +69,7 @@ def server_command(name: str, port: int, diorite_python: str, extra: list[str]) 
 class Server:
     """One server process; its own session, so a stop reaches its workers."""
 
-    def __init__(self, name: str, diorite_python: str, logs: Path, extra: list[str] = ()):
+    def __init__(self, name: str, diorite_python: str, logs: Path, extra: tuple[str, ...] = ()):
         self.name = name
         self.port = free_port()
         self.log_path = logs / f"{name}-{self.port}.log"
