@@ -455,3 +455,32 @@ def test_a_unix_socket_refuses_new_clients_as_soon_as_the_stop_begins(serve, tmp
     assert b"slow done" in slow.recv(65536)
     slow.close()
     assert server.proc.wait(20) == 0
+
+
+def test_a_body_refused_after_the_response_began_cuts_the_response_off(serve):
+    server = serve("asgi_app:app", "--max-body-size", "1k")
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        head = b"POST /respond-then-read HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        s.sendall(head + b"200\r\n" + b"x" * 512 + b"\r\n")
+        answer = s.recv(65536)
+        while b"started;" not in answer:
+            answer += s.recv(65536)
+        # Past the limit while the response is under way.
+        s.sendall(b"400\r\n" + b"y" * 1024 + b"\r\n")
+        answer, _ = answer + h1_rest(s), None
+    assert answer.startswith(b"HTTP/1.1 200")
+    # The app's last send failed: no final chunk, the connection just ends.
+    assert b"http.disconnect" not in answer and not answer.endswith(b"0\r\n\r\n")
+    # An upload within the limit completes as usual.
+    ok = exchange(server, chunked("/respond-then-read", [b"x" * 100], [("connection", "close")]))[0]
+    assert ok.endswith(b"0\r\n\r\n") and b"http.request" in ok
+
+
+def h1_rest(sock: socket.socket) -> bytes:
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data

@@ -295,7 +295,7 @@ impl Cycle {
     /// [`Cycle::client_gone`] later resolves.
     pub(crate) fn receive<'py>(self: &Arc<Self>, py: Python<'py>) -> PyResult<Got<'py>> {
         let mut state = self.state.lock();
-        if let Some(msg) = self.next_message(py, &state)? {
+        if let Some(msg) = self.next_message(py, &mut state)? {
             return Ok(Got::Now(msg));
         }
         let future = self.app.create_future.bind(py).call0()?;
@@ -309,7 +309,7 @@ impl Cycle {
     fn next_message<'py>(
         self: &Arc<Self>,
         py: Python<'py>,
-        state: &State,
+        state: &mut State,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
         let messages = &self.app.messages;
         if state.life.disconnected || matches!(state.phase, Phase::Complete) {
@@ -318,7 +318,22 @@ impl Cycle {
         let waker = Arc::clone(self);
         match self.body.take(move || waker.body_ready()) {
             Take::Data { body, more } => messages.request(py, &body, more).map(Some),
-            Take::Failed => messages.disconnect(py).map(Some),
+            Take::Failed => {
+                // A body the server refused (413 while streaming, say) after
+                // the response began: as for a client that left, the app's
+                // next send fails and the response is cut off, so the
+                // client sees it reset rather than complete.
+                if self.body.refusal().is_some() {
+                    state.life.disconnected = true;
+                    if matches!(state.phase, Phase::Streaming { .. })
+                        && let Phase::Streaming { tx, .. } =
+                            std::mem::replace(&mut state.phase, Phase::Complete)
+                    {
+                        abort_stream(&self.app.bridge, tx);
+                    }
+                }
+                messages.disconnect(py).map(Some)
+            }
             // After the whole body, `receive()` waits for the disconnect.
             Take::Pending | Take::Finished => Ok(None),
         }
@@ -332,7 +347,7 @@ impl Cycle {
             return;
         }
         let mut state = self.state.lock();
-        match self.next_message(py, &state) {
+        match self.next_message(py, &mut state) {
             Ok(Some(msg)) => {
                 drop(state);
                 resolve(&future, msg);

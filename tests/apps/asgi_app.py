@@ -155,6 +155,16 @@ async def app(scope, receive, send):
         STATS["disconnects"] += 1
         return
 
+    if path == "/respond-then-read":
+        # Starts the response, then reads the body, then finishes.
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"started;", "more_body": True})
+        message = await receive()
+        while message["type"] == "http.request" and message.get("more_body"):
+            message = await receive()
+        await send({"type": "http.response.body", "body": message["type"].encode()})
+        return
+
     if path == "/raise-before":
         raise RuntimeError("boom before start")
 
