@@ -305,6 +305,20 @@ def test_durations(text, seconds):
     assert config.workers_lifetime == seconds
 
 
+def test_websocket_pings_default_to_uvicorns_and_zero_turns_them_off():
+    config, _, _ = resolve(["asgi_app:app"], environ={})
+    assert (config.ws_ping_interval, config.ws_ping_timeout) == (20.0, 20.0)
+    config, _, _ = resolve(
+        ["--ws-ping-interval", "0", "--ws-ping-timeout", "none", "asgi_app:app"], environ={}
+    )
+    assert (config.ws_ping_interval, config.ws_ping_timeout) == (None, None)
+    config, _, _ = resolve(["asgi_app:app"], environ={"DIORITE_WS_PING_INTERVAL": "500ms"})
+    assert config.ws_ping_interval == 0.5
+    assert diorite.Server("asgi_app:app", ws_ping_interval=None).config.ws_ping_interval is None
+    with pytest.raises(diorite.ConfigError, match="ws_ping_timeout=: expected a duration"):
+        diorite.Server("asgi_app:app", ws_ping_timeout=-1)
+
+
 def test_help_is_grouped_and_names_variables():
     result = run_cli("--help")
     assert result.returncode == 0

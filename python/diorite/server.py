@@ -205,6 +205,8 @@ async def serve_app(
         },
         websockets=config.websockets,
         ws_max_message_size=config.ws_max_message_size,
+        ws_ping_interval=config.ws_ping_interval,
+        ws_ping_timeout=config.ws_ping_timeout,
     )
     loop.add_reader(worker.fileno(), worker.run_jobs)
     if interface == "rsgi":
