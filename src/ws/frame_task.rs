@@ -107,9 +107,17 @@ impl FrameTask {
             .map_or_else(Instant::now, Keepalive::next_wake);
         let timer = tokio::time::sleep_until(start);
         tokio::pin!(timer);
+        let mut was_reading = true;
         loop {
             let inbox = &self.session.inbox;
             let reading = inbox.has_room();
+            if reading
+                && !was_reading
+                && let Some(keepalive) = keepalive.as_mut()
+            {
+                keepalive.reading_again(Instant::now());
+            }
+            was_reading = reading;
             tokio::select! {
                 biased;
                 item = self.outgoing.recv(), if closing.is_none() => {
@@ -151,11 +159,7 @@ impl FrameTask {
                     }
                     Some(Err(_)) | None => return,
                 },
-                () = inbox.room_freed(), if !reading => {
-                    if let Some(keepalive) = keepalive.as_mut() {
-                        keepalive.reading_again(Instant::now());
-                    }
-                }
+                () = inbox.room_freed(), if !reading => {}
                 // After the read: a pong already in the socket is read
                 // before its deadline is judged.
                 () = &mut timer, if reading && closing.is_none() && keepalive.is_some() => {
