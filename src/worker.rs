@@ -235,7 +235,7 @@ impl Worker {
     /// [`LimitSettings`], bounds what clients may send; without them
     /// hyper's defaults apply.
     #[new]
-    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, pipeline_flush = false, h2_max_concurrent_streams = 200, http2 = None, limits = None, websockets = true, ws_max_message_size = 16 * 1024 * 1024))]
+    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, pipeline_flush = false, h2_max_concurrent_streams = 200, http2 = None, limits = None, websockets = true, ws_max_message_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0)))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         fd: i32,
@@ -250,6 +250,8 @@ impl Worker {
         limits: Option<LimitSettings>,
         websockets: bool,
         ws_max_message_size: usize,
+        ws_ping_interval: Option<f64>,
+        ws_ping_timeout: Option<f64>,
     ) -> PyResult<Self> {
         let mode = match http {
             "auto" => HttpMode::Auto,
@@ -290,6 +292,8 @@ impl Worker {
             backpressure,
             websockets: websockets.then_some(ws::Config {
                 max_message_size: ws_max_message_size,
+                ping_interval: ws_timer("websocket ping interval", ws_ping_interval)?,
+                ping_timeout: ws_timer("websocket ping timeout", ws_ping_timeout)?,
             }),
         })
     }
@@ -418,4 +422,20 @@ impl Worker {
         self.bridge.run_jobs(py);
         idle
     }
+}
+
+/// A websocket keep-alive setting: `None` is off. As in the options table,
+/// zero is refused (the Python side turns `0` into `None`): a timer of
+/// 0 s would ping in a loop, and one centuries ahead would overflow the
+/// clock.
+fn ws_timer(what: &'static str, seconds: Option<f64>) -> Result<Option<Duration>, WorkerError> {
+    const YEAR: Duration = Duration::from_secs(365 * 86_400);
+    seconds
+        .map(|s| {
+            Duration::try_from_secs_f64(s)
+                .ok()
+                .filter(|d| !d.is_zero() && *d <= YEAR)
+                .ok_or(WorkerError::BadDuration(what, s))
+        })
+        .transpose()
 }

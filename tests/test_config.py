@@ -4,13 +4,11 @@ Uvicorn and Gunicorn users run unchanged but for the program name."""
 
 import json
 import signal
-import threading
-import time
 
 import diorite
 import httpx
 import pytest
-from conftest import run_cli, send_before_stop
+from conftest import answers, run_cli, send_before_stop
 from diorite.cli import resolve
 
 
@@ -340,6 +338,20 @@ def test_bad_limits(args, expected):
     assert result.returncode == 2 and expected in result.stderr, result.stderr
 
 
+def test_websocket_pings_default_to_uvicorns_and_zero_turns_them_off():
+    config, _, _ = resolve(["asgi_app:app"], environ={})
+    assert (config.ws_ping_interval, config.ws_ping_timeout) == (20.0, 20.0)
+    config, _, _ = resolve(
+        ["--ws-ping-interval", "0", "--ws-ping-timeout", "none", "asgi_app:app"], environ={}
+    )
+    assert (config.ws_ping_interval, config.ws_ping_timeout) == (None, None)
+    config, _, _ = resolve(["asgi_app:app"], environ={"DIORITE_WS_PING_INTERVAL": "500ms"})
+    assert config.ws_ping_interval == 0.5
+    assert diorite.Server("asgi_app:app", ws_ping_interval=None).config.ws_ping_interval is None
+    with pytest.raises(diorite.ConfigError, match="ws_ping_timeout=: expected a duration"):
+        diorite.Server("asgi_app:app", ws_ping_timeout=-1)
+
+
 def test_help_is_grouped_and_names_variables():
     result = run_cli("--help")
     assert result.returncode == 0
@@ -353,17 +365,10 @@ def test_help_is_grouped_and_names_variables():
 
 def test_the_default_kill_timeout_covers_the_grace(serve):
     server = serve("asgi_app:app", "--workers", "2", "--shutdown-timeout", "6")
-    result = {}
-
-    def slow():
-        result["response"] = httpx.get(server.url + "/slow?delay=3", timeout=20)
-
-    client = threading.Thread(target=slow)
-    client.start()
-    time.sleep(0.5)
+    server.wait_log("is ready")
+    clients = send_before_stop(server, "/slow?delay=3", 1)
     server.signal(signal.SIGTERM)
-    client.join(20)
-    assert result["response"].status_code == 200
+    assert answers(clients) == [b"slow done"]
 
 
 def test_a_kill_timeout_shorter_than_the_grace_is_said(serve):

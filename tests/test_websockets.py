@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import struct
 import threading
@@ -280,6 +281,135 @@ def test_ping_is_answered(asgi_ws):
         assert ws.ping(b"are you there").wait(timeout=5)
         ws.send("after ping")
         assert ws.recv() == "after ping"
+
+
+# Keep-alive pings (--ws-ping-interval, --ws-ping-timeout)
+
+PING, PONG, CLOSE = 0x9, 0xA, 0x8
+#: Short enough that a test sees several pings, long enough for a busy machine.
+FAST_PINGS = ("--ws-ping-interval", "200ms", "--ws-ping-timeout", "600ms")
+
+
+def read_frame(s: socket.socket) -> tuple[int, bytes]:
+    """One frame from the server (unmasked, short): its opcode and payload."""
+
+    def exactly(n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = s.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("the server closed the connection")
+            data += chunk
+        return data
+
+    first, second = exactly(2)
+    length = second & 0x7F
+    if length == 126:
+        (length,) = struct.unpack("!H", exactly(2))
+    elif length == 127:
+        (length,) = struct.unpack("!Q", exactly(8))
+    return first & 0x0F, exactly(length)
+
+
+def send_frame(s: socket.socket, opcode: int, payload: bytes = b"") -> None:
+    """A masked (client) frame of at most 125 bytes."""
+    mask = b"\x01\x02\x03\x04"
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    s.sendall(bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked)
+
+
+class PingLog(logging.Handler):
+    """Counts the pings the `websockets` client logs receiving (it answers
+    them itself and offers no other way to see them)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.pings = 0
+
+    def emit(self, record):
+        if record.getMessage().startswith("< PING"):
+            self.pings += 1
+
+
+@pytest.fixture(params=["asgi", "rsgi"])
+def ping_server(request, serve):
+    """A server with FAST_PINGS, and its interface."""
+    app = "ws_asgi_app:app" if request.param == "asgi" else "ws_rsgi_app:app"
+    return serve(app, "--interface", request.param, *FAST_PINGS), request.param
+
+
+def test_a_client_that_answers_pings_stays_connected(ping_server):
+    server, _ = ping_server
+    log = PingLog()
+    client_logger = logging.getLogger("test.websockets.client")
+    client_logger.addHandler(log)
+    client_logger.setLevel(logging.DEBUG)
+    # The client's own pings off: only the server's are counted.
+    with connect(ws_url(server, "/echo"), ping_interval=None, logger=client_logger) as ws:
+        time.sleep(2.0)  # ten intervals, more than three timeouts
+        ws.send("still here")
+        assert ws.recv(timeout=5) == "still here"
+    assert 4 <= log.pings <= 14, log.pings
+
+
+@pytest.mark.parametrize("pong", [False, True], ids=["silent", "unsolicited-pong-to-app"])
+def test_a_client_that_never_answers_is_closed_with_1011(ping_server, pong):
+    server, interface = ping_server
+    s = open_raw(server, "/echo")
+    if pong:
+        # An unsolicited pong is not a message for the app (the echo app
+        # would echo it), and does not answer a ping sent after it.
+        send_frame(s, PONG, b"unasked")
+    opcode, _ = read_frame(s)
+    assert opcode == PING
+    pinged = time.monotonic()
+    while opcode == PING:
+        opcode, payload = read_frame(s)
+    waited = time.monotonic() - pinged
+    assert opcode == CLOSE
+    assert struct.unpack("!H", payload[:2])[0] == 1011
+    assert payload[2:] == b"keepalive ping timeout"
+    assert 0.4 <= waited <= 3.0, waited
+    # The server does not wait for the client's close frame: it is gone.
+    assert s.recv(1) == b""
+    s.close()
+    if interface == "asgi":
+        assert wait_event(server, {"path": "/echo"}) == {
+            "path": "/echo",
+            "code": 1011,
+            "reason": "keepalive ping timeout",
+        }
+    else:
+        assert wait_event(server, {"path": "/echo"}) == {
+            "path": "/echo",
+            "closed": True,
+            "data": None,
+        }
+
+
+def test_pings_off(serve):
+    server = serve("ws_asgi_app:app", "--ws-ping-interval", "0")
+    s = open_raw(server, "/echo")
+    s.settimeout(1.0)
+    with pytest.raises(TimeoutError):
+        s.recv(1)
+    send_frame(s, 0x1, b"no pings")
+    assert read_frame(s) == (0x1, b"no pings")
+    hang_up(s)
+
+
+def test_a_client_the_app_is_not_reading_is_not_closed_by_pings(serve):
+    """While the app is behind, the server stops reading the socket, and
+    the client's pongs wait unread (the client may not even get to send
+    them while its own sends are held up): that is not the client's fault."""
+    server = serve("ws_asgi_app:app", "--ws-ping-interval", "200ms", "--ws-ping-timeout", "500ms")
+    chunk = b"m" * (1024 * 1024)
+    with connect(ws_url(server, "/late-reader?40"), max_size=None) as ws:
+        sender = threading.Thread(target=lambda: [ws.send(chunk) for _ in range(40)])
+        sender.start()
+        # The app receives nothing for 2 s: four timeouts.
+        assert ws.recv(timeout=30) == f"40 {40 * len(chunk)}"
+        sender.join(30)
 
 
 def test_sends_from_other_tasks(asgi_ws):

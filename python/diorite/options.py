@@ -161,6 +161,16 @@ def byte_size_from(low: int) -> Callable[[Any], int]:
     return convert
 
 
+def timer_or_off(value: Any) -> float | None:
+    """A `timer_duration`, or None (off) for `0`, `none` or None: Uvicorn
+    turns its websocket pings off with None, which a command line cannot
+    give."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+        return None
+    seconds = duration(value)
+    return None if seconds == 0 else timer_duration(seconds)
+
+
 def boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -626,6 +636,26 @@ OPTIONS: tuple[Option, ...] = (
         "largest websocket message a client may send; a bigger one closes the connection with 1009",
         "websockets",
         metavar="BYTES",
+    ),
+    Option(
+        "ws_ping_interval",
+        ("--ws-ping-interval",),
+        timer_or_off,
+        20.0,
+        "send a ping on each open websocket this often; 0 or none: no pings "
+        "(default: 20s, Uvicorn's)",
+        "websockets",
+        metavar="DURATION",
+    ),
+    Option(
+        "ws_ping_timeout",
+        ("--ws-ping-timeout",),
+        timer_or_off,
+        20.0,
+        "close a websocket with 1011 when a ping gets no pong within this; 0 or none: "
+        "never (default: 20s, Uvicorn's)",
+        "websockets",
+        metavar="DURATION",
     ),
     # workers
     Option(

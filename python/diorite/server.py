@@ -27,6 +27,7 @@ from .asgi import (
     task_spawner,
 )
 from .config import Config
+from .limits import raise_open_files_limit
 from .loader import AppLoadError, describe_interface, load_app, resolve_interface
 from .logs import logger
 from .proctitle import set_title
@@ -117,6 +118,7 @@ def run(config: Config, inherited: Inherited | None = None, app=None) -> int:
     A worker started by the supervisor gets `inherited`: the listening
     socket the supervisor bound and a pipe to say it is ready on."""
     logs.configure(config.log_level, config.log_enabled)
+    raise_open_files_limit()
     if config.process_name:
         set_title(config.process_name if inherited is None else f"{config.process_name} [worker]")
     if inherited is None and config.pid_file:
@@ -218,6 +220,8 @@ async def serve_app(
         },
         websockets=config.websockets,
         ws_max_message_size=config.ws_max_message_size,
+        ws_ping_interval=config.ws_ping_interval,
+        ws_ping_timeout=config.ws_ping_timeout,
     )
     loop.add_reader(worker.fileno(), worker.run_jobs)
     if interface == "rsgi":

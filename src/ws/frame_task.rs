@@ -6,10 +6,18 @@
 //! the app queued for the client. It stops reading when the app falls
 //! behind, and the app's sends wait when the client falls behind, so
 //! neither direction buffers without bound.
+//!
+//! It also sends the keep-alive pings (`--ws-ping-interval`) and closes
+//! the connection with 1011 when one goes unanswered for
+//! `--ws-ping-timeout`. The pong deadline only runs while the task reads,
+//! and starts again when reading resumes: when the app is behind and
+//! reading has stopped, the client's pong may be waiting unread in the
+//! socket, and the client is not at fault.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
@@ -24,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::handshake::Config;
 use super::inbox::Received;
+use super::keepalive::{Due, Keepalive};
 use super::session::Session;
 use crate::http::Queued;
 
@@ -37,6 +46,9 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 const ABNORMAL: u16 = 1006;
 /// Close code sent to clients when the server stops.
 const GOING_AWAY: u16 = 1001;
+/// Close code and reason for a client that left a ping unanswered: those
+/// of the `websockets` library, which Uvicorn serves websockets with.
+const PING_TIMEOUT: (u16, &str) = (1011, "keepalive ping timeout");
 
 pub(crate) struct FrameTask {
     session: Arc<Session>,
@@ -86,9 +98,26 @@ impl FrameTask {
         // Made once: a new one per message would cost a lock each time.
         let drained = draining.cancelled();
         tokio::pin!(drained);
+        let (interval, timeout) = (self.config.ping_interval, self.config.ping_timeout);
+        let mut keepalive = Keepalive::new(interval, timeout, Instant::now());
+        // One timer, reset when it fires: a new one per message would cost
+        // a trip to tokio's timer wheel each time.
+        let start = keepalive
+            .as_ref()
+            .map_or_else(Instant::now, Keepalive::next_wake);
+        let timer = tokio::time::sleep_until(start);
+        tokio::pin!(timer);
+        let mut was_reading = true;
         loop {
             let inbox = &self.session.inbox;
             let reading = inbox.has_room();
+            if reading
+                && !was_reading
+                && let Some(keepalive) = keepalive.as_mut()
+            {
+                keepalive.reading_again(Instant::now());
+            }
+            was_reading = reading;
             tokio::select! {
                 biased;
                 item = self.outgoing.recv(), if closing.is_none() => {
@@ -112,7 +141,12 @@ impl FrameTask {
                         // reading on sends it and then ends the stream.
                         closing.get_or_insert(Instant::now() + CLOSE_TIMEOUT);
                     }
-                    Some(Ok(_)) => {} // ping and pong: answered by tungstenite
+                    Some(Ok(Message::Pong(_))) => {
+                        if let Some(keepalive) = keepalive.as_mut() {
+                            keepalive.pong();
+                        }
+                    }
+                    Some(Ok(_)) => {} // a ping: answered by tungstenite
                     Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
                         inbox.close(1009, "message too big");
                         let _ = send_close(socket, CloseCode::Size, "message too big").await;
@@ -126,6 +160,31 @@ impl FrameTask {
                     Some(Err(_)) | None => return,
                 },
                 () = inbox.room_freed(), if !reading => {}
+                // After the read: a pong already in the socket is read
+                // before its deadline is judged.
+                () = &mut timer, if reading && closing.is_none() && keepalive.is_some() => {
+                    let Some(keepalive) = keepalive.as_mut() else { continue };
+                    match keepalive.tick(Instant::now()) {
+                        Due::Ping => {
+                            if socket.send(Message::Ping(Bytes::new())).await.is_err() {
+                                return;
+                            }
+                        }
+                        Due::TimedOut => {
+                            let (code, reason) = PING_TIMEOUT;
+                            inbox.close(code, reason);
+                            // As the websockets library does, the connection
+                            // is dropped without waiting for the client's
+                            // close frame: it is presumed gone. The bound is
+                            // for a client that also stopped reading.
+                            let close = send_close(socket, CloseCode::Error, reason);
+                            let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
+                            return;
+                        }
+                        Due::Nothing => {}
+                    }
+                    timer.as_mut().reset(keepalive.next_wake());
+                }
                 () = &mut drained, if closing.is_none() => {
                     let _ = send_close(socket, CloseCode::Away, "server shutting down").await;
                     inbox.close(GOING_AWAY, "server shutting down");

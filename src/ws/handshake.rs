@@ -1,6 +1,8 @@
 //! The HTTP side of a websocket: recognising an RFC 6455 upgrade request
 //! and writing the `101 Switching Protocols` answer (or a refusal).
 
+use std::time::Duration;
+
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode, Version};
@@ -14,6 +16,11 @@ pub(crate) struct Config {
     /// Largest message (after reassembling fragments) a client may send;
     /// a larger one closes the connection with 1009.
     pub(crate) max_message_size: usize,
+    /// How often the server pings an open websocket; `None`: never.
+    pub(crate) ping_interval: Option<Duration>,
+    /// How long a ping may go unanswered before the connection is closed
+    /// with 1011; `None`: no limit.
+    pub(crate) ping_timeout: Option<Duration>,
 }
 
 /// Whether `req` asks for a websocket: an HTTP/1.1 GET with

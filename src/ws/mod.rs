@@ -2,15 +2,17 @@
 //! the [`Session`] the app's objects share, the frame task that moves
 //! frames, and the Python-facing halves of `receive` and `send` that ASGI
 //! and RSGI wrap in their own message shapes. Framing, fragment reassembly
-//! and ping/pong are tungstenite's.
+//! and answering the client's pings are tungstenite's; the server's own
+//! keep-alive pings are the frame task's.
 //!
 //! [`AsyncHandler`] is the whole hyper-facing handler of ASGI and RSGI:
 //! plain requests go to the interface's [`AsyncApp`], upgrades to a
 //! session here.
 //!
 //! Within the folder the files use each other one way: `handler` uses
-//! `upgrade`, which starts a `session` and its `frame_task`; `calls` (the
-//! app's side) uses `app` and `session`; `session` knows neither.
+//! `upgrade`, which starts a `session` and its `frame_task` (whose pings
+//! `keepalive` schedules); `calls` (the app's side) uses `app` and
+//! `session`; `session` knows neither.
 
 mod app;
 mod calls;
@@ -18,6 +20,7 @@ mod frame_task;
 mod handler;
 mod handshake;
 mod inbox;
+mod keepalive;
 mod session;
 #[cfg(test)]
 pub(crate) mod testing;
