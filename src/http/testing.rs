@@ -119,6 +119,11 @@ impl RawRequest {
     }
 }
 
+/// Text from bytes, one character per byte.
+pub(crate) fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
 /// The start of an absolute-form target.
 const AUTHORITY: &[u8] = b"http://example.test";
 
