@@ -266,8 +266,8 @@ mod proptests {
         raw: &RawRequest,
     ) -> Result<(), TestCaseError> {
         let item = |key: &str| py_ok(scope.get_item(key)).map(|v| v.expect(key));
-        let version = if raw.http10 { "1.0" } else { "1.1" };
-        prop_assert_eq!(item("http_version")?.extract::<String>().unwrap(), version);
+        let version = item("http_version")?.extract::<String>().unwrap();
+        prop_assert_eq!(version, raw.version());
         let path = item("path")?;
         prop_assert!(path.is_instance_of::<PyString>());
         prop_assert!(py_ok(path.eq(decoded_path(py, raw)))?, "path {path}");
@@ -276,10 +276,15 @@ mod proptests {
         let query = item("query_string")?;
         prop_assert_eq!(query.cast::<PyBytes>().unwrap().as_bytes(), raw.query());
 
-        let expected: Vec<(String, Vec<u8>)> = raw
-            .grouped_headers()
+        let host = raw.host_from_authority();
+        let expected: Vec<(String, Vec<u8>)> = host
+            .map(|host| ("host".to_owned(), host.as_bytes().to_vec()))
             .into_iter()
-            .flat_map(|(name, values)| values.into_iter().map(move |v| (name.clone(), v)))
+            .chain(
+                raw.grouped_headers()
+                    .into_iter()
+                    .flat_map(|(name, values)| values.into_iter().map(move |v| (name.clone(), v))),
+            )
             .collect();
         let headers = item("headers")?;
         let headers = headers.cast::<PyList>().unwrap();
@@ -304,7 +309,8 @@ mod proptests {
     /// method, `path` percent-decoded as UTF-8 (U+FFFD for invalid bytes),
     /// `raw_path` and `query_string` as sent, and every header with its
     /// name in lower case and its value's exact bytes (grouped by name as
-    /// hyper keeps them, each name's values in the order sent).
+    /// hyper keeps them, each name's values in the order sent), after a
+    /// `host` made from HTTP/2's `:authority` when no `Host` was sent.
     #[test]
     fn http_scope_holds_the_request_as_sent() {
         Python::initialize();

@@ -33,10 +33,16 @@ pub(crate) struct RawRequest {
     pub(crate) target: Vec<u8>,
     pub(crate) http10: bool,
     pub(crate) headers: Vec<(String, Vec<u8>)>,
+    /// Sent over HTTP/2 with this `:authority` (and `target` as its
+    /// `:path`) instead.
+    pub(crate) http2: Option<String>,
 }
 
 impl fmt::Debug for RawRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(authority) = &self.http2 {
+            write!(f, "HTTP/2 :authority {authority:?} ")?;
+        }
         f.write_str(&String::from_utf8_lossy(&escape(&self.bytes())))
     }
 }
@@ -64,6 +70,25 @@ impl RawRequest {
         }
         out.extend_from_slice(b"\r\n");
         out
+    }
+
+    /// The HTTP version as the scopes name it: `1.0`, `1.1` or `2`.
+    pub(crate) fn version(&self) -> &'static str {
+        match (&self.http2, self.http10) {
+            (Some(_), _) => "2",
+            (None, true) => "1.0",
+            (None, false) => "1.1",
+        }
+    }
+
+    /// HTTP/2's `:authority` when no `Host` header was sent: the host
+    /// the scopes give.
+    pub(crate) fn host_from_authority(&self) -> Option<&str> {
+        let host_sent = self
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("host"));
+        self.http2.as_deref().filter(|_| !host_sent)
     }
 
     /// The origin-form part of the target, without a fragment (which
@@ -247,6 +272,7 @@ pub(crate) fn request() -> impl Strategy<Value = RawRequest> {
                 target,
                 http10: version < 16,
                 headers,
+                http2: None,
             };
             if let Some((byte, at)) = spoil {
                 let place = match raw.headers.len() {
@@ -257,6 +283,48 @@ pub(crate) fn request() -> impl Strategy<Value = RawRequest> {
             }
             raw
         })
+}
+
+/// `:authority` values: host names, ports, IPv6 literals, user info, and
+/// bytes the http crate refuses.
+fn authority() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "[a-z0-9.-]{1,16}(:[0-9]{0,5})?",
+        1 => prop::sample::select(vec!["[::1]:8443", "[::1]", "user@host:1", "h%41", "a b", "é.test"])
+            .prop_map(str::to_owned),
+    ]
+}
+
+/// A request over HTTP/2: as [`request`] makes them, with an
+/// `:authority` and an origin-form `:path`.
+fn http2_request() -> impl Strategy<Value = RawRequest> {
+    (request(), authority()).prop_map(|(mut raw, authority)| {
+        let target = raw.target.strip_prefix(AUTHORITY).unwrap_or(&raw.target);
+        raw.target = if target == b"*" {
+            b"/".to_vec()
+        } else {
+            target.to_vec()
+        };
+        raw.http2 = Some(authority);
+        raw
+    })
+}
+
+/// The head an HTTP/2 request makes: hyper's h2 server hands the
+/// pseudo-headers and fields to the http crate's types, as here.
+fn http2_head(raw: &RawRequest, authority: &str) -> Option<Parts> {
+    let mut uri = format!("http://{authority}").into_bytes();
+    uri.extend_from_slice(&raw.target);
+    let mut request = Request::builder()
+        .method(hyper::Method::from_bytes(raw.method.as_bytes()).ok()?)
+        .version(hyper::Version::HTTP_2)
+        .uri(hyper::Uri::try_from(uri).ok()?);
+    for (name, value) in raw.sent_headers() {
+        let name = hyper::header::HeaderName::from_bytes(name.as_bytes()).ok()?;
+        let value = hyper::header::HeaderValue::from_bytes(&value).ok()?;
+        request = request.header(name, value);
+    }
+    Some(request.body(()).ok()?.into_parts().0)
 }
 
 /// Parses request heads with hyper's HTTP/1 server.
@@ -304,7 +372,7 @@ pub(crate) fn conn_info() -> ConnInfo {
 }
 
 /// Runs `check` on arbitrary requests that hyper accepted, with the head
-/// it made of each. Fails if too few were accepted for the run to mean
+/// it made of each (a quarter of them over HTTP/2). Fails if too few were accepted for the run to mean
 /// anything.
 pub(crate) fn check_requests(check: impl Fn(&RawRequest, Parts) -> Result<(), TestCaseError>) {
     let parser = Parser::new();
@@ -315,12 +383,19 @@ pub(crate) fn check_requests(check: impl Fn(&RawRequest, Parts) -> Result<(), Te
     };
     let cases = config.cases;
     let mut runner = TestRunner::new(config);
-    let result = runner.run(&request(), |raw| match parser.parse(&raw.bytes()) {
-        Some(head) => {
-            accepted.set(accepted.get() + 1);
-            check(&raw, head)
+    let requests = prop_oneof![3 => request(), 1 => http2_request()];
+    let result = runner.run(&requests, |raw| {
+        let head = match &raw.http2 {
+            Some(authority) => http2_head(&raw, authority),
+            None => parser.parse(&raw.bytes()),
+        };
+        match head {
+            Some(head) => {
+                accepted.set(accepted.get() + 1);
+                check(&raw, head)
+            }
+            None => Ok(()),
         }
-        None => Ok(()),
     });
     if let Err(err) = result {
         panic!("{err}");

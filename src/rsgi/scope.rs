@@ -215,8 +215,9 @@ mod proptests {
 
     /// Any request hyper accepts makes a scope with its method, `path`
     /// percent-decoded as UTF-8 (U+FFFD for invalid bytes), `query_string`
-    /// as sent, and headers whose names are in lower case and whose values
-    /// are the bytes sent read as latin-1, looked up in any case.
+    /// as sent, `authority` HTTP/2's `:authority` (or an absolute target's),
+    /// and headers whose names are in lower case and whose values are the
+    /// bytes sent read as latin-1, looked up in any case.
     #[test]
     fn scope_holds_the_request_as_sent() {
         Python::initialize();
@@ -234,6 +235,15 @@ mod proptests {
                 prop_assert_eq!(scope.path(), path.extract::<String>().unwrap());
                 prop_assert_eq!(scope.query_string().as_bytes(), raw.query());
                 prop_assert_eq!(scope.client(), "127.0.0.1:50000");
+                let version = if raw.http10 && raw.http2.is_none() {
+                    "1"
+                } else {
+                    raw.version()
+                };
+                prop_assert_eq!(scope.http_version(), version);
+                let absolute = raw.target.starts_with(b"http://example.test");
+                let authority = raw.http2.as_deref().or(absolute.then_some("example.test"));
+                prop_assert_eq!(scope.authority(), authority);
                 let _ = scope.__repr__();
 
                 let headers = scope.headers();
