@@ -237,8 +237,8 @@ mod proptests {
     /// The CGI keys PEP 3333 asks for the request's headers: `HTTP_*`
     /// (upper case, dashes as underscores) except `CONTENT_TYPE` and
     /// `CONTENT_LENGTH`, repeated headers joined with `, ` (cookies with
-    /// `; `), every byte read as latin-1. Two names that make one key
-    /// (`x-a` and `x_a`): the one sent last wins.
+    /// `; `), every byte read as latin-1. Of two names that make one key
+    /// (`x-a` and `x_a`), the one that first appeared later wins.
     fn cgi_headers(raw: &RawRequest) -> Vec<(String, String)> {
         let mut keys: Vec<(String, String)> = Vec::new();
         if let Some(host) = raw.host_from_authority() {
