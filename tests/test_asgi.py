@@ -41,6 +41,17 @@ def test_scope_fields(serve):
     assert scope["state"] == {"started_by": "lifespan"}
 
 
+def test_http2_cookie_fields_reach_the_app_as_one_header(serve):
+    # Browsers send each cookie in its own field over HTTP/2; an app that
+    # reads one `cookie` header (Starlette does) must see them all.
+    server = serve("asgi_app:app")
+    with httpx.Client(http1=False, http2=True) as client:
+        r = client.get(server.url + "/scope", headers=[("Cookie", "a=1"), ("Cookie", "b=2")])
+    scope = r.json()
+    assert scope["http_version"] == "2"
+    assert [v for k, v in header_dict(scope) if k == "cookie"] == ["a=1; b=2"]
+
+
 def test_http10_request(serve):
     server = serve("asgi_app:app")
     data = server.raw(b"GET /scope HTTP/1.0\r\n\r\n")

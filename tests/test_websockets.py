@@ -230,6 +230,16 @@ def test_unsupported_version_gets_426(serve):
     assert b"sec-websocket-version: 13" in head
 
 
+def test_key_that_is_not_16_bytes_of_base64_gets_400(serve):
+    server = serve("ws_asgi_app:app")
+    answer = server.raw(
+        b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: not-a-nonce\r\nSec-WebSocket-Version: 13\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    assert answer.lower().startswith(b"http/1.1 400")
+
+
 def test_no_ws_passes_upgrades_to_the_app_as_http(serve):
     server = serve("ws_asgi_app:app", "--no-ws")
     headers = {

@@ -2,6 +2,7 @@
 Django."""
 
 import concurrent.futures
+import json
 import socket
 import time
 
@@ -55,6 +56,19 @@ def test_environ(serve):
     assert env["CONTENT_TYPE"] == "text/x-test"
     assert env["CONTENT_LENGTH"] == "3"
     assert "HTTP_CONTENT_TYPE" not in env and "HTTP_CONTENT_LENGTH" not in env
+
+
+def test_raw_utf8_in_the_query_is_latin1_text(serve):
+    # hyper lets raw UTF-8 through in the request target; PEP 3333 wants
+    # every byte as one latin-1 character, as PATH_INFO has it.
+    server = serve("wsgi_app:app", *WSGI)
+    # HTTP/1.0, so the body comes unchunked, ended by the close.
+    answer = server.raw(b"GET /environ?q=\xe2\x82\xac HTTP/1.0\r\nHost: x\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b" 200 " in head.split(b"\r\n")[0], head
+    env = json.loads(body)
+    assert env["QUERY_STRING"] == "q=\u00e2\u0082\u00ac"
+    assert env["QUERY_STRING"].encode("latin-1") == b"q=\xe2\x82\xac"
 
 
 def test_input_read_variants(serve):

@@ -229,3 +229,139 @@ fn address(py: Python<'_>, addr: Option<SocketAddr>) -> PyResult<Bound<'_, PyAny
         None => Ok(py.None().into_bound(py)),
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+    use pyo3::types::PyDict;
+
+    use super::*;
+    use crate::http::testing::{RawRequest, check_requests, conn_info, py_ok};
+
+    fn builder(py: Python<'_>) -> ScopeBuilder {
+        let template = PyDict::new(py);
+        template.set_item("type", "http").unwrap();
+        let ws_template = PyDict::new(py);
+        ws_template.set_item("type", "websocket").unwrap();
+        let (template, ws_template) = (template.into_any().unbind(), ws_template.into_any());
+        ScopeBuilder::new(py, template, Some(ws_template.unbind()), None).unwrap()
+    }
+
+    /// The decoding the ASGI spec asks of `path` (percent-decoded, then
+    /// UTF-8), done by Python as Uvicorn does it: invalid UTF-8 becomes
+    /// U+FFFD.
+    fn decoded_path<'py>(py: Python<'py>, raw: &RawRequest) -> Bound<'py, PyAny> {
+        py.import("urllib.parse")
+            .unwrap()
+            .call_method1("unquote_to_bytes", (PyBytes::new(py, raw.path()),))
+            .unwrap()
+            .call_method1("decode", ("utf-8", "replace"))
+            .unwrap()
+    }
+
+    /// The keys both scopes share hold the request exactly as sent.
+    fn check_common(
+        py: Python<'_>,
+        scope: &Bound<'_, PyDict>,
+        raw: &RawRequest,
+    ) -> Result<(), TestCaseError> {
+        let item = |key: &str| py_ok(scope.get_item(key)).map(|v| v.expect(key));
+        let version = item("http_version")?.extract::<String>().unwrap();
+        prop_assert_eq!(version, raw.version());
+        let path = item("path")?;
+        prop_assert!(path.is_instance_of::<PyString>());
+        prop_assert!(py_ok(path.eq(decoded_path(py, raw)))?, "path {path}");
+        let raw_path = item("raw_path")?;
+        prop_assert_eq!(raw_path.cast::<PyBytes>().unwrap().as_bytes(), raw.path());
+        let query = item("query_string")?;
+        prop_assert_eq!(query.cast::<PyBytes>().unwrap().as_bytes(), raw.query());
+
+        let host = raw.host_from_authority();
+        let expected: Vec<(String, Vec<u8>)> = host
+            .map(|host| ("host".to_owned(), host.as_bytes().to_vec()))
+            .into_iter()
+            .chain(
+                raw.grouped_headers()
+                    .into_iter()
+                    .flat_map(|(name, values)| values.into_iter().map(move |v| (name.clone(), v))),
+            )
+            .collect();
+        let headers = item("headers")?;
+        let headers = headers.cast::<PyList>().unwrap();
+        prop_assert_eq!(headers.len(), expected.len());
+        for (pair, (name, value)) in headers.iter().zip(&expected) {
+            let pair = pair.cast::<PyTuple>().unwrap();
+            prop_assert_eq!(pair.len(), 2);
+            let sent_name = pair.get_item(0).unwrap();
+            prop_assert_eq!(
+                sent_name.cast::<PyBytes>().unwrap().as_bytes(),
+                name.as_bytes()
+            );
+            let sent_value = pair.get_item(1).unwrap();
+            prop_assert_eq!(sent_value.cast::<PyBytes>().unwrap().as_bytes(), &value[..]);
+        }
+        let client = item("client")?.extract::<(String, u16)>();
+        prop_assert_eq!(client.unwrap(), ("127.0.0.1".to_owned(), 50000));
+        Ok(())
+    }
+
+    /// Any request hyper accepts makes an `http` scope with the request's
+    /// method, `path` percent-decoded as UTF-8 (U+FFFD for invalid bytes),
+    /// `raw_path` and `query_string` as sent, and every header with its
+    /// name in lower case and its value's exact bytes (grouped by name as
+    /// hyper keeps them, each name's values in the order sent), after a
+    /// `host` made from HTTP/2's `:authority` when no `Host` was sent.
+    #[test]
+    fn http_scope_holds_the_request_as_sent() {
+        Python::initialize();
+        Python::attach(|py| {
+            let builder = builder(py);
+            check_requests(|raw, head| {
+                let conn = conn_info();
+                let scope = py_ok(builder.build(py, &head, &conn))?;
+                let method = py_ok(scope.get_item("method"))?.unwrap();
+                prop_assert_eq!(&method.extract::<String>().unwrap(), &raw.method);
+                prop_assert_eq!(scope.get_item("type").unwrap().unwrap().to_string(), "http");
+                check_common(py, &scope, raw)
+            });
+        });
+    }
+
+    /// The `websocket` scope has the same keys, no `method`, and the
+    /// subprotocols of every `Sec-WebSocket-Protocol` value that is text,
+    /// split on commas, trimmed, empty ones left out.
+    #[test]
+    fn websocket_scope_holds_the_request_as_sent() {
+        Python::initialize();
+        Python::attach(|py| {
+            let builder = builder(py);
+            check_requests(|raw, head| {
+                let conn = conn_info();
+                let scope = py_ok(builder.build_websocket(py, &head, &conn))?;
+                prop_assert!(!scope.contains("method").unwrap());
+                check_common(py, &scope, raw)?;
+                let offered: Vec<String> = raw
+                    .sent_headers()
+                    .into_iter()
+                    .filter(|(name, value)| {
+                        name == "sec-websocket-protocol"
+                            && value
+                                .iter()
+                                .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+                    })
+                    .flat_map(|(_, value)| {
+                        String::from_utf8(value)
+                            .unwrap()
+                            .split(',')
+                            .map(|p| p.trim_matches([' ', '\t']).to_owned())
+                            .filter(|p| !p.is_empty())
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                let subprotocols = scope.get_item("subprotocols").unwrap().unwrap();
+                prop_assert_eq!(subprotocols.extract::<Vec<String>>().unwrap(), offered);
+                Ok(())
+            });
+        });
+    }
+}

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use hyper::body::{Body as _, Incoming};
+use hyper::header::{COOKIE, HeaderValue};
 use hyper::http::request::Parts;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode, Version};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use super::{BodyLimits, RequestBody, ResponseBody, error_response};
@@ -33,7 +34,8 @@ pub(crate) async fn admit(
         .acquire_owned()
         .await
         .map_err(|_| error_response(StatusCode::SERVICE_UNAVAILABLE))?;
-    let (head, incoming) = req.into_parts();
+    let (mut head, incoming) = req.into_parts();
+    join_cookies(&mut head);
     let (body, streamed) = if incoming.is_end_stream() {
         (RequestBody::empty(), None)
     } else {
@@ -57,6 +59,26 @@ pub(crate) async fn admit(
             http1,
         },
     ))
+}
+
+/// HTTP/2 lets a client split `Cookie` into several fields (browsers do,
+/// for header compression); RFC 9113 (8.2.3) asks that they be joined with
+/// `; ` before an application sees them, as HTTP/1.1 sends them, or apps
+/// that read one `cookie` header lose the rest.
+fn join_cookies(head: &mut Parts) {
+    let mut cookies = head.headers.get_all(COOKIE).iter();
+    if head.version != Version::HTTP_2 || cookies.nth(1).is_none() {
+        return;
+    }
+    let values: Vec<&[u8]> = head
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    if let Ok(joined) = HeaderValue::from_bytes(&values.join(&b"; "[..])) {
+        head.headers.insert(COOKIE, joined);
+    }
 }
 
 pub(crate) struct Pending {
@@ -125,5 +147,71 @@ pub(crate) async fn exchange<G: FnOnce()>(
     match start(admitted) {
         Ok(on_gone) => pending.wait(on_gone).await,
         Err(status) => error_response(status),
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use hyper::header::HeaderName;
+    use proptest::prelude::*;
+    use proptest::test_runner::Config;
+
+    use super::*;
+    use crate::http::testing::{header_name, header_value};
+
+    fn head(http2: bool, headers: &[(String, Vec<u8>)]) -> Parts {
+        let version = if http2 {
+            Version::HTTP_2
+        } else {
+            Version::HTTP_11
+        };
+        let mut request = Request::builder().version(version);
+        for (name, value) in headers {
+            request = request.header(name.as_str(), value.as_slice());
+        }
+        request.body(()).unwrap().into_parts().0
+    }
+
+    fn listed(head: &Parts) -> Vec<(HeaderName, Vec<u8>)> {
+        head.headers
+            .iter()
+            .map(|(n, v)| (n.clone(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(Config { failure_persistence: None, ..Config::default() })]
+
+        /// Over HTTP/2 the `Cookie` fields become one, their values joined
+        /// with `; ` in the order sent, at the first one's place; every
+        /// other header, and every header of other versions, is left as
+        /// it came.
+        #[test]
+        fn http2_cookies_are_joined(
+            http2 in any::<bool>(),
+            headers in prop::collection::vec(prop_oneof![
+                3 => (header_name(), header_value()),
+                1 => (Just("cookie".to_owned()), header_value()),
+            ], 0..10),
+        ) {
+            let before = head(http2, &headers);
+            let mut after = head(http2, &headers);
+            join_cookies(&mut after);
+            let cookies: Vec<&[u8]> = before.headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes).collect();
+            if !http2 || cookies.len() < 2 {
+                prop_assert_eq!(listed(&after), listed(&before));
+                return Ok(());
+            }
+            let joined = cookies.join(&b"; "[..]);
+            let mut expected = Vec::new();
+            for (name, value) in listed(&before) {
+                if name != COOKIE {
+                    expected.push((name, value));
+                } else if !expected.iter().any(|(n, _)| *n == COOKIE) {
+                    expected.push((name, joined.clone()));
+                }
+            }
+            prop_assert_eq!(listed(&after), expected);
+        }
     }
 }

@@ -11,6 +11,8 @@ mod limits;
 mod request_body;
 mod response_body;
 mod stream;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub(crate) use conn::{COMMON_REQUEST_HEADERS, ConnInfo, ServerTasks};
 pub(crate) use exchange::{Admitted, Reply, exchange};

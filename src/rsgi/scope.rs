@@ -201,3 +201,82 @@ impl Headers {
         format!("Headers({:?})", self.items())
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+    use pyo3::types::PyBytes;
+
+    use super::*;
+    use crate::http::testing::{check_requests, conn_info, latin1, py_ok};
+
+    /// Keys that are no header name; looking them up finds nothing.
+    const NOT_NAMES: &[&str] = &["", "é", "a b", "\0", "host\n", "x:y", "Ω-header"];
+
+    /// Any request hyper accepts makes a scope with its method, `path`
+    /// percent-decoded as UTF-8 (U+FFFD for invalid bytes), `query_string`
+    /// as sent, `authority` HTTP/2's `:authority` (or an absolute target's),
+    /// and headers whose names are in lower case and whose values are the
+    /// bytes sent read as latin-1, looked up in any case.
+    #[test]
+    fn scope_holds_the_request_as_sent() {
+        Python::initialize();
+        Python::attach(|py| {
+            let unquote = py
+                .import("urllib.parse")
+                .unwrap()
+                .getattr("unquote_to_bytes")
+                .unwrap();
+            check_requests(|raw, head| {
+                let scope = Scope::new(head, Arc::new(conn_info()));
+                prop_assert_eq!(scope.method(), raw.method.as_str());
+                let path = unquote.call1((PyBytes::new(py, raw.path()),)).unwrap();
+                let path = path.call_method1("decode", ("utf-8", "replace")).unwrap();
+                prop_assert_eq!(scope.path(), path.extract::<String>().unwrap());
+                prop_assert_eq!(scope.query_string().as_bytes(), raw.query());
+                prop_assert_eq!(scope.client(), "127.0.0.1:50000");
+                let version = if raw.http10 && raw.http2.is_none() {
+                    "1"
+                } else {
+                    raw.version()
+                };
+                prop_assert_eq!(scope.http_version(), version);
+                let absolute = raw.target.starts_with(b"http://example.test");
+                let authority = raw.http2.as_deref().or(absolute.then_some("example.test"));
+                prop_assert_eq!(scope.authority(), authority);
+                let _ = scope.__repr__();
+
+                let headers = scope.headers();
+                let grouped = raw.grouped_headers();
+                let names: Vec<&str> = grouped.iter().map(|(n, _)| n.as_str()).collect();
+                prop_assert_eq!(headers.keys(), names.clone());
+                prop_assert_eq!(headers.__len__(), names.len());
+                let items: Vec<(String, String)> = grouped
+                    .iter()
+                    .flat_map(|(n, vs)| vs.iter().map(move |v| (n.clone(), latin1(v))))
+                    .collect();
+                let got: Vec<(String, String)> = headers
+                    .items()
+                    .into_iter()
+                    .map(|(n, v)| (n.to_owned(), v))
+                    .collect();
+                prop_assert_eq!(got, items);
+                for (name, values) in &grouped {
+                    let values: Vec<String> = values.iter().map(|v| latin1(v)).collect();
+                    let upper = name.to_ascii_uppercase();
+                    prop_assert_eq!(headers.get_all(&upper), values.clone());
+                    prop_assert_eq!(py_ok(headers.__getitem__(&upper))?, values[0].clone());
+                    prop_assert!(headers.__contains__(&upper));
+                    let got = headers.get(py, name, None);
+                    prop_assert_eq!(got.extract::<String>(py).unwrap(), values[0].clone());
+                }
+                for key in NOT_NAMES {
+                    prop_assert!(headers.__getitem__(key).is_err());
+                    prop_assert!(!headers.__contains__(key));
+                    prop_assert!(headers.get(py, key, None).is_none(py));
+                }
+                Ok(())
+            });
+        });
+    }
+}

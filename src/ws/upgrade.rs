@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 
 use super::app::WebsocketApp;
 use super::frame_task::FrameTask;
-use super::handshake::{Config, unsupported_version};
+use super::handshake::{Config, invalid_key, unsupported_version};
 use super::session::Session;
 use crate::http::{ConnInfo, ResponseBody, exchange};
 
@@ -38,7 +38,8 @@ async fn serve_upgrade<A: WebsocketApp>(
     config: Config,
     app: &Arc<A>,
 ) -> Response<ResponseBody> {
-    if let Some(refused) = unsupported_version(req.headers()) {
+    if let Some(refused) = unsupported_version(req.headers()).or_else(|| invalid_key(req.headers()))
+    {
         return refused;
     }
     let upgrade = hyper::upgrade::on(&mut req);

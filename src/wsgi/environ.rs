@@ -36,17 +36,20 @@ fn latin1(bytes: &[u8]) -> Cow<'_, str> {
     }
 }
 
-/// `Host` without its port, and the port (if any).
+/// `Host` without its port, and the port (if any). An empty port (RFC
+/// 3986 allows `host:`) is the default one; a port that is not digits
+/// leaves the whole value as the name.
 fn split_host(host: &str) -> (&str, Option<&str>) {
-    if host.starts_with('[') {
+    let split = if host.starts_with('[') {
         // [v6]:port
-        return match host.rfind("]:") {
-            Some(i) => (&host[..=i], Some(&host[i + 2..])),
-            None => (host, None),
-        };
-    }
-    match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => (name, Some(port)),
+        host.rfind("]:").map(|i| (&host[..=i], &host[i + 2..]))
+    } else {
+        host.rsplit_once(':')
+    };
+    match split {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => {
+            (name, Some(port).filter(|p| !p.is_empty()))
+        }
         _ => (host, None),
     }
 }
@@ -124,9 +127,11 @@ impl EnvironBuilder {
         env.set_item(pyo3::intern!(py, "REQUEST_METHOD"), head.method.as_str())?;
         let path = percent_decode(head.uri.path().as_bytes()).collect::<Vec<u8>>();
         env.set_item(pyo3::intern!(py, "PATH_INFO"), &*latin1(&path))?;
+        // Raw UTF-8 in the query (hyper lets it through) is bytes too.
+        let query = head.uri.query().unwrap_or("");
         env.set_item(
             pyo3::intern!(py, "QUERY_STRING"),
-            head.uri.query().unwrap_or(""),
+            &*latin1(query.as_bytes()),
         )?;
         let protocol = match head.version {
             Version::HTTP_09 => "HTTP/0.9",
@@ -205,6 +210,9 @@ mod tests {
         assert_eq!(split_host("example.com"), ("example.com", None));
         assert_eq!(split_host("[::1]:9000"), ("[::1]", Some("9000")));
         assert_eq!(split_host("[::1]"), ("[::1]", None));
+        assert_eq!(split_host("example.com:"), ("example.com", None));
+        assert_eq!(split_host("[::1]:"), ("[::1]", None));
+        assert_eq!(split_host("[::1]:x"), ("[::1]:x", None));
     }
 
     #[test]
@@ -215,5 +223,119 @@ mod tests {
     #[test]
     fn latin1_keeps_every_byte() {
         assert_eq!(latin1(&[0x63, 0xe9]), "cé");
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+    use pyo3::types::PyBytes;
+
+    use super::*;
+    use crate::http::testing::{RawRequest, check_requests, conn_info, latin1, py_ok};
+
+    /// The CGI keys PEP 3333 asks for the request's headers: `HTTP_*`
+    /// (upper case, dashes as underscores) except `CONTENT_TYPE` and
+    /// `CONTENT_LENGTH`, repeated headers joined with `, ` (cookies with
+    /// `; `), every byte read as latin-1. Of two names that make one key
+    /// (`x-a` and `x_a`), the one that first appeared later wins.
+    fn cgi_headers(raw: &RawRequest) -> Vec<(String, String)> {
+        let mut keys: Vec<(String, String)> = Vec::new();
+        if let Some(host) = raw.host_from_authority() {
+            keys.push(("HTTP_HOST".to_owned(), host.to_owned()));
+        }
+        for (name, values) in raw.grouped_headers() {
+            let key = match name.as_str() {
+                "content-type" => "CONTENT_TYPE".to_owned(),
+                "content-length" => "CONTENT_LENGTH".to_owned(),
+                _ => format!("HTTP_{}", name.to_ascii_uppercase().replace('-', "_")),
+            };
+            let separator = if name == "cookie" { "; " } else { ", " };
+            let values: Vec<String> = values.iter().map(|v| latin1(v)).collect();
+            let value = values.join(separator);
+            match keys.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, old)) => *old = value,
+                None => keys.push((key, value)),
+            }
+        }
+        keys
+    }
+
+    /// Any request hyper accepts makes an environ whose CGI values are all
+    /// `str` of latin-1 characters (PEP 3333's native strings), with
+    /// `PATH_INFO` the percent-decoded path read as latin-1,
+    /// `QUERY_STRING` the query as sent, read as latin-1, and the headers
+    /// as [`cgi_headers`] says.
+    #[test]
+    fn environ_holds_the_request_as_pep_3333_asks() {
+        Python::initialize();
+        Python::attach(|py| {
+            let template = PyDict::new(py);
+            template.set_item("SCRIPT_NAME", "").unwrap();
+            template.set_item("wsgi.url_scheme", "http").unwrap();
+            let builder = EnvironBuilder::new(py, template.into_any().unbind()).unwrap();
+            let unquote = py
+                .import("urllib.parse")
+                .unwrap()
+                .getattr("unquote_to_bytes")
+                .unwrap();
+            check_requests(|raw, head| {
+                let conn = conn_info();
+                let env = py_ok(builder.build(py, &head, &conn, py.None().into_bound(py)))?;
+                let text = |key: &str| -> Result<String, TestCaseError> {
+                    let value = py_ok(env.get_item(key))?;
+                    let value = value.ok_or_else(|| TestCaseError::fail(format!("no {key}")))?;
+                    py_ok(value.extract::<String>())
+                };
+                for (key, value) in env.iter() {
+                    let key = key.extract::<String>().unwrap();
+                    if !key.contains('.') {
+                        let value = py_ok(value.cast::<PyString>())?;
+                        prop_assert!(
+                            value.call_method1("encode", ("latin-1",)).is_ok(),
+                            "{key} = {value} is not latin-1"
+                        );
+                    }
+                }
+                prop_assert_eq!(&text("REQUEST_METHOD")?, &raw.method);
+                let path = unquote.call1((PyBytes::new(py, raw.path()),)).unwrap();
+                let path = path.call_method1("decode", ("latin-1",)).unwrap();
+                prop_assert_eq!(text("PATH_INFO")?, path.extract::<String>().unwrap());
+                prop_assert_eq!(text("QUERY_STRING")?, latin1(raw.query()));
+                let protocol = format!("HTTP/{}", raw.version());
+                prop_assert_eq!(text("SERVER_PROTOCOL")?, protocol);
+                prop_assert_eq!(text("REMOTE_ADDR")?, "127.0.0.1");
+                prop_assert_eq!(text("REMOTE_PORT")?, "50000");
+
+                let (name, port) = (text("SERVER_NAME")?, text("SERVER_PORT")?);
+                // From `Host`, else the target's authority, else the
+                // listening address; the port always digits.
+                let host = raw.sent_headers().into_iter().find(|(n, _)| n == "host");
+                let host = host.map(|(_, host)| latin1(&host));
+                match host.or_else(|| head.uri.authority().map(|a| a.as_str().to_owned())) {
+                    Some(host) => {
+                        let with_port = format!("{}:{}", name, port);
+                        let default_port =
+                            port == "80" && [name.clone(), format!("{name}:")].contains(&host);
+                        prop_assert!(host == with_port || default_port, "Host {:?}", host);
+                    }
+                    None => prop_assert_eq!((name.as_str(), port.as_str()), ("127.0.0.1", "8000")),
+                }
+                prop_assert!(!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+
+                let expected = cgi_headers(raw);
+                let cgi_keys = env
+                    .keys()
+                    .iter()
+                    .map(|k| k.extract::<String>().unwrap())
+                    .filter(|k| k.starts_with("HTTP_") || k.starts_with("CONTENT_"))
+                    .count();
+                prop_assert_eq!(cgi_keys, expected.len());
+                for (key, value) in &expected {
+                    prop_assert_eq!(&text(key)?, value, "{}", key);
+                }
+                Ok(())
+            });
+        });
     }
 }
