@@ -10,7 +10,7 @@ use hyper::http::request::Parts;
 use hyper::{Request, Response, StatusCode, Version};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-use super::{BodyLimits, RequestBody, ResponseBody, error_response};
+use super::{BodyLimits, RequestBody, ResponseBody, error_response, refusal};
 
 /// Where the interface sends the response head (with its body).
 pub(crate) type Reply = oneshot::Sender<Response<ResponseBody>>;
@@ -44,7 +44,7 @@ pub(crate) async fn admit(
         (Arc::clone(&body), Some(body))
     };
     let (reply, response) = oneshot::channel();
-    let http1 = head.version < hyper::Version::HTTP_2;
+    let version = head.version;
     let admitted = Admitted {
         head,
         body,
@@ -56,7 +56,7 @@ pub(crate) async fn admit(
         Pending {
             response,
             streamed,
-            http1,
+            version,
         },
     ))
 }
@@ -85,7 +85,7 @@ pub(crate) struct Pending {
     response: oneshot::Receiver<Response<ResponseBody>>,
     /// The body being read, for a request that has one.
     streamed: Option<Arc<RequestBody>>,
-    http1: bool,
+    version: Version,
 }
 
 impl Pending {
@@ -109,26 +109,13 @@ impl Pending {
             // answer 500 at once, but the refusal was recorded before.
             Some(body) => tokio::select! {
                 biased;
-                status = body.refused() => return refusal(status, self.http1),
+                status = body.refused() => return refusal(status, self.version),
                 response = self.response => response,
             },
         };
         guard.0 = None;
         response.unwrap_or_else(|_| error_response(StatusCode::INTERNAL_SERVER_ERROR))
     }
-}
-
-/// The answer to a refused body. An HTTP/1 connection closes after it:
-/// the rest of the body is not read, so nothing after it can be framed.
-fn refusal(status: StatusCode, http1: bool) -> Response<ResponseBody> {
-    let mut response = error_response(status);
-    if http1 {
-        response.headers_mut().insert(
-            hyper::header::CONNECTION,
-            hyper::header::HeaderValue::from_static("close"),
-        );
-    }
-    response
 }
 
 /// One whole exchange as an interface's handler runs it: admit `req`, let

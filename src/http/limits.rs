@@ -51,15 +51,7 @@ impl RequestLimits {
         mut req: Request<B>,
     ) -> Result<Request<B>, Response<ResponseBody>> {
         if let Some(status) = self.refusal(&req) {
-            let mut response = error_response(status);
-            // The rest of what the client sent cannot be trusted to frame
-            // a next request (HTTP/2 frames its streams itself).
-            if req.version() < Version::HTTP_2 {
-                response
-                    .headers_mut()
-                    .insert(CONNECTION, HeaderValue::from_static("close"));
-            }
-            return Err(response);
+            return Err(refusal(status, req.version()));
         }
         let body = BodyLimits {
             max_size: self.max_body_size,
@@ -98,6 +90,20 @@ impl RequestLimits {
         }
         None
     }
+}
+
+/// The answer to a request refused over a limit (its head, or its body
+/// as it streams). An HTTP/1 connection closes after it: the rest of what
+/// the client sent cannot be trusted to frame a next request (HTTP/2
+/// frames its streams itself).
+pub(crate) fn refusal(status: StatusCode, version: Version) -> Response<ResponseBody> {
+    let mut response = error_response(status);
+    if version < Version::HTTP_2 {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 #[cfg(test)]

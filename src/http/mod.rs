@@ -19,7 +19,7 @@ pub(crate) use exchange::{Admitted, Reply, exchange};
 pub(crate) use file::{FileRange, send_file, send_open_file};
 pub(crate) use handler::Handler;
 pub(crate) use head::{HeadError, append_header, latin1_bytes, response_head};
-pub(crate) use limits::{BodyLimits, RequestLimits};
+pub(crate) use limits::{BodyLimits, RequestLimits, refusal};
 pub(crate) use request_body::{RequestBody, Take};
 pub(crate) use response_body::{ResponseBody, StreamItem, error_response};
 #[cfg(test)]

@@ -269,14 +269,13 @@ impl<H: Handler> Connections<H> {
             let handler = Arc::clone(&handler);
             let conn = Arc::clone(&conn);
             let in_flight = InFlight::new(&activity);
-            let activity = Arc::clone(&activity);
             async move {
                 let response = match limits.admit(req) {
                     Ok(req) => handler.handle(req, &conn).await,
                     Err(refused) => refused,
                 };
                 if response.status() == hyper::StatusCode::SWITCHING_PROTOCOLS {
-                    activity.upgraded();
+                    in_flight.upgraded();
                 }
                 Ok::<_, Infallible>(response.map(|body| Tracked::new(body, in_flight)))
             }

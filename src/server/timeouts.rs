@@ -44,7 +44,7 @@ impl Activity {
         self.in_flight.load(Ordering::Acquire) == 0 && !self.upgraded.load(Ordering::Acquire)
     }
 
-    pub(crate) fn upgraded(&self) {
+    fn upgraded(&self) {
         self.upgraded.store(true, Ordering::Release);
     }
 
@@ -73,6 +73,11 @@ impl InFlight {
     pub(crate) fn new(activity: &Arc<Activity>) -> Self {
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
         Self(Arc::clone(activity))
+    }
+
+    /// This request upgraded its connection to a websocket.
+    pub(crate) fn upgraded(&self) {
+        self.0.upgraded();
     }
 }
 
