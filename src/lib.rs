@@ -18,6 +18,7 @@ mod log;
 mod rsgi;
 mod server;
 mod sync;
+mod tls;
 mod worker;
 mod ws;
 mod wsgi;
@@ -29,6 +30,11 @@ fn _diorite(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // .cargo/config.toml); the test suite insists on it.
     m.add("STRICT_GIL", cfg!(pyo3_disable_reference_pool))?;
     m.add_class::<worker::Worker>()?;
+    m.add_function(wrap_pyfunction!(worker::check_tls, m)?)?;
+    m.add(
+        "TlsSettingError",
+        m.py().get_type::<worker::TlsSettingError>(),
+    )?;
     m.add_class::<bridge::Done>()?;
     m.add_class::<bridge::Ready>()?;
     m.add_class::<bridge::Waiting>()?;

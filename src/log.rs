@@ -6,6 +6,8 @@
 //! (logging itself raised) falls back to `sys.unraisablehook`, which is
 //! still Python's and still visible, never to a bare `eprintln!`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
@@ -55,6 +57,28 @@ pub(crate) fn debug(py: Python<'_>, logger: Logger, message: &str, err: Option<P
 /// interpreter is shutting down.
 pub(crate) fn error_from_any_thread(logger: Logger, message: &str) {
     let _ = Python::try_attach(|py| error(py, logger, message, None));
+}
+
+/// Whether `diorite` logs debug lines, as of [`note_level`].
+static DEBUG: AtomicBool = AtomicBool::new(false);
+
+/// Records whether the server's logger takes debug lines, so that
+/// [`debug_from_any_thread`] attaches to Python only when it will log.
+pub(crate) fn note_level(py: Python<'_>) {
+    let enabled = Logger::Server
+        .get(py)
+        .and_then(|logger| logger.call_method1("isEnabledFor", (10,))?.is_truthy())
+        .unwrap_or(false);
+    DEBUG.store(enabled, Ordering::Relaxed);
+}
+
+/// [`debug`] from any thread, for events a client can cause at will (a
+/// failed TLS handshake): with debug lines off, as in production, it costs
+/// an atomic load and never waits for the interpreter.
+pub(crate) fn debug_from_any_thread(logger: Logger, message: &str) {
+    if DEBUG.load(Ordering::Relaxed) {
+        let _ = Python::try_attach(|py| debug(py, logger, message, None));
+    }
 }
 
 fn emit(py: Python<'_>, logger: Logger, level: &str, message: &str, err: Option<PyErr>) {

@@ -4,6 +4,7 @@
 
 use crate::sync::Mutex;
 use std::os::fd::{BorrowedFd, OwnedFd};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,8 +22,22 @@ use crate::rsgi::{RsgiApp, RsgiHandler};
 use crate::server::{
     self, Http2Tuning, HttpMode, HttpOptions, IoRuntime, Limits, Listener, Timeouts,
 };
+use crate::tls::{ProtocolMin, Tls, TlsError, TlsSettings};
 use crate::ws;
 use crate::wsgi::{WsgiApp, WsgiHandler};
+
+pyo3::create_exception!(
+    _diorite,
+    TlsSettingError,
+    PyValueError,
+    "A TLS file or setting that cannot be used: args are (setting, message)."
+);
+
+impl From<TlsError> for PyErr {
+    fn from(err: TlsError) -> Self {
+        TlsSettingError::new_err((err.setting.key(), err.message))
+    }
+}
 
 /// Why the Python side's call on a [`Worker`] was refused.
 #[derive(Debug)]
@@ -89,6 +104,59 @@ struct LimitSettings {
     body_read_timeout: Option<f64>,
     write_timeout: Option<f64>,
     connections: Option<usize>,
+}
+
+/// `Worker(tls={...})` and [`check_tls`]: file paths and the options'
+/// values, every key required as for `http2`.
+#[derive(Debug, FromPyObject)]
+#[pyo3(from_item_all)]
+pub(crate) struct TlsArg {
+    certificate: PathBuf,
+    keyfile: PathBuf,
+    password: Option<String>,
+    protocol_min: String,
+    ca: Option<PathBuf>,
+    client_verify: bool,
+    crl: Vec<PathBuf>,
+}
+
+impl TlsArg {
+    /// ALPN offers what `mode` serves, HTTP/2 first.
+    fn settings(self, mode: HttpMode) -> PyResult<TlsSettings> {
+        let protocol_min = match self.protocol_min.as_str() {
+            "tls1.2" => ProtocolMin::Tls12,
+            "tls1.3" => ProtocolMin::Tls13,
+            other => {
+                return Err(TlsSettingError::new_err((
+                    "protocol_min",
+                    format!("unknown TLS version {other:?} (tls1.2 or tls1.3)"),
+                )));
+            }
+        };
+        let alpn: &[&[u8]] = match mode {
+            HttpMode::Auto => &[b"h2", b"http/1.1"],
+            HttpMode::Http1 => &[b"http/1.1"],
+            HttpMode::Http2 => &[b"h2"],
+        };
+        Ok(TlsSettings {
+            certificate: self.certificate,
+            keyfile: self.keyfile,
+            password: self.password,
+            protocol_min,
+            ca: self.ca,
+            client_verify: self.client_verify,
+            crls: self.crl,
+            alpn: alpn.iter().map(|p| p.to_vec()).collect(),
+        })
+    }
+}
+
+/// Loads the TLS files as a worker would, raising [`TlsSettingError`] on
+/// the first problem: the command line checks them before any worker starts.
+#[pyfunction]
+pub(crate) fn check_tls(tls: TlsArg) -> PyResult<()> {
+    Tls::new(tls.settings(HttpMode::Auto)?)?;
+    Ok(())
 }
 
 /// hyper's smallest HTTP/1 buffer: it panics on a smaller one.
@@ -235,9 +303,10 @@ impl Worker {
     /// [`LimitSettings`], bounds what clients may send; without them
     /// hyper's defaults apply.
     #[new]
-    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, pipeline_flush = false, h2_max_concurrent_streams = 200, http2 = None, limits = None, websockets = true, ws_max_message_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0)))]
+    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, pipeline_flush = false, h2_max_concurrent_streams = 200, http2 = None, limits = None, websockets = true, ws_max_message_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0), tls = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         fd: i32,
         unix: bool,
         http: &str,
@@ -252,7 +321,9 @@ impl Worker {
         ws_max_message_size: usize,
         ws_ping_interval: Option<f64>,
         ws_ping_timeout: Option<f64>,
+        tls: Option<TlsArg>,
     ) -> PyResult<Self> {
+        log::note_level(py);
         let mode = match http {
             "auto" => HttpMode::Auto,
             "1" => HttpMode::Http1,
@@ -262,6 +333,10 @@ impl Worker {
             }
         };
         let h2 = http2.map(Http2Tuning::try_from).transpose()?;
+        let tls = match tls {
+            Some(tls) => Some(Arc::new(Tls::new(tls.settings(mode)?)?)),
+            None => None,
+        };
         let limits = match limits {
             Some(given) => Limits::try_from(given)?,
             None => Limits::HYPER,
@@ -288,6 +363,7 @@ impl Worker {
                 h2_max_concurrent_streams,
                 h2,
                 limits,
+                tls,
             },
             backpressure,
             websockets: websockets.then_some(ws::Config {
@@ -296,6 +372,16 @@ impl Worker {
                 ping_timeout: ws_timer("websocket ping timeout", ws_ping_timeout)?,
             }),
         })
+    }
+
+    /// Reads the TLS files again: handshakes from now on use them, open
+    /// connections keep what they have. On failure (raised as
+    /// [`TlsSettingError`]) the certificate in use stays.
+    fn reload_tls(&self, py: Python<'_>) -> PyResult<()> {
+        match &self.opts.tls {
+            Some(tls) => py.detach(|| tls.reload()).map_err(PyErr::from),
+            None => Err(PyRuntimeError::new_err("this worker does not serve TLS")),
+        }
     }
 
     /// The descriptor the event loop watches (`loop.add_reader`).

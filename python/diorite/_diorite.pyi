@@ -16,6 +16,11 @@ class ClientDisconnected(OSError):
 
 def deferred_release_count() -> int: ...
 
+class TlsSettingError(ValueError):
+    """A TLS file or setting that cannot be used: args are (setting, message)."""
+
+def check_tls(tls: dict[str, Any]) -> None: ...
+
 class Worker:
     """One worker's Rust side: the listening socket, the tokio runtime and
     the bridge to the event loop. Built by diorite.server."""
@@ -37,7 +42,9 @@ class Worker:
         ws_max_message_size: int = 16777216,
         ws_ping_interval: float | None = 20.0,
         ws_ping_timeout: float | None = 20.0,
+        tls: dict[str, Any] | None = None,
     ) -> None: ...
+    def reload_tls(self) -> None: ...
     def fileno(self) -> int: ...
     def run_jobs(self) -> None: ...
     def serve_asgi(

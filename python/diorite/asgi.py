@@ -14,14 +14,14 @@ EXTENSIONS = ("http.response.pathsend", "http.response.trailers")
 WEBSOCKET_EXTENSIONS = ("websocket.http.response",)
 
 
-def scope_template(kind: str = "http", root_path: str = "") -> dict:
+def scope_template(kind: str = "http", root_path: str = "", secure: bool = False) -> dict:
     """The keys every `http` (or `websocket`) scope shares; Rust copies
-    this per request."""
+    this per request. `secure`: the server speaks TLS."""
     websocket = kind == "websocket"
     return {
         "type": kind,
         "asgi": dict(ASGI_VERSION),
-        "scheme": "ws" if websocket else "http",
+        "scheme": ("wss" if secure else "ws") if websocket else ("https" if secure else "http"),
         "root_path": root_path,
         "extensions": {name: {} for name in (WEBSOCKET_EXTENSIONS if websocket else EXTENSIONS)},
     }

@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-from . import __version__, options
+from . import __version__, options, tls
 from .options import ENV_PREFIX, GROUPS, OPTIONS, ConfigError
 
 Config = options.Config
@@ -206,6 +206,7 @@ def check(config: Any) -> None:
                 raise ConfigError(f"--env-files: no such file: {path}")
     if config.uds_permissions is not None and config.uds is None:
         raise ConfigError("--uds-permissions needs --uds")
+    tls.check(config)
 
 
 def parse(argv: list[str] | None = None) -> tuple[Any, dict[str, str], argparse.Namespace]:

@@ -31,6 +31,7 @@ GROUPS = (
     "binding",
     "HTTP",
     "limits and timeouts",
+    "TLS",
     "websockets",
     "workers",
     "reload",
@@ -619,6 +620,84 @@ OPTIONS: tuple[Option, ...] = (
         metavar="DURATION",
     ),
     # websockets
+    # TLS
+    Option(
+        "ssl_certificate",
+        ("--ssl-certificate", "--ssl-certfile"),
+        optional(text),
+        None,
+        "serve HTTPS with this PEM certificate chain (server certificate first); needs "
+        "--ssl-keyfile",
+        "TLS",
+        metavar="FILE",
+    ),
+    Option(
+        "ssl_keyfile",
+        ("--ssl-keyfile",),
+        optional(text),
+        None,
+        "the certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1; PKCS#8 when encrypted)",
+        "TLS",
+        metavar="FILE",
+    ),
+    Option(
+        "ssl_keyfile_password",
+        ("--ssl-keyfile-password",),
+        optional(text),
+        None,
+        "password of an encrypted --ssl-keyfile",
+        "TLS",
+        metavar="TEXT",
+    ),
+    Option(
+        "ssl_protocol_min",
+        ("--ssl-protocol-min",),
+        choice("tls1.2", "tls1.3"),
+        "tls1.2",
+        "oldest TLS version a client may use (Granian's default is tls1.3)",
+        "TLS",
+    ),
+    Option(
+        "ssl_ca",
+        ("--ssl-ca", "--ssl-ca-certs"),
+        optional(text),
+        None,
+        "ask clients for a certificate and check it against these PEM CA certificates "
+        "(mutual TLS; a client may still send none unless --ssl-client-verify)",
+        "TLS",
+        metavar="FILE",
+    ),
+    Option(
+        "ssl_client_verify",
+        ("--ssl-client-verify",),
+        boolean,
+        False,
+        "refuse clients without a certificate signed by --ssl-ca, in the handshake",
+        "TLS",
+        "flag",
+    ),
+    Option(
+        "ssl_crl",
+        ("--ssl-crl",),
+        text,
+        [],
+        "PEM certificate revocation list: client certificates it revokes are refused "
+        "(repeatable; needs --ssl-ca)",
+        "TLS",
+        "list",
+        "FILE",
+    ),
+    Option(
+        "ssl_reload_interval",
+        ("--ssl-reload-interval",),
+        optional(timer_duration),
+        None,
+        "check the TLS files this often and, when one changed, use the new ones for new "
+        "handshakes while open connections carry on (default: off; SIGHUP to a single "
+        "process does it once)",
+        "TLS",
+        metavar="DURATION",
+    ),
     Option(
         "websockets",
         ("--ws",),

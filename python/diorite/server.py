@@ -19,7 +19,7 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from . import __version__, logs, pidfile, rsgi, wsgi
+from . import __version__, logs, pidfile, rsgi, tls, wsgi
 from .asgi import (
     Lifespan,
     make_runner,
@@ -85,12 +85,12 @@ def unbind(config: Config) -> None:
             os.remove(config.uds)
 
 
-def where(sock: socket.socket) -> str:
-    """How the log names the listening socket."""
+def where(sock: socket.socket, secure: bool = False) -> str:
+    """How the log names the listening socket; `secure`: it speaks TLS."""
     if sock.family == socket.AF_UNIX:
         return f"unix:{sock.getsockname()}"
     host, port = sock.getsockname()[:2]
-    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    return f"{'https' if secure else 'http'}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 HTTP_NAMES = {"auto": "HTTP/1.1 and HTTP/2", "1": "HTTP/1.1", "2": "HTTP/2"}
@@ -218,25 +218,32 @@ async def serve_app(
             "write_timeout": config.write_timeout,
             "connections": config.limit_connections,
         },
+        tls=tls.settings(config),
         websockets=config.websockets,
         ws_max_message_size=config.ws_max_message_size,
         ws_ping_interval=config.ws_ping_interval,
         ws_ping_timeout=config.ws_ping_timeout,
     )
     loop.add_reader(worker.fileno(), worker.run_jobs)
+    secure = config.ssl_certificate is not None
     if interface == "rsgi":
         rsgi.call_hook(app, "__rsgi_init__", loop)
         worker.serve_rsgi(rsgi.make_runner(app), task_spawner(loop), loop)
     elif interface == "wsgi":
-        template = wsgi.environ_template(multiprocess=config.workers > 1)
+        template = wsgi.environ_template(secure=secure, multiprocess=config.workers > 1)
         worker.serve_wsgi(
             app, template, config.blocking_threads, config.blocking_threads_idle_timeout
         )
     else:
         state = lifespan.state if lifespan is not None and lifespan.supported else None
-        ws_template = scope_template("websocket") if config.websockets else None
+        ws_template = scope_template("websocket", secure=secure) if config.websockets else None
         worker.serve_asgi(
-            make_runner(app), task_spawner(loop), loop, scope_template(), ws_template, state
+            make_runner(app),
+            task_spawner(loop),
+            loop,
+            scope_template(secure=secure),
+            ws_template,
+            state,
         )
 
     stopping = asyncio.Event()
@@ -244,13 +251,18 @@ async def serve_app(
     if handle_signals:
         for sig in signals:
             loop.add_signal_handler(sig, stopping.set)
+        if secure:
+            # In a worker of a supervisor too: the supervisor's own SIGHUP
+            # replaces workers, but one sent to a worker reloads in place.
+            loop.add_signal_handler(signal.SIGHUP, tls.reload, worker, "SIGHUP")
+    stop_watching = tls.watch(loop, worker, config)
     logger.info(
         "diorite %s serving %s (%s, %s) on %s with %s, %s, %s",
         __version__,
         config.app,
         describe_interface(interface),
         how,
-        where(sock),
+        where(sock, secure),
         "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio",
         HTTP_NAMES[config.http],
         plural(config.workers, "worker"),
@@ -266,6 +278,7 @@ async def serve_app(
             raise
         cancelled = True  # the host program stops us: shut down, then re-raise
     logger.info("shutting down: waiting up to %ss for in-flight requests", config.shutdown_timeout)
+    stop_watching()
 
     stopped = loop.create_future()
 
@@ -308,7 +321,7 @@ async def serve_app(
     if interface == "rsgi":
         rsgi.call_hook(app, "__rsgi_del__", loop)
     if handle_signals:
-        for sig in signals:
+        for sig in (*signals, signal.SIGHUP):
             loop.remove_signal_handler(sig)
     logger.info("stopped")
     if cancelled:

@@ -166,7 +166,7 @@ class Supervisor:
             os.getpid(),
             self.config.app,
             interface,
-            where(self.sock),
+            where(self.sock, self.config.ssl_certificate is not None),
             HTTP_NAMES[self.config.http],
             plural(self.config.workers, "worker"),
         )

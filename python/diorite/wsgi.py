@@ -9,12 +9,13 @@ import sys
 from ._diorite import FileWrapper
 
 
-def environ_template(scheme: str = "http", multiprocess: bool = False) -> dict:
-    """The environ keys that are the same for every request."""
-    return {
+def environ_template(secure: bool = False, multiprocess: bool = False) -> dict:
+    """The environ keys that are the same for every request; `secure`: the
+    server speaks TLS."""
+    environ = {
         "SCRIPT_NAME": "",
         "wsgi.version": (1, 0),
-        "wsgi.url_scheme": scheme,
+        "wsgi.url_scheme": "https" if secure else "http",
         "wsgi.errors": sys.stderr,
         "wsgi.multithread": True,
         "wsgi.multiprocess": multiprocess,
@@ -22,3 +23,7 @@ def environ_template(scheme: str = "http", multiprocess: bool = False) -> dict:
         "wsgi.input_terminated": True,
         "wsgi.file_wrapper": FileWrapper,
     }
+    if secure:
+        # The CGI variable Django, Flask and others also look at.
+        environ["HTTPS"] = "on"
+    return environ

@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::bridge::PyObj;
-use crate::http::{COMMON_REQUEST_HEADERS, ConnInfo};
+use crate::http::{COMMON_REQUEST_HEADERS, ConnInfo, TlsInfo};
 
 pub(crate) struct ScopeBuilder {
     template: PyObj,
@@ -42,6 +42,7 @@ struct Keys {
     server: PyObj<PyString>,
     state: PyObj<PyString>,
     subprotocols: PyObj<PyString>,
+    extensions: PyObj<PyString>,
 }
 
 impl ScopeBuilder {
@@ -80,6 +81,7 @@ impl ScopeBuilder {
                 server: s("server"),
                 state: s("state"),
                 subprotocols: s("subprotocols"),
+                extensions: s("extensions"),
             },
             methods,
             versions: [s("1.0"), s("1.1"), s("2"), s("3")],
@@ -153,9 +155,19 @@ impl ScopeBuilder {
         let query = head.uri.query().unwrap_or("");
         scope.set_item(k.query_string.bind(py), PyBytes::new(py, query.as_bytes()))?;
         scope.set_item(k.headers.bind(py), self.headers(py, head)?)?;
-        let (client, server) = self.addresses(py, conn)?;
+        let (client, server, tls) = self.connection(py, conn)?;
         scope.set_item(k.client.bind(py), client)?;
         scope.set_item(k.server.bind(py), server)?;
+        if let Some(tls) = tls {
+            // The template's `extensions` dict is shared by every scope; a
+            // TLS connection's scopes get their own, with `tls` added.
+            let extensions = match scope.get_item(k.extensions.bind(py))? {
+                Some(shared) => shared.cast::<PyDict>()?.copy()?,
+                None => PyDict::new(py),
+            };
+            extensions.set_item("tls", tls)?;
+            scope.set_item(k.extensions.bind(py), extensions)?;
+        }
         if let Some(state) = &self.state {
             scope.set_item(k.state.bind(py), state.bind(py).cast::<PyDict>()?.copy()?)?;
         }
@@ -164,29 +176,42 @@ impl ScopeBuilder {
 }
 
 impl ScopeBuilder {
-    /// `client` and `server` tuples, made once per connection.
-    fn addresses<'py>(
+    /// `client` and `server` tuples and the `tls` extension (on a TLS
+    /// connection), made once per connection.
+    #[allow(clippy::type_complexity)]
+    fn connection<'py>(
         &self,
         py: Python<'py>,
         conn: &ConnInfo,
-    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    ) -> PyResult<(
+        Bound<'py, PyAny>,
+        Bound<'py, PyAny>,
+        Option<Bound<'py, PyAny>>,
+    )> {
         if let Some(cached) = conn
             .interface_cache
             .get()
-            .and_then(|c| c.downcast_ref::<Addresses>())
+            .and_then(|c| c.downcast_ref::<Connection>())
         {
             return Ok((
                 cached.client.bind(py).clone(),
                 cached.server.bind(py).clone(),
+                cached.tls.as_ref().map(|tls| tls.bind(py).clone()),
             ));
         }
         let client = address(py, conn.client)?;
         let server = address(py, conn.server)?;
-        let _ = conn.interface_cache.set(Box::new(Addresses {
+        let tls = conn
+            .tls
+            .as_ref()
+            .map(|tls| tls_extension(py, tls))
+            .transpose()?;
+        let _ = conn.interface_cache.set(Box::new(Connection {
             client: PyObj::from_bound(client.clone()),
             server: PyObj::from_bound(server.clone()),
+            tls: tls.clone().map(PyObj::from_bound),
         }));
-        Ok((client, server))
+        Ok((client, server, tls))
     }
 
     fn headers<'py>(&self, py: Python<'py>, head: &Parts) -> PyResult<Bound<'py, PyList>> {
@@ -215,10 +240,23 @@ impl ScopeBuilder {
     }
 }
 
-/// The scope's address tuples, cached on the connection.
-struct Addresses {
+/// What a scope takes from its connection, cached on the connection.
+struct Connection {
     client: PyObj,
     server: PyObj,
+    tls: Option<PyObj>,
+}
+
+/// The asgiref `tls` extension. The client certificate's name is left out
+/// (it is optional): giving it would mean parsing X.509 here.
+fn tls_extension<'py>(py: Python<'py>, tls: &TlsInfo) -> PyResult<Bound<'py, PyAny>> {
+    let extension = PyDict::new(py);
+    extension.set_item("server_cert", tls.server_cert.as_ref())?;
+    extension.set_item("client_cert_chain", PyList::new(py, &tls.client_chain)?)?;
+    extension.set_item("client_cert_error", py.None())?;
+    extension.set_item("tls_version", tls.version)?;
+    extension.set_item("cipher_suite", tls.cipher_suite)?;
+    Ok(extension.into_any())
 }
 
 fn address(py: Python<'_>, addr: Option<SocketAddr>) -> PyResult<Bound<'_, PyAny>> {

@@ -2,7 +2,7 @@
 
 use std::any::Any;
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -16,6 +16,21 @@ pub(crate) struct ServerTasks {
     pub(crate) draining: CancellationToken,
 }
 
+/// What a finished TLS handshake settled, as the ASGI `tls` extension
+/// reports it.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsInfo {
+    /// The TLS version's code point (0x0304 is TLS 1.3).
+    pub(crate) version: u16,
+    /// The IANA code of the cipher suite.
+    pub(crate) cipher_suite: u16,
+    /// The server's certificate, PEM.
+    pub(crate) server_cert: Arc<str>,
+    /// The client's certificate chain, PEM, leaf first; empty when the
+    /// client sent none.
+    pub(crate) client_chain: Vec<String>,
+}
+
 pub(crate) struct ConnInfo {
     /// The peer; `None` where the transport has no address (a Unix socket).
     pub(crate) client: Option<SocketAddr>,
@@ -23,6 +38,8 @@ pub(crate) struct ConnInfo {
     pub(crate) server: Option<SocketAddr>,
     /// `"http"` or `"https"`.
     pub(crate) scheme: &'static str,
+    /// `Some` on a TLS connection.
+    pub(crate) tls: Option<TlsInfo>,
     /// Per-connection values an interface derives once and reuses for
     /// every request on the connection (ASGI keeps its address tuples).
     pub(crate) interface_cache: OnceLock<Box<dyn Any + Send + Sync>>,
@@ -33,13 +50,14 @@ impl ConnInfo {
     pub(crate) fn new(
         client: Option<SocketAddr>,
         server: Option<SocketAddr>,
-        scheme: &'static str,
+        tls: Option<TlsInfo>,
         tasks: ServerTasks,
     ) -> Self {
         Self {
             client,
             server,
-            scheme,
+            scheme: if tls.is_some() { "https" } else { "http" },
+            tls,
             interface_cache: OnceLock::new(),
             tasks,
         }

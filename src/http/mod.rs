@@ -14,7 +14,7 @@ mod stream;
 #[cfg(test)]
 pub(crate) mod testing;
 
-pub(crate) use conn::{COMMON_REQUEST_HEADERS, ConnInfo, ServerTasks};
+pub(crate) use conn::{COMMON_REQUEST_HEADERS, ConnInfo, ServerTasks, TlsInfo};
 pub(crate) use exchange::{Admitted, Reply, exchange};
 pub(crate) use file::{FileRange, send_file, send_open_file};
 pub(crate) use handler::Handler;

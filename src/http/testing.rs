@@ -371,7 +371,7 @@ impl Parser {
 pub(crate) fn conn_info() -> ConnInfo {
     let client: SocketAddr = "127.0.0.1:50000".parse().unwrap();
     let server: SocketAddr = "127.0.0.1:8000".parse().unwrap();
-    ConnInfo::new(Some(client), Some(server), "http", ServerTasks::default())
+    ConnInfo::new(Some(client), Some(server), None, ServerTasks::default())
 }
 
 /// Runs `check` on arbitrary requests that hyper accepted, with the head

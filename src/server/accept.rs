@@ -1,5 +1,6 @@
 //! The accept loop: one hyper connection per socket, HTTP/1.1 and HTTP/2
-//! (prior knowledge) on the same port, and a graceful stop.
+//! (prior knowledge, or chosen by ALPN over TLS) on the same port, and a
+//! graceful stop.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -11,16 +12,21 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 
-use super::registry::Registry;
+use super::registry::{Place, Registry};
 use super::timeouts::{Activity, InFlight, Timed, Timeouts, Tracked};
 use crate::http::{ConnInfo, Handler, RequestLimits, ServerTasks};
 use crate::log::{self, Logger};
+use crate::tls::{Refused, Tls};
 
 /// How long just-accepted connections get to be read before draining.
 const SETTLE: Duration = Duration::from_millis(200);
 
 /// See the heartbeat in [`serve`].
 const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// How long a TLS handshake may take when there is no header-read timeout
+/// to bound it.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum HttpMode {
@@ -40,6 +46,8 @@ pub(crate) struct HttpOptions {
     /// `None` leaves hyper's defaults.
     pub(crate) h2: Option<Http2Tuning>,
     pub(crate) limits: Limits,
+    /// TCP connections speak TLS when set.
+    pub(crate) tls: Option<Arc<Tls>>,
 }
 
 /// What a client may send, and how slowly.
@@ -261,9 +269,64 @@ impl<H: Handler> Connections<H> {
         let Some(place) = self.registry.admit(&activity) else {
             return;
         };
+        let io = Timed::new(io, Arc::clone(&activity), self.limits.timeouts);
+        self.run(io, conn, activity, place);
+    }
+
+    /// Serves a TCP connection that speaks TLS: the handshake runs on the
+    /// connection's own task (a slow client never holds up the accept
+    /// loop), bounded by the header-read timeout, and the timeouts apply
+    /// to the socket under TLS.
+    fn serve_tls(
+        self: &Arc<Self>,
+        tls: &Arc<Tls>,
+        mut stream: TcpStream,
+        client: std::net::SocketAddr,
+        server: Option<std::net::SocketAddr>,
+    ) {
+        let activity = Arc::new(Activity::default());
+        let Some(place) = self.registry.admit(&activity) else {
+            return;
+        };
+        let this = Arc::clone(self);
+        let tls = Arc::clone(tls);
+        let limit = self.limits.header_read_timeout.unwrap_or(HANDSHAKE_TIMEOUT);
+        self.tasks.tracker.spawn(async move {
+            let handshake = async {
+                Tls::screen(&mut stream).await?;
+                let io = Timed::new(stream, Arc::clone(&activity), this.limits.timeouts);
+                tls.handshake(io).await
+            };
+            let done = tokio::select! {
+                done = tokio::time::timeout(limit, handshake) => done,
+                _ = this.tasks.draining.cancelled() => return,
+            };
+            match done {
+                Ok(Ok((io, info))) => {
+                    let conn = ConnInfo::new(Some(client), server, Some(info), this.tasks.clone());
+                    this.run(io, conn, activity, place);
+                }
+                Ok(Err(Refused::Gone)) => {}
+                Ok(Err(refused)) => {
+                    log::debug_from_any_thread(Logger::Server, &format!("{client}: {refused}"));
+                }
+                Err(_) => log::debug_from_any_thread(
+                    Logger::Server,
+                    &format!("{client}: TLS handshake not done within {limit:?}"),
+                ),
+            }
+        });
+    }
+
+    /// Serves HTTP on `io`, already wrapped in [`Timed`] (under TLS, if
+    /// any), holding its `place` in the registry until it closes.
+    fn run<IO>(&self, io: IO, conn: ConnInfo, activity: Arc<Activity>, place: Option<Place>)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let conn = Arc::new(conn);
         let handler = Arc::clone(&self.handler);
-        let io = TokioIo::new(Timed::new(io, Arc::clone(&activity), self.limits.timeouts));
+        let io = TokioIo::new(io);
         let limits = self.limits.request;
         let service = service_fn(move |req| {
             let handler = Arc::clone(&handler);
@@ -309,7 +372,8 @@ pub(crate) async fn serve<H: Handler>(
     opts: HttpOptions,
     mut stop: watch::Receiver<Option<Duration>>,
 ) -> bool {
-    let connections = Connections {
+    let tls = opts.tls.clone();
+    let connections = Arc::new(Connections {
         handler,
         mode: opts.mode,
         auto: builder(&opts),
@@ -318,7 +382,7 @@ pub(crate) async fn serve<H: Handler>(
         limits: opts.limits,
         registry: Registry::new(opts.limits.max_connections),
         tasks: ServerTasks::default(),
-    };
+    });
     let server = match &listener {
         Listener::Tcp(l) => l.local_addr().ok(),
         Listener::Unix(_) => None,
@@ -341,11 +405,15 @@ pub(crate) async fn serve<H: Handler>(
         match accepted {
             Ok(Accepted::Tcp(stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                let info = ConnInfo::new(Some(peer), server, "http", connections.tasks.clone());
+                if let Some(tls) = &tls {
+                    connections.serve_tls(tls, stream, peer, server);
+                    continue;
+                }
+                let info = ConnInfo::new(Some(peer), server, None, connections.tasks.clone());
                 connections.serve(stream, info);
             }
             Ok(Accepted::Unix(stream)) => {
-                let info = ConnInfo::new(None, None, "http", connections.tasks.clone());
+                let info = ConnInfo::new(None, None, None, connections.tasks.clone());
                 connections.serve(stream, info);
             }
             Err(err) if err.kind() == std::io::ErrorKind::InvalidInput => {
@@ -440,6 +508,7 @@ mod tests {
             h2_max_concurrent_streams: 8,
             h2: None,
             limits: Limits::HYPER,
+            tls: None,
         };
         let handler = Arc::new(Echo { delay });
         let server = tokio::spawn(serve(Listener::Tcp(listener), handler, opts, stopped));
