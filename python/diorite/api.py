@@ -4,7 +4,7 @@ running."""
 
 from __future__ import annotations
 
-from . import cli
+from . import cli, tls
 from . import options as table
 from .config import Config, ConfigError
 
@@ -17,6 +17,9 @@ def _config(target, options: dict) -> Config:
     config.app = target if isinstance(target, str) else "<app object>"
     if config.uds_permissions is not None and config.uds is None:
         raise ConfigError("uds_permissions= needs uds=")
+    # Named as on the command line (`--ssl-keyfile: ...`): the keyword is
+    # the same name with underscores.
+    tls.check(config)
     return config
 
 
