@@ -17,6 +17,7 @@ def _config(target, options: dict) -> Config:
     config.app = target if isinstance(target, str) else "<app object>"
     if config.uds_permissions is not None and config.uds is None:
         raise ConfigError("uds_permissions= needs uds=")
+    table.static_files(config)
     return config
 
 

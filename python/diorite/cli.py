@@ -206,6 +206,7 @@ def check(config: Any) -> None:
                 raise ConfigError(f"--env-files: no such file: {path}")
     if config.uds_permissions is not None and config.uds is None:
         raise ConfigError("--uds-permissions needs --uds")
+    options.static_files(config)
 
 
 def parse(argv: list[str] | None = None) -> tuple[Any, dict[str, str], argparse.Namespace]:

@@ -30,6 +30,7 @@ from .config import Config
 from .limits import raise_open_files_limit
 from .loader import AppLoadError, describe_interface, load_app, resolve_interface
 from .logs import logger
+from .options import static_files
 from .proctitle import set_title
 
 # Set when the process must end without finalizing the interpreter.
@@ -218,6 +219,7 @@ async def serve_app(
             "write_timeout": config.write_timeout,
             "connections": config.limit_connections,
         },
+        static_files=static_files(config),
         websockets=config.websockets,
         ws_max_message_size=config.ws_max_message_size,
         ws_ping_interval=config.ws_ping_interval,
