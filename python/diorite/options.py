@@ -948,7 +948,7 @@ def static_files(config: Any) -> list[dict[str, Any]]:
         )
     seen: set[str] = set()
     found = []
-    for route, mount in zip(routes, mounts):
+    for route, mount in zip(routes, mounts, strict=True):
         key = route.rstrip("/") or "/"
         if key in seen:
             raise ConfigError(f"--static-path-route: {route} is given twice")
