@@ -126,6 +126,8 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
+        # nginx's worker runs as an unprivileged user: it must reach the files.
+        tmp.chmod(0o755)
         mount = tmp / "public"
         mount.mkdir()
         for name, size in FILES.items():
