@@ -17,6 +17,7 @@ use crate::asgi::{AsgiApp, AsgiHandler};
 use crate::bridge::{Bridge, PyObj, PythonPool};
 use crate::http::Handler;
 use crate::http::RequestLimits;
+use crate::http::{MountSettings, StaticError, StaticFiles};
 use crate::log::{self, Logger};
 use crate::rsgi::{RsgiApp, RsgiHandler};
 use crate::server::{
@@ -49,6 +50,7 @@ enum WorkerError {
     BadDuration(&'static str, f64),
     BadHttp2Setting(&'static str, f64),
     BadLimit(&'static str, usize),
+    BadStaticFiles(StaticError),
 }
 
 impl From<WorkerError> for PyErr {
@@ -68,6 +70,7 @@ impl From<WorkerError> for PyErr {
             WorkerError::BadLimit(name, value) => {
                 PyValueError::new_err(format!("invalid limit {name} = {value}"))
             }
+            WorkerError::BadStaticFiles(err) => PyValueError::new_err(err.to_string()),
         }
     }
 }
@@ -157,6 +160,28 @@ impl TlsArg {
 pub(crate) fn check_tls(tls: TlsArg) -> PyResult<()> {
     Tls::new(tls.settings(HttpMode::Auto)?)?;
     Ok(())
+}
+
+/// `Worker(static_files=[{...}, ...])`, one dict per route: every key is
+/// required, as for `http2`; `expires` is seconds (0: no Cache-Control).
+#[derive(Debug, FromPyObject)]
+#[pyo3(from_item_all)]
+struct StaticSettings {
+    route: String,
+    mount: std::path::PathBuf,
+    dir_to_file: Option<String>,
+    expires: u64,
+}
+
+impl From<StaticSettings> for MountSettings {
+    fn from(given: StaticSettings) -> Self {
+        Self {
+            route: given.route,
+            mount: given.mount,
+            dir_to_file: given.dir_to_file,
+            expires: given.expires,
+        }
+    }
 }
 
 /// hyper's smallest HTTP/1 buffer: it panics on a smaller one.
@@ -303,7 +328,7 @@ impl Worker {
     /// [`LimitSettings`], bounds what clients may send; without them
     /// hyper's defaults apply.
     #[new]
-    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, pipeline_flush = false, h2_max_concurrent_streams = 200, http2 = None, limits = None, websockets = true, ws_max_message_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0), tls = None))]
+    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, pipeline_flush = false, h2_max_concurrent_streams = 200, http2 = None, limits = None, static_files = Vec::new(), websockets = true, ws_max_message_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0), tls = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -317,6 +342,7 @@ impl Worker {
         h2_max_concurrent_streams: u32,
         http2: Option<Http2Settings>,
         limits: Option<LimitSettings>,
+        static_files: Vec<StaticSettings>,
         websockets: bool,
         ws_max_message_size: usize,
         ws_ping_interval: Option<f64>,
@@ -337,6 +363,8 @@ impl Worker {
             Some(tls) => Some(Arc::new(Tls::new(tls.settings(mode)?)?)),
             None => None,
         };
+        let statics = StaticFiles::new(static_files.into_iter().map(Into::into).collect())
+            .map_err(WorkerError::BadStaticFiles)?;
         let limits = match limits {
             Some(given) => Limits::try_from(given)?,
             None => Limits::HYPER,
@@ -364,6 +392,7 @@ impl Worker {
                 h2,
                 limits,
                 tls,
+                statics,
             },
             backpressure,
             websockets: websockets.then_some(ws::Config {

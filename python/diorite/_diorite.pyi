@@ -38,6 +38,7 @@ class Worker:
         h2_max_concurrent_streams: int = 200,
         http2: dict[str, Any] | None = None,
         limits: dict[str, Any] | None = None,
+        static_files: list[dict[str, Any]] = [],
         websockets: bool = True,
         ws_max_message_size: int = 16777216,
         ws_ping_interval: float | None = 20.0,

@@ -207,6 +207,7 @@ def check(config: Any) -> None:
     if config.uds_permissions is not None and config.uds is None:
         raise ConfigError("--uds-permissions needs --uds")
     tls.check(config)
+    options.static_files(config)
 
 
 def parse(argv: list[str] | None = None) -> tuple[Any, dict[str, str], argparse.Namespace]:

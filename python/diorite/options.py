@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ GROUPS = (
     "application",
     "binding",
     "HTTP",
+    "static files",
     "limits and timeouts",
     "TLS",
     "websockets",
@@ -223,6 +225,27 @@ def regex(value: Any) -> str:
     except re.error as exc:
         raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
     return pattern
+
+
+def url_route(value: Any) -> str:
+    """A URL path prefix for static files: `/` and a path, matched as sent."""
+    route = text(value).strip()
+    if not route.startswith("/") or any(c.isspace() or c in "?#" for c in route):
+        raise ValueError(f"expected a URL path starting with / (like /static), got {value!r}")
+    return route
+
+
+def file_name(value: Any) -> str:
+    """A plain file name: no directory part, not `.` or `..`."""
+    name = text(value).strip()
+    if name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise ValueError(f"expected a file name (like index.html), got {value!r}")
+    return name
+
+
+def whole_seconds(value: Any) -> int:
+    """A `duration`, in whole seconds."""
+    return int(duration(value))
 
 
 def optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -502,6 +525,48 @@ OPTIONS: tuple[Option, ...] = (
         "streams per HTTP/2 connection",
         "HTTP",
         metavar="N",
+    ),
+    # static files
+    Option(
+        "static_path_route",
+        ("--static-path-route",),
+        url_route,
+        [],
+        "URL prefix served from the --static-path-mount given in the same position "
+        "(repeatable; with one mount and no route: /static, as Granian)",
+        "static files",
+        "list",
+        "ROUTE",
+    ),
+    Option(
+        "static_path_mount",
+        ("--static-path-mount",),
+        text,
+        [],
+        "directory whose files are served, from Rust, under the matching --static-path-route "
+        "(repeatable; must exist)",
+        "static files",
+        "list",
+        "DIR",
+    ),
+    Option(
+        "static_path_dir_to_file",
+        ("--static-path-dir-to-file",),
+        optional(file_name),
+        None,
+        "file served for a request naming a directory (like index.html); without it a "
+        "directory is 404 (never a listing)",
+        "static files",
+        metavar="NAME",
+    ),
+    Option(
+        "static_path_expires",
+        ("--static-path-expires",),
+        whole_seconds,
+        86400,
+        "Cache-Control max-age of static files (seconds, or like 1d; 0: no Cache-Control)",
+        "static files",
+        metavar="DURATION",
     ),
     # limits and timeouts
     Option(
@@ -946,6 +1011,38 @@ class _Derived:
         if self.workers_kill_timeout is not None:
             return self.workers_kill_timeout
         return self.shutdown_timeout + 5.0
+
+
+def static_files(config: Any) -> list[dict[str, Any]]:
+    """The static routes as `Worker(static_files=...)` takes them: routes
+    and mounts paired in order (one mount alone is served at `/static`),
+    each mount an existing directory, made absolute. ConfigError otherwise."""
+    routes, mounts = list(config.static_path_route), list(config.static_path_mount)
+    if not routes and len(mounts) == 1:
+        routes = ["/static"]
+    if len(routes) != len(mounts):
+        raise ConfigError(
+            f"--static-path-route and --static-path-mount pair in order: got {len(routes)} "
+            f"route(s) for {len(mounts)} mount(s)"
+        )
+    seen: set[str] = set()
+    found = []
+    for route, mount in zip(routes, mounts, strict=True):
+        key = route.rstrip("/") or "/"
+        if key in seen:
+            raise ConfigError(f"--static-path-route: {route} is given twice")
+        seen.add(key)
+        if not os.path.isdir(mount):
+            raise ConfigError(f"--static-path-mount: no such directory: {mount}")
+        found.append(
+            {
+                "route": route,
+                "mount": os.path.abspath(mount),
+                "dir_to_file": config.static_path_dir_to_file,
+                "expires": config.static_path_expires,
+            }
+        )
+    return found
 
 
 def _default(option: Option) -> Any:

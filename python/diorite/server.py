@@ -30,6 +30,7 @@ from .config import Config
 from .limits import raise_open_files_limit
 from .loader import AppLoadError, describe_interface, load_app, resolve_interface
 from .logs import logger
+from .options import static_files
 from .proctitle import set_title
 
 # Set when the process must end without finalizing the interpreter.
@@ -219,6 +220,7 @@ async def serve_app(
             "connections": config.limit_connections,
         },
         tls=tls.settings(config),
+        static_files=static_files(config),
         websockets=config.websockets,
         ws_max_message_size=config.ws_max_message_size,
         ws_ping_interval=config.ws_ping_interval,

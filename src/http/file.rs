@@ -13,7 +13,7 @@ use super::{ResponseBody, StreamItem, error_response};
 const CHUNK: usize = 256 * 1024;
 
 /// Bytes `start` (inclusive) to `end` (exclusive) of a file.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FileRange {
     pub(crate) start: u64,
     pub(crate) end: u64,

@@ -10,6 +10,7 @@ mod head;
 mod limits;
 mod request_body;
 mod response_body;
+mod statics;
 mod stream;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -22,6 +23,7 @@ pub(crate) use head::{HeadError, append_header, latin1_bytes, response_head};
 pub(crate) use limits::{BodyLimits, RequestLimits, refusal};
 pub(crate) use request_body::{RequestBody, Take};
 pub(crate) use response_body::{ResponseBody, StreamItem, error_response};
+pub(crate) use statics::{MountSettings, StaticError, StaticFiles};
 #[cfg(test)]
 pub(crate) use stream::BUDGET;
 pub(crate) use stream::{Queued, StreamSender, Weighed};

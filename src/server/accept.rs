@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::registry::{Place, Registry};
 use super::timeouts::{Activity, InFlight, Timed, Timeouts, Tracked};
-use crate::http::{ConnInfo, Handler, RequestLimits, ServerTasks};
+use crate::http::{ConnInfo, Handler, RequestLimits, ServerTasks, StaticFiles};
 use crate::log::{self, Logger};
 use crate::tls::{Refused, Tls};
 
@@ -48,6 +48,8 @@ pub(crate) struct HttpOptions {
     pub(crate) limits: Limits,
     /// TCP connections speak TLS when set.
     pub(crate) tls: Option<Arc<Tls>>,
+    /// Routes answered from disk, before the handler (none: empty).
+    pub(crate) statics: StaticFiles,
 }
 
 /// What a client may send, and how slowly.
@@ -257,6 +259,7 @@ struct Connections<H> {
     limits: Limits,
     registry: Arc<Registry>,
     tasks: ServerTasks,
+    statics: StaticFiles,
 }
 
 impl<H: Handler> Connections<H> {
@@ -328,13 +331,19 @@ impl<H: Handler> Connections<H> {
         let handler = Arc::clone(&self.handler);
         let io = TokioIo::new(io);
         let limits = self.limits.request;
+        let statics = self.statics.clone();
         let service = service_fn(move |req| {
             let handler = Arc::clone(&handler);
             let conn = Arc::clone(&conn);
+            let statics = statics.clone();
             let in_flight = InFlight::new(&activity);
             async move {
                 let response = match limits.admit(req) {
-                    Ok(req) => handler.handle(req, &conn).await,
+                    // Static routes never reach the app.
+                    Ok(req) => match statics.find(req.uri().path()) {
+                        Some(mount) => mount.serve(&req).await,
+                        None => handler.handle(req, &conn).await,
+                    },
                     Err(refused) => refused,
                 };
                 if response.status() == hyper::StatusCode::SWITCHING_PROTOCOLS {
@@ -382,6 +391,7 @@ pub(crate) async fn serve<H: Handler>(
         limits: opts.limits,
         registry: Registry::new(opts.limits.max_connections),
         tasks: ServerTasks::default(),
+        statics: opts.statics,
     });
     let server = match &listener {
         Listener::Tcp(l) => l.local_addr().ok(),
@@ -509,6 +519,7 @@ mod tests {
             h2: None,
             limits: Limits::HYPER,
             tls: None,
+            statics: StaticFiles::default(),
         };
         let handler = Arc::new(Echo { delay });
         let server = tokio::spawn(serve(Listener::Tcp(listener), handler, opts, stopped));
