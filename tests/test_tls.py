@@ -476,3 +476,19 @@ def test_reload_interval_picks_up_renewed_files(serve, pki, other_pki, tmp_path)
     wait_count(server, "TLS files changed: TLS files reloaded", 2)
     for _ in range(4):
         assert normalized(served_leaf(server)) == normalized(other_pki.server_leaf_pem)
+
+
+def test_static_files_over_tls_and_http2(serve, pki, tmp_path):
+    mount = tmp_path / "public"
+    mount.mkdir()
+    data = bytes(range(256)) * 4096  # 1 MiB, streamed in chunks
+    (mount / "data.bin").write_bytes(data)
+    server = serve("tls_app:asgi", *pki.flags("--static-path-mount", str(mount)))
+    with httpx.Client(verify=pki.context(), http2=True) as client:
+        whole = client.get(https(server, "/static/data.bin"))
+        part = client.get(https(server, "/static/data.bin"), headers={"Range": "bytes=10-19"})
+        app = client.get(https(server, "/elsewhere"))
+    assert whole.http_version == "HTTP/2"
+    assert whole.content == data
+    assert part.status_code == 206 and part.content == data[10:20]
+    assert app.json()["scheme"] == "https"
