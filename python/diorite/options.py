@@ -688,7 +688,7 @@ OPTIONS: tuple[Option, ...] = (
     # TLS
     Option(
         "ssl_certificate",
-        ("--ssl-certificate", "--ssl-certfile"),
+        ("--ssl-certificate", "--ssl-certfile", "--certfile"),
         optional(text),
         None,
         "serve HTTPS with this PEM certificate chain (server certificate first); needs "
@@ -698,7 +698,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "ssl_keyfile",
-        ("--ssl-keyfile",),
+        ("--ssl-keyfile", "--keyfile"),
         optional(text),
         None,
         "the certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1; PKCS#8 when encrypted)",
@@ -724,7 +724,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "ssl_ca",
-        ("--ssl-ca", "--ssl-ca-certs"),
+        ("--ssl-ca", "--ssl-ca-certs", "--ca-certs"),
         optional(text),
         None,
         "ask clients for a certificate and check it against these PEM CA certificates "
