@@ -133,11 +133,16 @@ def measure(server: str, interface: str, app: str, args) -> float:
         wrk(port, 1, args.connections)  # warm-up
         return wrk(port, args.duration, args.connections)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGINT) -> None:
+    """Stops a server gracefully, killing it after 10 s."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -54,40 +53,23 @@ def certificate(directory: Path) -> tuple[Path, Path, Path]:
     return cert, key, ca_file
 
 
+def client_output(*command: str) -> str:
+    """What a load generator (pinned with --pin) printed."""
+    done = subprocess.run([*run.PIN_CLIENT, *command], capture_output=True, text=True, check=True)
+    return done.stdout
+
+
 def wrk_https(port: int, duration: int) -> float:
-    out = subprocess.run(
-        [
-            *run.PIN_CLIENT,
-            "wrk",
-            "-t1",
-            f"-c{HTTP1_CONNECTIONS}",
-            f"-d{duration}s",
-            f"https://127.0.0.1:{port}/",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    url = f"https://127.0.0.1:{port}/"
+    out = client_output("wrk", "-t1", f"-c{HTTP1_CONNECTIONS}", f"-d{duration}s", url)
     if errors := re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out):
         print(f"    wrk reported: {errors.group(0)}", file=sys.stderr)
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
 def h2load_https(port: int, duration: int) -> float:
-    out = subprocess.run(
-        [
-            *run.PIN_CLIENT,
-            "h2load",
-            "-t1",
-            f"-c{H2_CLIENTS}",
-            f"-m{H2_STREAMS}",
-            f"-D{duration}",
-            f"https://127.0.0.1:{port}/",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    url = f"https://127.0.0.1:{port}/"
+    out = client_output("h2load", "-t1", f"-c{H2_CLIENTS}", f"-m{H2_STREAMS}", f"-D{duration}", url)
     if "h2" not in re.search(r"Application protocol: (\S+)", out).group(1):
         raise RuntimeError(f"h2load did not get HTTP/2:\n{out}")
     failed = int(re.search(r"(\d+) failed", out).group(1))
@@ -112,11 +94,7 @@ def measure(server: str, interface: str, client, tls: list[str], site: Path | No
         client(port, 1)  # warm-up
         return client(port, ARGS.duration)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        run.stop(proc)
 
 
 ARGS = argparse.Namespace()
