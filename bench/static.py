@@ -73,7 +73,10 @@ def command(server: str, port: int, mount: Path, tmp: Path) -> list[str]:
     static = ["--static-path-route", "/static", "--static-path-mount", str(mount)]
     common = ["--interface", "asgi", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     if server == "diorite" or server in SITES:
-        return [str(BIN / "diorite"), *common, "--log-level", "warning", *static, APP]
+        # pip install --target puts the wheel's script in DIR/bin.
+        script = SITES[server] / "bin" / "diorite" if server in SITES else None
+        exe = script if script and script.exists() else BIN / "diorite"
+        return [str(exe), *common, "--log-level", "warning", *static, APP]
     if server == "granian":
         return [str(BIN / "granian"), *common, "--log-level", "warning", *static, APP]
     conf = tmp / f"nginx-{port}.conf"
