@@ -1,0 +1,110 @@
+//! The files of a mount found lately, kept open for [`VALID`], as nginx's
+//! `open_file_cache` keeps them: a request for a file looked up less than
+//! that long ago makes no lookup (the path walk with an `lstat` per
+//! component, one per sibling, `open`, `close`), only one `fstat` of the
+//! open file, which sees a file rewritten in place at once.
+//!
+//! What the window can hide, for at most [`VALID`]: a file deleted or
+//! replaced by another (renamed over it) is still sent as it was when
+//! opened, a sibling added or removed is not seen, a changed permission or
+//! symlink is not seen. Containment holds throughout: what is sent was
+//! opened when it was judged to lie in the mount.
+//!
+//! Misses are not kept (a missing file is looked up every time), and at
+//! most [`CAPACITY`] paths are, each holding its descriptors; expired
+//! entries are dropped (closing them) at most [`VALID`] after they expire.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::sync::Mutex;
+
+use super::resolve::Resolved;
+
+/// How long a lookup is trusted.
+pub(crate) const VALID: Duration = Duration::from_secs(1);
+
+/// Paths kept per mount at most; beyond, lookups are not kept.
+const CAPACITY: usize = 1024;
+
+/// The request's file name below the mount, and whether it ended in `/`.
+pub(crate) type Key = (PathBuf, bool);
+
+#[derive(Debug)]
+pub(crate) struct OpenFiles {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    entries: HashMap<Key, (Instant, Arc<Resolved>)>,
+    swept: Instant,
+}
+
+impl OpenFiles {
+    pub(crate) fn new() -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                entries: HashMap::new(),
+                swept: Instant::now(),
+            }),
+        }
+    }
+
+    /// What `key` resolved to less than [`VALID`] ago.
+    pub(crate) fn get(&self, key: &Key) -> Option<Arc<Resolved>> {
+        let now = Instant::now();
+        let mut inner = self.inner.lock();
+        let dropped = inner.sweep(now);
+        let found = inner
+            .entries
+            .get(key)
+            .filter(|(at, _)| now.duration_since(*at) < VALID)
+            .map(|(_, resolved)| Arc::clone(resolved));
+        drop(inner);
+        // Closed outside the lock.
+        drop(dropped);
+        found
+    }
+
+    /// Keeps `resolved`, looked up just now, for `key`.
+    pub(crate) fn insert(&self, key: Key, resolved: Arc<Resolved>) {
+        let now = Instant::now();
+        let mut inner = self.inner.lock();
+        let dropped = inner.sweep(now);
+        let replaced = if inner.entries.len() < CAPACITY || inner.entries.contains_key(&key) {
+            inner.entries.insert(key, (now, resolved))
+        } else {
+            None
+        };
+        drop(inner);
+        drop((dropped, replaced));
+    }
+
+    /// Forgets `key` (its file changed).
+    pub(crate) fn remove(&self, key: &Key) {
+        let removed = self.inner.lock().entries.remove(key);
+        drop(removed);
+    }
+}
+
+impl Inner {
+    /// Takes out the expired entries, at most once per [`VALID`].
+    fn sweep(&mut self, now: Instant) -> Vec<Arc<Resolved>> {
+        if now.duration_since(self.swept) < VALID {
+            return Vec::new();
+        }
+        self.swept = now;
+        let mut expired = Vec::new();
+        self.entries.retain(|_, (at, resolved)| {
+            let keep = now.duration_since(*at) < VALID;
+            if !keep {
+                expired.push(Arc::clone(resolved));
+            }
+            keep
+        });
+        expired
+    }
+}
