@@ -10,6 +10,11 @@
 //! symlink is not seen. Containment holds throughout: what is sent was
 //! opened when it was judged to lie in the mount.
 //!
+//! Files up to [`KEEP_MAX`] also keep their contents, read once, within a
+//! budget per mount: a file rewritten in place is then seen (by its size
+//! or modification time) at once, except one rewritten with the same size
+//! within the file system's timestamp granularity, seen within [`VALID`].
+//!
 //! Misses are not kept (a missing file is looked up every time), and at
 //! most [`CAPACITY`] paths are, each holding its descriptors; expired
 //! entries are dropped (closing them) at most [`VALID`] after they expire.
@@ -17,7 +22,10 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use crate::sync::Mutex;
 
@@ -29,12 +37,36 @@ pub(crate) const VALID: Duration = Duration::from_secs(1);
 /// Paths kept per mount at most; beyond, lookups are not kept.
 const CAPACITY: usize = 1024;
 
+/// Files up to this size have their contents kept too, once a response
+/// sent them whole or in part: then a request makes no `pread` either, and
+/// a larger one costs one copy of the bytes (into the socket) instead of
+/// two, every response sharing the same buffer.
+pub(crate) const KEEP_MAX: u64 = 1024 * 1024;
+
+/// Bytes of contents kept per mount at most; beyond, files are read for
+/// each request.
+const KEEP_BUDGET: usize = 64 * 1024 * 1024;
+
 /// The request's file name below the mount, and whether it ended in `/`.
 pub(crate) type Key = (PathBuf, bool);
 
 #[derive(Debug)]
 pub(crate) struct OpenFiles {
     inner: Mutex<Inner>,
+    kept: Arc<AtomicUsize>,
+}
+
+/// A file's contents, counted against its mount's budget while they live.
+#[derive(Debug)]
+pub(crate) struct Kept {
+    pub(crate) bytes: Bytes,
+    budget: Arc<AtomicUsize>,
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.budget.fetch_sub(self.bytes.len(), Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug)]
@@ -50,6 +82,31 @@ impl OpenFiles {
                 entries: HashMap::new(),
                 swept: Instant::now(),
             }),
+            kept: Arc::default(),
+        }
+    }
+
+    /// Keeps `bytes` read by `read` (a file's whole contents, `len` bytes)
+    /// when the budget has room for them.
+    pub(crate) fn keep(&self, len: u64, read: impl FnOnce() -> Option<Bytes>) -> Option<Kept> {
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&n| n as u64 <= KEEP_MAX)?;
+        // Counted before the read, so that reads on several threads cannot
+        // together pass the budget.
+        if self.kept.fetch_add(len, Ordering::Relaxed) + len > KEEP_BUDGET {
+            self.kept.fetch_sub(len, Ordering::Relaxed);
+            return None;
+        }
+        match read().filter(|bytes| bytes.len() == len) {
+            Some(bytes) => Some(Kept {
+                bytes,
+                budget: Arc::clone(&self.kept),
+            }),
+            None => {
+                self.kept.fetch_sub(len, Ordering::Relaxed);
+                None
+            }
         }
     }
 

@@ -14,12 +14,16 @@
 use std::fs::{File, Metadata};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
 
 use hyper::StatusCode;
 use hyper::header::HeaderValue;
 
 use super::Mount;
+use super::cache::{Kept, OpenFiles};
 use super::conditional::Validators;
 use super::encoding::Coding;
 
@@ -47,6 +51,8 @@ pub(crate) struct Variant {
     pub(crate) validators: Validators,
     pub(crate) etag: HeaderValue,
     pub(crate) last_modified: HeaderValue,
+    /// The whole contents, read by the first response that sends any.
+    kept: OnceLock<Option<Kept>>,
 }
 
 /// Which of a [`Resolved`]'s variants a response sends.
@@ -116,7 +122,25 @@ impl Variant {
             file,
             len: meta.len(),
             modified,
+            kept: OnceLock::new(),
         })
+    }
+
+    /// The file's contents, read at most once (see [`super::cache::KEEP_MAX`]);
+    /// `None` for a larger file, when the mount's budget is spent, or when
+    /// reading failed.
+    pub(crate) fn contents(&self, files: &OpenFiles) -> Option<Bytes> {
+        self.kept
+            .get_or_init(|| {
+                files.keep(self.len, || {
+                    let len = usize::try_from(self.len).ok()?;
+                    super::serve::read_at(&self.file, 0, len)
+                        .ok()
+                        .map(Bytes::from)
+                })
+            })
+            .as_ref()
+            .map(|kept| kept.bytes.clone())
     }
 
     /// Whether the open file still has the size and modification time its

@@ -142,6 +142,10 @@ impl Mount {
         if head_only || len == 0 {
             return head.map(|()| ResponseBody::empty());
         }
+        if let Some(contents) = variant.contents(&self.files) {
+            let body = contents.slice(part.start as usize..part.end as usize);
+            return head.map(|()| ResponseBody::full(body));
+        }
         if len <= READ_AT_ONCE {
             return match read_at(&variant.file, part.start, len as usize) {
                 Ok(buf) if buf.len() as u64 == len => {
@@ -190,7 +194,7 @@ async fn pump(resolved: Arc<Resolved>, which: Which, part: FileRange, tx: Stream
 /// with `pread`, which leaves the file's offset alone (the file is shared
 /// by the requests for it), into a buffer not zeroed first: zeroing would
 /// be a third pass over every byte, with the read and the write.
-fn read_at(file: &File, offset: u64, want: usize) -> std::io::Result<Vec<u8>> {
+pub(super) fn read_at(file: &File, offset: u64, want: usize) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(want);
     while buf.len() < want {
         let filled = buf.len();
