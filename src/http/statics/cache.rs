@@ -165,3 +165,26 @@ impl Inner {
         expired
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_contents_count_against_the_budget_while_they_live() {
+        let files = OpenFiles::new();
+        let mib = KEEP_MAX as usize;
+        let read = || Some(Bytes::from(vec![7; mib]));
+        let held: Vec<Kept> = (0..KEEP_BUDGET / mib)
+            .map(|_| files.keep(KEEP_MAX, read).expect("within the budget"))
+            .collect();
+        assert!(files.keep(KEEP_MAX, read).is_none(), "the budget is spent");
+        drop(held);
+        assert_eq!(files.kept.load(Ordering::Relaxed), 0);
+        assert!(files.keep(KEEP_MAX, read).is_some());
+        // Too big, or read short: not kept, nothing counted.
+        assert!(files.keep(KEEP_MAX + 1, || unreachable!()).is_none());
+        assert!(files.keep(10, || Some(Bytes::from_static(b"short"))).is_none());
+        assert_eq!(files.kept.load(Ordering::Relaxed), 0);
+    }
+}
