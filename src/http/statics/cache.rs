@@ -29,8 +29,6 @@ use bytes::Bytes;
 
 use crate::sync::Mutex;
 
-use super::resolve::Resolved;
-
 /// How long a lookup is trusted.
 pub(crate) const VALID: Duration = Duration::from_secs(1);
 
@@ -51,8 +49,8 @@ const KEEP_BUDGET: usize = 64 * 1024 * 1024;
 pub(crate) type Key = (PathBuf, bool);
 
 #[derive(Debug)]
-pub(crate) struct OpenFiles {
-    inner: Mutex<Inner>,
+pub(crate) struct OpenFiles<T> {
+    inner: Mutex<Inner<T>>,
     kept: Arc<AtomicUsize>,
 }
 
@@ -70,12 +68,12 @@ impl Drop for Kept {
 }
 
 #[derive(Debug)]
-struct Inner {
-    entries: HashMap<Key, (Instant, Arc<Resolved>)>,
+struct Inner<T> {
+    entries: HashMap<Key, (Instant, Arc<T>)>,
     swept: Instant,
 }
 
-impl OpenFiles {
+impl<T> OpenFiles<T> {
     pub(crate) fn new() -> Self {
         Self {
             inner: Mutex::new(Inner {
@@ -111,7 +109,7 @@ impl OpenFiles {
     }
 
     /// What `key` resolved to less than [`VALID`] ago.
-    pub(crate) fn get(&self, key: &Key) -> Option<Arc<Resolved>> {
+    pub(crate) fn get(&self, key: &Key) -> Option<Arc<T>> {
         let now = Instant::now();
         let mut inner = self.inner.lock();
         let dropped = inner.sweep(now);
@@ -127,7 +125,7 @@ impl OpenFiles {
     }
 
     /// Keeps `resolved`, looked up just now, for `key`.
-    pub(crate) fn insert(&self, key: Key, resolved: Arc<Resolved>) {
+    pub(crate) fn insert(&self, key: Key, resolved: Arc<T>) {
         let now = Instant::now();
         let mut inner = self.inner.lock();
         let dropped = inner.sweep(now);
@@ -147,9 +145,9 @@ impl OpenFiles {
     }
 }
 
-impl Inner {
+impl<T> Inner<T> {
     /// Takes out the expired entries, at most once per [`VALID`].
-    fn sweep(&mut self, now: Instant) -> Vec<Arc<Resolved>> {
+    fn sweep(&mut self, now: Instant) -> Vec<Arc<T>> {
         if now.duration_since(self.swept) < VALID {
             return Vec::new();
         }
@@ -172,7 +170,7 @@ mod tests {
 
     #[test]
     fn kept_contents_count_against_the_budget_while_they_live() {
-        let files = OpenFiles::new();
+        let files = OpenFiles::<()>::new();
         let mib = KEEP_MAX as usize;
         let read = || Some(Bytes::from(vec![7; mib]));
         let held: Vec<Kept> = (0..KEEP_BUDGET / mib)
@@ -184,7 +182,11 @@ mod tests {
         assert!(files.keep(KEEP_MAX, read).is_some());
         // Too big, or read short: not kept, nothing counted.
         assert!(files.keep(KEEP_MAX + 1, || unreachable!()).is_none());
-        assert!(files.keep(10, || Some(Bytes::from_static(b"short"))).is_none());
+        assert!(
+            files
+                .keep(10, || Some(Bytes::from_static(b"short")))
+                .is_none()
+        );
         assert_eq!(files.kept.load(Ordering::Relaxed), 0);
     }
 }

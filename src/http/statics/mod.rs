@@ -44,7 +44,7 @@ pub(crate) struct Mount {
     dir_to_file: Option<String>,
     cache_control: Option<HeaderValue>,
     /// Files looked up lately, kept open.
-    files: cache::OpenFiles,
+    files: cache::OpenFiles<resolve::Resolved>,
 }
 
 /// Every route of a server; cheap to clone (one per request).

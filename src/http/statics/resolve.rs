@@ -13,6 +13,7 @@
 
 use std::fs::{File, Metadata};
 use std::io::ErrorKind;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -129,14 +130,12 @@ impl Variant {
     /// The file's contents, read at most once (see [`super::cache::KEEP_MAX`]);
     /// `None` for a larger file, when the mount's budget is spent, or when
     /// reading failed.
-    pub(crate) fn contents(&self, files: &OpenFiles) -> Option<Bytes> {
+    pub(crate) fn contents(&self, files: &OpenFiles<Resolved>) -> Option<Bytes> {
         self.kept
             .get_or_init(|| {
                 files.keep(self.len, || {
                     let len = usize::try_from(self.len).ok()?;
-                    super::serve::read_at(&self.file, 0, len)
-                        .ok()
-                        .map(Bytes::from)
+                    read_at(&self.file, 0, len).ok().map(Bytes::from)
                 })
             })
             .as_ref()
@@ -207,6 +206,36 @@ fn content_type(name: &Path) -> HeaderValue {
     } else {
         HeaderValue::from_static(mime)
     }
+}
+
+/// Up to `want` bytes of `file` from `offset` (fewer at its end), read
+/// with `pread`, which leaves the file's offset alone (the file is shared
+/// by the requests for it), into a buffer not zeroed first: zeroing would
+/// be a third pass over every byte, with the read and the write.
+pub(crate) fn read_at(file: &File, offset: u64, want: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(want);
+    while buf.len() < want {
+        let filled = buf.len();
+        let at = libc::off_t::try_from(offset + filled as u64)
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        let spare = &mut buf.spare_capacity_mut()[..want - filled];
+        // SAFETY: `pread` writes at most `spare.len()` bytes into `spare`,
+        // the vector's unused capacity, and only the bytes it reports
+        // written are then counted as the vector's.
+        let n =
+            unsafe { libc::pread(file.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), at) };
+        match n {
+            0 => break,
+            n if n > 0 => unsafe { buf.set_len(filled + n as usize) },
+            _ => {
+                let err = std::io::Error::last_os_error();
+                if err.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+        }
+    }
+    Ok(buf)
 }
 
 /// `path` and what it is, when it lies in the mount. Each component below

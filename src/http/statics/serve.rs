@@ -1,8 +1,6 @@
 //! The answer to a request under a static route: method, path, file,
 //! conditions, range, then the head and the body.
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use super::super::{FileRange, ResponseBody, StreamItem, StreamSender, error_response};
@@ -11,7 +9,7 @@ use super::cache::Key;
 use super::encoding::{self, Coding};
 use super::path::{Refused, relative_path};
 use super::range::{self, Ranged};
-use super::resolve::{self, Resolved, Which};
+use super::resolve::{self, Resolved, Which, read_at};
 use bytes::Bytes;
 use hyper::header::{
     ACCEPT_ENCODING, ACCEPT_RANGES, ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH,
@@ -188,36 +186,6 @@ async fn pump(resolved: Arc<Resolved>, which: Which, part: FileRange, tx: Stream
             }
         }
     }
-}
-
-/// Up to `want` bytes of `file` from `offset` (fewer at its end), read
-/// with `pread`, which leaves the file's offset alone (the file is shared
-/// by the requests for it), into a buffer not zeroed first: zeroing would
-/// be a third pass over every byte, with the read and the write.
-pub(super) fn read_at(file: &File, offset: u64, want: usize) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(want);
-    while buf.len() < want {
-        let filled = buf.len();
-        let at = libc::off_t::try_from(offset + filled as u64)
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-        let spare = &mut buf.spare_capacity_mut()[..want - filled];
-        // SAFETY: `pread` writes at most `spare.len()` bytes into `spare`,
-        // the vector's unused capacity, and only the bytes it reports
-        // written are then counted as the vector's.
-        let n =
-            unsafe { libc::pread(file.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), at) };
-        match n {
-            0 => break,
-            n if n > 0 => unsafe { buf.set_len(filled + n as usize) },
-            _ => {
-                let err = std::io::Error::last_os_error();
-                if err.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(err);
-                }
-            }
-        }
-    }
-    Ok(buf)
 }
 
 /// Text this module made: ASCII, so a valid header value.
