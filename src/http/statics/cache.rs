@@ -32,8 +32,9 @@ use crate::sync::Mutex;
 /// How long a lookup is trusted.
 pub(crate) const VALID: Duration = Duration::from_secs(1);
 
-/// Paths kept per mount at most; beyond, lookups are not kept.
-const CAPACITY: usize = 1024;
+/// Paths kept per mount at most (each with up to three descriptors: the
+/// file and two siblings); beyond, lookups are not kept.
+const CAPACITY: usize = 256;
 
 /// Files up to this size have their contents kept too, once a response
 /// sent them whole or in part: then a request makes no `pread` either, and
