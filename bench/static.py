@@ -2,7 +2,7 @@
 worker each, with wrk, for a 4 KiB and a 1 MiB file.
 
     python bench/static.py [--duration 5] [--rounds 3] [--connections 64] [--pin]
-                           [--out bench/results/static.md]
+                           [--site DIR] [--build NAME=DIR] [--out bench/results/static.md]
 
 Each server serves the same directory under /static (the app behind it,
 examples.hello_asgi, is never called). nginx (Debian's, `apt-get install
@@ -11,6 +11,11 @@ worker process, `sendfile on`, access log off, the same one-day expiry as
 the others. Servers alternate round by round, as in run.py; the report gives
 each one's median requests/s and the ratios. A measurement to run by hand,
 never a test.
+
+`--site DIR` runs diorite from a directory a (release) wheel was installed
+into (`pip install --no-deps --target DIR diorite-*.whl`) rather than from the
+checkout's development build; `--build NAME=DIR` (repeatable) measures
+another such build in the same run, alongside, as run.py's `--build` does.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ from run import BIN, ROOT, free_port, wait_listening, wrk
 APP = "examples.hello_asgi:app"
 FILES = {"4k": 4 * 1024, "1m": 1024 * 1024}
 SERVERS = ("diorite", "granian", "nginx")
+
+# Where each diorite build is imported from: "diorite" (the one compared
+# with the others) and any --build NAME.
+SITES: dict[str, Path] = {}
 
 NGINX_CONF = """\
 worker_processes 1;
@@ -63,13 +72,20 @@ http {{
 def command(server: str, port: int, mount: Path, tmp: Path) -> list[str]:
     static = ["--static-path-route", "/static", "--static-path-mount", str(mount)]
     common = ["--interface", "asgi", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    if server == "diorite":
-        return [str(BIN / "diorite"), *common, "--log-level", "warning", *static, APP]
+    if server == "diorite" or server in SITES:
+        # pip install --target puts the wheel's script in DIR/bin.
+        script = SITES[server] / "bin" / "diorite" if server in SITES else None
+        exe = script if script and script.exists() else BIN / "diorite"
+        return [str(exe), *common, "--log-level", "warning", *static, APP]
     if server == "granian":
         return [str(BIN / "granian"), *common, "--log-level", "warning", *static, APP]
     conf = tmp / f"nginx-{port}.conf"
     conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, mount=mount))
     return ["nginx", "-p", str(tmp), "-c", str(conf)]
+
+
+def pythonpath(server: str) -> list[str]:
+    return ([str(SITES[server])] if server in SITES else []) + [str(ROOT)]
 
 
 def measure(server: str, name: str, mount: Path, tmp: Path, args) -> float:
@@ -79,7 +95,7 @@ def measure(server: str, name: str, mount: Path, tmp: Path, args) -> float:
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(pythonpath(server))),
     )
     path = f"/static/{name}.bin"
     try:
@@ -102,7 +118,22 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--pin", action="store_true", help="server on CPU 1, wrk on CPU 0")
     parser.add_argument("--out", type=Path, help="also write the report here (Markdown)")
+    parser.add_argument("--site", type=Path, help="run diorite from this directory")
+    parser.add_argument(
+        "--build",
+        action="append",
+        default=[],
+        metavar="NAME=SITE_DIR",
+        help="another diorite build to measure in the same run (repeatable)",
+    )
     args = parser.parse_args()
+    for name, site in [("diorite", args.site), *(b.partition("=")[::2] for b in args.build)]:
+        if site is None:
+            continue
+        if not name or name in SERVERS[1:] or not (Path(site) / "diorite").is_dir():
+            sys.exit(f"bench: {name}={site}: expected NAME=DIR with DIR/diorite in it")
+        SITES[name] = Path(site).resolve()
+    servers = ("diorite", *(s for s in SITES if s != "diorite"), *SERVERS[1:])
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is not installed (apt-get install {tool})")
@@ -121,8 +152,10 @@ def main() -> None:
         f"-d{args.duration}s, {args.rounds} rounds, medians"
         + (", server and wrk pinned to one core each" if args.pin else ""),
         "",
-        "| file | diorite req/s | granian req/s | nginx req/s | diorite/granian | diorite/nginx |",
-        "|---|---|---|---|---|---|",
+        "| file | "
+        + " | ".join(f"{s} req/s" for s in servers)
+        + " | diorite/granian | diorite/nginx |",
+        "|---" * (len(servers) + 3) + "|",
     ]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -133,12 +166,14 @@ def main() -> None:
         for name, size in FILES.items():
             (mount / f"{name}.bin").write_bytes(os.urandom(size))
         for name in FILES:
-            results: dict[str, list[float]] = {s: [] for s in SERVERS}
+            results: dict[str, list[float]] = {s: [] for s in servers}
             for _ in range(args.rounds):
-                for server in SERVERS:
+                for server in servers:
                     results[server].append(measure(server, name, mount, tmp, args))
-            d, g, n = (statistics.median(results[s]) for s in SERVERS)
-            lines.append(f"| {name} | {d:,.0f} | {g:,.0f} | {n:,.0f} | {d / g:.2f} | {d / n:.2f} |")
+            medians = {s: statistics.median(results[s]) for s in servers}
+            d, g, n = (medians[s] for s in SERVERS)
+            cells = " | ".join(f"{medians[s]:,.0f}" for s in servers)
+            lines.append(f"| {name} | {cells} | {d / g:.2f} | {d / n:.2f} |")
             print(lines[-1], flush=True)
     report = "\n".join(lines) + "\n"
     print(report)

@@ -345,6 +345,28 @@ def test_a_changed_file_is_sent_again(server, tree):
         assert r.headers["etag"] != etag
 
 
+def test_a_replaced_or_deleted_file_is_seen_within_the_cache_window(server, tree):
+    """A lookup is trusted for 1 s (docs/static.md): a file renamed over
+    the old one, a new sibling and a deletion are all seen after it."""
+    path = tree / "replaced.txt"
+    path.write_bytes(b"old\n")
+    url = f"{server.url}/static/replaced.txt"
+    assert plain(server, "/static/replaced.txt").body == b"old\n"
+    fresh = tree / "replaced.tmp"
+    fresh.write_bytes(b"new, longer\n")
+    os.replace(fresh, path)
+    (tree / "replaced.txt.gz").write_bytes(b"GZIP REPLACED")
+    time.sleep(1.2)
+    r = plain(server, "/static/replaced.txt")
+    assert (r.body, r.getheader("Vary")) == (b"new, longer\n", "Accept-Encoding")
+    gz = plain(server, "/static/replaced.txt", **{"Accept-Encoding": "gzip"})
+    assert gz.body == b"GZIP REPLACED"
+    path.unlink()
+    (tree / "replaced.txt.gz").unlink()
+    time.sleep(1.2)
+    assert httpx.get(url).status_code == 404
+
+
 # -- precompressed siblings -----------------------------------------------
 
 

@@ -4,9 +4,11 @@
 //!
 //! `path` turns the request path into a file name that stays in the
 //! mount, `resolve` finds the file (and its precompressed siblings) on
-//! disk, `conditional`, `range` and `encoding` read the request's headers,
-//! and `serve` puts the answer together.
+//! disk, `cache` keeps what it found open for a moment, `conditional`,
+//! `range` and `encoding` read the request's headers, and `serve` puts the
+//! answer together.
 
+mod cache;
 mod conditional;
 mod encoding;
 mod path;
@@ -41,6 +43,8 @@ pub(crate) struct Mount {
     root: PathBuf,
     dir_to_file: Option<String>,
     cache_control: Option<HeaderValue>,
+    /// Files looked up lately, kept open.
+    files: cache::OpenFiles<resolve::Resolved>,
 }
 
 /// Every route of a server; cheap to clone (one per request).
@@ -108,6 +112,7 @@ impl StaticFiles {
                     HeaderValue::try_from(format!("max-age={}", given.expires))
                         .expect("digits are a valid header value")
                 }),
+                files: cache::OpenFiles::new(),
             });
         }
         mounts.sort_by_key(|m| std::cmp::Reverse(m.route.len()));

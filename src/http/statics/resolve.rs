@@ -3,7 +3,8 @@
 //! These are plain blocking calls made on the I/O thread, as nginx makes
 //! them on its event loop: a lookup of a file the page cache holds costs
 //! a few microseconds, less than a hand-off to tokio's blocking pool and
-//! back. Only a large body is read through the pool (see `serve`).
+//! back. What is found is kept open for a moment (see `cache`), so most
+//! requests make none of these lookups.
 //!
 //! Containment: the mount is canonicalised once at start-up, and a file
 //! reached through a symlink must have its canonical path below it. So a
@@ -12,37 +13,155 @@
 
 use std::fs::{File, Metadata};
 use std::io::ErrorKind;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
 
 use hyper::StatusCode;
+use hyper::header::HeaderValue;
 
 use super::Mount;
+use super::cache::{Kept, OpenFiles};
+use super::conditional::Validators;
 use super::encoding::Coding;
 
-/// A file to send, open.
+/// A request path's file found and opened, with its precompressed
+/// siblings: what [`super::cache`] keeps for a moment.
 #[derive(Debug)]
-pub(crate) struct Found {
+pub(crate) struct Resolved {
+    /// The file itself; one that could not be opened is its status (a
+    /// sibling may still be sent).
+    pub(crate) identity: Result<Variant, StatusCode>,
+    /// The siblings that are regular files in the mount, in the order of
+    /// [`Coding::ALL`]; one that could not be opened is its status.
+    pub(crate) siblings: Vec<(Coding, Result<Variant, StatusCode>)>,
+    /// From the name the request asked for (the index file for a
+    /// directory), also for a sibling.
+    pub(crate) content_type: HeaderValue,
+}
+
+/// One representation of a file, open, with the headers made from it.
+#[derive(Debug)]
+pub(crate) struct Variant {
     pub(crate) file: File,
-    pub(crate) meta: Metadata,
-    /// The name the request asked for (the index file for a directory):
-    /// its extension gives the content type, also of a sibling.
-    pub(crate) name: PathBuf,
-    /// `Some` when a precompressed sibling was chosen.
-    pub(crate) coding: Option<Coding>,
-    /// Whether the file has any sibling, chosen or not: then the
-    /// response varies with `Accept-Encoding`.
-    pub(crate) has_siblings: bool,
+    pub(crate) len: u64,
+    modified: SystemTime,
+    pub(crate) validators: Validators,
+    pub(crate) etag: HeaderValue,
+    pub(crate) last_modified: HeaderValue,
+    /// The whole contents, read by the first response that sends any.
+    kept: OnceLock<Option<Kept>>,
+}
+
+/// Which of a [`Resolved`]'s variants a response sends.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Which {
+    Identity,
+    Sibling(usize),
+}
+
+impl Resolved {
+    /// Whether the response varies with `Accept-Encoding`: the file has a
+    /// sibling, chosen or not.
+    pub(crate) fn has_siblings(&self) -> bool {
+        !self.siblings.is_empty()
+    }
+
+    /// The best sibling `take` accepts, else the file itself.
+    pub(crate) fn choose(
+        &self,
+        take: impl Fn(Coding) -> bool,
+    ) -> Result<(Which, Option<Coding>), StatusCode> {
+        for (i, (coding, variant)) in self.siblings.iter().enumerate() {
+            if take(*coding) {
+                return variant
+                    .as_ref()
+                    .map(|_| (Which::Sibling(i), Some(*coding)))
+                    .map_err(|status| *status);
+            }
+        }
+        self.identity
+            .as_ref()
+            .map(|_| (Which::Identity, None))
+            .map_err(|status| *status)
+    }
+
+    pub(crate) fn variant(&self, which: Which) -> &Variant {
+        match which {
+            Which::Identity => self
+                .identity
+                .as_ref()
+                .expect("only an opened file is chosen"),
+            Which::Sibling(i) => self.siblings[i]
+                .1
+                .as_ref()
+                .expect("only an opened sibling is chosen"),
+        }
+    }
+}
+
+impl Variant {
+    /// Opens `path` (judged to lie in the mount) and makes its headers.
+    fn open(path: &Path, coding: Option<Coding>) -> Result<Self, StatusCode> {
+        let file = File::open(path).map_err(|err| status(&err))?;
+        // What was opened is judged, not what was looked at before: the
+        // name may have been replaced in between.
+        let meta = file.metadata().map_err(|err| status(&err))?;
+        if !meta.is_file() {
+            return Err(StatusCode::NOT_FOUND);
+        }
+        let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+        let validators = Validators::new(meta.len(), modified, coding.map(Coding::token));
+        Ok(Self {
+            etag: HeaderValue::try_from(validators.etag.as_str())
+                .expect("an ETag made of visible ASCII"),
+            last_modified: validators.last_modified(),
+            validators,
+            file,
+            len: meta.len(),
+            modified,
+            kept: OnceLock::new(),
+        })
+    }
+
+    /// The file's contents, read at most once (see [`super::cache::KEEP_MAX`]);
+    /// `None` for a larger file, when the mount's budget is spent, or when
+    /// reading failed.
+    pub(crate) fn contents(&self, files: &OpenFiles<Resolved>) -> Option<Bytes> {
+        self.kept
+            .get_or_init(|| {
+                files.keep(self.len, || {
+                    let len = usize::try_from(self.len).ok()?;
+                    read_at(&self.file, 0, len).ok().map(Bytes::from)
+                })
+            })
+            .as_ref()
+            .map(|kept| kept.bytes.clone())
+    }
+
+    /// Whether the open file still has the size and modification time its
+    /// headers were made from (one `fstat`): a file rewritten in place
+    /// must not be sent with its old length and validators.
+    pub(crate) fn unchanged(&self) -> bool {
+        self.file.metadata().is_ok_and(|meta| {
+            meta.is_file()
+                && meta.len() == self.len
+                && meta.modified().unwrap_or(UNIX_EPOCH) == self.modified
+        })
+    }
 }
 
 /// Opens the file `relative` names below `mount`, or the index file when
-/// it names a directory; `take` says which sibling codings the client
-/// accepts, best first. Errors are the status to answer with.
+/// it names a directory, and each of its precompressed siblings. Errors
+/// are the status to answer with.
 pub(crate) fn find(
     mount: &Mount,
     relative: &Path,
     dir_asked: bool,
-    take: impl Fn(Coding) -> bool,
-) -> Result<Found, StatusCode> {
+) -> Result<Resolved, StatusCode> {
     let mut name = mount.root.join(relative);
     let (mut canonical, mut meta) = inside(mount, &name)?;
     if meta.is_dir() {
@@ -56,8 +175,7 @@ pub(crate) fn find(
     if !meta.is_file() {
         return Err(StatusCode::NOT_FOUND);
     }
-    let mut has_siblings = false;
-    let mut chosen = None;
+    let mut siblings = Vec::new();
     for coding in Coding::ALL {
         let mut sibling = name.clone().into_os_string();
         sibling.push(".");
@@ -66,30 +184,58 @@ pub(crate) fn find(
             continue;
         };
         if meta.is_file() {
-            has_siblings = true;
-            if chosen.is_none() && take(coding) {
-                chosen = Some((coding, path));
+            siblings.push((coding, Variant::open(&path, Some(coding))));
+        }
+    }
+    Ok(Resolved {
+        identity: Variant::open(&canonical, None),
+        siblings,
+        content_type: content_type(&name),
+    })
+}
+
+/// The type of the file `name`, from its extension (unknown:
+/// `application/octet-stream`), with `charset=utf-8` for text, as nginx's
+/// `charset utf-8` adds it (text and JavaScript).
+fn content_type(name: &Path) -> HeaderValue {
+    let mime = mime_guess::from_path(name)
+        .first_raw()
+        .unwrap_or("application/octet-stream");
+    if mime.starts_with("text/") || mime == "application/javascript" {
+        HeaderValue::try_from(format!("{mime}; charset=utf-8")).expect("a MIME type is ASCII")
+    } else {
+        HeaderValue::from_static(mime)
+    }
+}
+
+/// Up to `want` bytes of `file` from `offset` (fewer at its end), read
+/// with `pread`, which leaves the file's offset alone (the file is shared
+/// by the requests for it), into a buffer not zeroed first: zeroing would
+/// be a third pass over every byte, with the read and the write.
+pub(crate) fn read_at(file: &File, offset: u64, want: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(want);
+    while buf.len() < want {
+        let filled = buf.len();
+        let at = libc::off_t::try_from(offset + filled as u64)
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        let spare = &mut buf.spare_capacity_mut()[..want - filled];
+        // SAFETY: `pread` writes at most `spare.len()` bytes into `spare`,
+        // the vector's unused capacity, and only the bytes it reports
+        // written are then counted as the vector's.
+        let n =
+            unsafe { libc::pread(file.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), at) };
+        match n {
+            0 => break,
+            n if n > 0 => unsafe { buf.set_len(filled + n as usize) },
+            _ => {
+                let err = std::io::Error::last_os_error();
+                if err.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
             }
         }
     }
-    let (coding, path) = match chosen {
-        Some((coding, path)) => (Some(coding), path),
-        None => (None, canonical),
-    };
-    let file = File::open(&path).map_err(|err| status(&err))?;
-    // What was opened is judged, not what was looked at before: the name
-    // may have been replaced in between.
-    let meta = file.metadata().map_err(|err| status(&err))?;
-    if !meta.is_file() {
-        return Err(StatusCode::NOT_FOUND);
-    }
-    Ok(Found {
-        file,
-        meta,
-        name,
-        coding,
-        has_siblings,
-    })
+    Ok(buf)
 }
 
 /// `path` and what it is, when it lies in the mount. Each component below
