@@ -89,13 +89,13 @@ def test_asgi_requests_counted_by_method_and_status_class(serve, workers):
     asyncio.run(ws_echo(f"ws://127.0.0.1:{server.port}/ws", 3))
     time.sleep(0.3)  # the websocket's connection is closed on the server side
     samples = scrape(port)
-    assert value(samples, "diorite_requests_total", method="GET", status="2xx") == 5
-    assert value(samples, "diorite_requests_total", method="POST", status="2xx") == 3
-    assert value(samples, "diorite_requests_total", method="GET", status="4xx") == 2
-    assert value(samples, "diorite_requests_total", method="GET", status="5xx") == 1
+    assert value(samples, "diorite_requests_handled_total", method="GET", status="2xx") == 5
+    assert value(samples, "diorite_requests_handled_total", method="POST", status="2xx") == 3
+    assert value(samples, "diorite_requests_handled_total", method="GET", status="4xx") == 2
+    assert value(samples, "diorite_requests_handled_total", method="GET", status="5xx") == 1
     # The websocket handshake: a GET answered 101.
-    assert value(samples, "diorite_requests_total", method="GET", status="1xx") == 1
-    assert value(samples, "diorite_requests_total", interface="asgi") == 12
+    assert value(samples, "diorite_requests_handled_total", method="GET", status="1xx") == 1
+    assert value(samples, "diorite_requests_handled_total", interface="asgi") == 12
     # Histogram: +Inf and _count hold every request, buckets never decrease.
     assert value(samples, "diorite_request_duration_seconds_count") == 12
     buckets = sorted(
@@ -104,7 +104,7 @@ def test_asgi_requests_counted_by_method_and_status_class(serve, workers):
     counts = [v for _, v in buckets]
     assert counts == sorted(counts) and counts[-1] == 12
     assert value(samples, "diorite_request_duration_seconds_sum") > 0
-    assert value(samples, "diorite_websockets_total") == 1
+    assert value(samples, "diorite_websockets_handled_total") == 1
     assert value(samples, "diorite_websockets_open") == 0
     assert value(samples, "diorite_received_bytes_total") > 2000
     assert value(samples, "diorite_sent_bytes_total") > 5 * len(b"hello")
@@ -129,8 +129,8 @@ def test_wsgi_and_rsgi_requests_are_labelled_with_their_interface(serve, app, in
             assert client.get("/").status_code == 200
         assert client.get(fail).status_code == 500
     samples = scrape(port)
-    assert value(samples, "diorite_requests_total", interface=interface, status="2xx") == 4
-    assert value(samples, "diorite_requests_total", interface=interface, status="5xx") == 1
+    assert value(samples, "diorite_requests_handled_total", interface=interface, status="2xx") == 4
+    assert value(samples, "diorite_requests_handled_total", interface=interface, status="5xx") == 1
     assert value(samples, "diorite_request_duration_seconds_count", interface=interface) == 5
 
 
@@ -152,14 +152,14 @@ def test_in_flight_connections_and_websockets_open_while_they_run(serve):
     assert value(samples, "diorite_requests_in_flight") == 1
     assert value(samples, "diorite_websockets_open") == 1
     # The slow request's, the idle one, the websocket's.
-    assert value(samples, "diorite_connections_open") == 3
+    assert value(samples, "diorite_connections_active") == 3
     slow.join()
     idle.close()
     assert done == ["hello"]
     time.sleep(0.3)
     samples = scrape(port)
     assert value(samples, "diorite_requests_in_flight") == 0
-    assert value(samples, "diorite_connections_open") == 0
+    assert value(samples, "diorite_connections_active") == 0
     assert value(samples, "diorite_websockets_open") == 0
 
 
@@ -175,7 +175,7 @@ def test_requests_that_wait_for_a_backpressure_place_are_counted(serve):
         t.join()
     samples = scrape(port)
     assert value(samples, "diorite_backpressure_waits_total") == 2
-    assert value(samples, "diorite_requests_total", status="2xx") == 3
+    assert value(samples, "diorite_requests_handled_total", status="2xx") == 3
 
 
 def test_health_is_503_while_the_event_loop_is_blocked(serve):
@@ -208,7 +208,7 @@ def test_a_worker_with_a_hung_loop_is_replaced_with_its_stack_logged(serve):
     server.wait_log("started worker", timeout=5)
     wait_healthy(port)
     samples = scrape(port)
-    assert value(samples, "diorite_worker_restarts_total") == 1
+    assert value(samples, "diorite_workers_respawns_total") == 1
     assert value(samples, "diorite_workers") == 2
     assert httpx.get(server.url).status_code == 200
 
@@ -219,12 +219,12 @@ def test_counters_of_a_replaced_worker_stay_in_the_sums(serve):
     with httpx.Client(base_url=server.url) as client:
         for _ in range(6):
             client.get("/")
-    before = value(scrape(port), "diorite_requests_total")
+    before = value(scrape(port), "diorite_requests_handled_total")
     hang(f"{server.url}/block?60")
     server.wait_log("with the hung event loop is gone", timeout=20)
     wait_healthy(port)
     # The hung request itself is never answered; the others are kept.
-    assert value(scrape(port), "diorite_requests_total") >= before == 6
+    assert value(scrape(port), "diorite_requests_handled_total") >= before == 6
 
 
 def test_bad_metrics_settings_are_one_line_and_status_2():

@@ -88,6 +88,8 @@ class Totals:
     def add(self, values: list[int], with_gauges: bool = True) -> None:
         layout = _layout()
         slots = {name: values[i] for i, name in enumerate(layout["slots"])}
+        if not slots["magic"]:
+            return  # a worker still starting: nothing counted yet
         code = slots["interface"]
         interface = layout["interfaces"][code - 1] if code else "unknown"
         for name in ("connections_total", "websockets_total", "bytes_in", "bytes_out"):
@@ -150,7 +152,7 @@ class Collector:
         totals = got.totals
         layout = _layout()
         requests = CounterMetricFamily(
-            "diorite_requests",
+            "diorite_requests_handled",
             "Requests answered, by interface, method and status class",
             labels=("interface", "method", "status"),
         )
@@ -174,14 +176,14 @@ class Collector:
         yield histogram
         gauges = (
             ("diorite_requests_in_flight", "Requests being answered", "in_flight"),
-            ("diorite_connections_open", "Client connections open", "connections_open"),
+            ("diorite_connections_active", "Client connections open", "connections_open"),
             ("diorite_websockets_open", "Websocket sessions open", "websockets_open"),
         )
         for name, doc, key in gauges:
             yield GaugeMetricFamily(name, doc, value=totals.gauges.get(key, 0))
         counters = (
-            ("diorite_connections", "Client connections accepted", "connections_total"),
-            ("diorite_websockets", "Websocket sessions accepted", "websockets_total"),
+            ("diorite_connections_handled", "Client connections accepted", "connections_total"),
+            ("diorite_websockets_handled", "Websocket sessions accepted", "websockets_total"),
             ("diorite_received_bytes", "Bytes read from clients' sockets", "bytes_in"),
             ("diorite_sent_bytes", "Bytes written to clients' sockets", "bytes_out"),
             (
@@ -194,7 +196,7 @@ class Collector:
             yield CounterMetricFamily(name, doc, value=totals.counters.get(key, 0))
         yield GaugeMetricFamily("diorite_workers", "Worker processes running", value=got.workers)
         yield CounterMetricFamily(
-            "diorite_worker_restarts",
+            "diorite_workers_respawns",
             "Workers started to replace one (died, hung, aged, grew, reloaded)",
             value=got.restarts,
         )
