@@ -31,6 +31,7 @@ fn _diorite(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("STRICT_GIL", cfg!(pyo3_disable_reference_pool))?;
     m.add_class::<worker::Worker>()?;
     m.add_function(wrap_pyfunction!(worker::check_tls, m)?)?;
+    m.add_function(wrap_pyfunction!(worker::metrics_layout, m)?)?;
     m.add(
         "TlsSettingError",
         m.py().get_type::<worker::TlsSettingError>(),

@@ -17,6 +17,7 @@ use crate::asgi::{AsgiApp, AsgiHandler};
 use crate::bridge::{Bridge, PyObj, PythonPool};
 use crate::http::Handler;
 use crate::http::RequestLimits;
+use crate::http::metrics;
 use crate::http::{MountSettings, StaticError, StaticFiles};
 use crate::log::{self, Logger};
 use crate::rsgi::{RsgiApp, RsgiHandler};
@@ -184,6 +185,32 @@ impl From<StaticSettings> for MountSettings {
     }
 }
 
+/// `Worker(metrics={...})`: `fd` is the shared block this worker counts
+/// into (`--metrics`, and the heartbeat `--workers-loop-timeout` reads).
+#[derive(Debug, FromPyObject)]
+#[pyo3(from_item_all)]
+struct MetricsSettings {
+    fd: i32,
+    /// `asgi`, `rsgi` or `wsgi`: the label of this worker's requests.
+    interface: String,
+}
+
+/// How Python reads a metrics block: its size in bytes, the index of
+/// each single slot, and the histogram's bounds and the request labels
+/// (buckets, then requests by method and status class, follow the single
+/// slots in that order).
+#[pyfunction]
+pub(crate) fn metrics_layout(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
+    let layout = pyo3::types::PyDict::new(py);
+    layout.set_item("size", metrics::LEN * 8)?;
+    layout.set_item("slots", metrics::SLOTS.to_vec())?;
+    layout.set_item("buckets", metrics::BUCKETS.to_vec())?;
+    layout.set_item("methods", metrics::METHODS.to_vec())?;
+    layout.set_item("classes", metrics::CLASSES.to_vec())?;
+    layout.set_item("interfaces", metrics::INTERFACES.to_vec())?;
+    Ok(layout)
+}
+
 /// hyper's smallest HTTP/1 buffer: it panics on a smaller one.
 const MIN_BUFFER_SIZE: usize = 8192;
 
@@ -328,7 +355,7 @@ impl Worker {
     /// [`LimitSettings`], bounds what clients may send; without them
     /// hyper's defaults apply.
     #[new]
-    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, pipeline_flush = false, h2_max_concurrent_streams = 200, http2 = None, limits = None, static_files = Vec::new(), websockets = true, ws_max_message_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0), tls = None))]
+    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, pipeline_flush = false, h2_max_concurrent_streams = 200, http2 = None, limits = None, static_files = Vec::new(), websockets = true, ws_max_message_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0), tls = None, metrics = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -348,6 +375,7 @@ impl Worker {
         ws_ping_interval: Option<f64>,
         ws_ping_timeout: Option<f64>,
         tls: Option<TlsArg>,
+        metrics: Option<MetricsSettings>,
     ) -> PyResult<Self> {
         log::note_level(py);
         let mode = match http {
@@ -373,6 +401,11 @@ impl Worker {
         // duplicate (close-on-exec, so a reload's new process does not
         // inherit it) is ours.
         let listener = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
+        if let Some(given) = metrics {
+            // SAFETY: as for `fd`; the duplicate is ours.
+            let block = unsafe { BorrowedFd::borrow_raw(given.fd) }.try_clone_to_owned()?;
+            metrics::install(&std::fs::File::from(block), &given.interface)?;
+        }
         let runtime = IoRuntime::start(runtime_threads)?;
         let bridge = Bridge::new(runtime.handle().clone())?;
         let (stop, _) = watch::channel(None);
@@ -401,6 +434,12 @@ impl Worker {
                 ping_timeout: ws_timer("websocket ping timeout", ws_ping_timeout)?,
             }),
         })
+    }
+
+    /// The event loop is alive at `ms` (`time.monotonic()` in
+    /// milliseconds): a `/health` check and `--workers-loop-timeout` read it.
+    fn heartbeat(&self, ms: u64) {
+        metrics::beat(ms);
     }
 
     /// Reads the TLS files again: handshakes from now on use them, open

@@ -406,6 +406,7 @@ def test_sighup_reloads_the_certificate_without_dropping_connections(
     install(live, pki)
     flags = ["--ssl-certificate", str(live / "chain.pem"), "--ssl-keyfile", str(live / "key.pem")]
     server = serve("tls_app:asgi", *flags)
+    server.wait_log("serving")  # the SIGHUP handler is in place
     assert normalized(served_leaf(server)) == normalized(pki.server_leaf_pem)
 
     # A keep-alive connection made before the reload, and load throughout.
@@ -456,6 +457,7 @@ def test_a_bad_reload_keeps_the_certificate_in_use(serve, pki, other_pki, tmp_pa
     install(live, pki)
     flags = ["--ssl-certificate", str(live / "chain.pem"), "--ssl-keyfile", str(live / "key.pem")]
     server = serve("tls_app:asgi", *flags)
+    server.wait_log("serving")
     shutil.copyfile(other_pki.key, live / "key.pem")  # a key of another certificate
     server.signal(signal.SIGHUP)
     log = server.wait_log("TLS files not reloaded")

@@ -204,6 +204,11 @@ def check(config: Any) -> None:
         for path in config.env_files:
             if not os.path.isfile(path):
                 raise ConfigError(f"--env-files: no such file: {path}")
+    if config.metrics:
+        from .metrics import MISSING, available
+
+        if not available():
+            raise ConfigError(MISSING)
     if config.uds_permissions is not None and config.uds is None:
         raise ConfigError("--uds-permissions needs --uds")
     tls.check(config)

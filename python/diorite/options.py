@@ -36,6 +36,7 @@ GROUPS = (
     "TLS",
     "websockets",
     "workers",
+    "metrics and health",
     "reload",
     "logging",
     "process",
@@ -246,6 +247,16 @@ def file_name(value: Any) -> str:
 def whole_seconds(value: Any) -> int:
     """A `duration`, in whole seconds."""
     return int(duration(value))
+
+
+def ip_address(value: Any) -> str:
+    """An IPv4 or IPv6 address to bind (no host name: it is bound as given)."""
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(str(value).strip().strip("[]")))
+    except ValueError:
+        raise ValueError(f"expected an IP address, got {_text_of(value)!r}") from None
 
 
 def optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -981,6 +992,45 @@ OPTIONS: tuple[Option, ...] = (
         "process",
         metavar="NAME",
     ),
+    # metrics and health
+    Option(
+        "metrics",
+        ("--metrics",),
+        boolean,
+        False,
+        "serve Prometheus metrics (/metrics) and a liveness check (/health) on their own "
+        "address (needs the [metrics] extra)",
+        "metrics and health",
+        "flag",
+    ),
+    Option(
+        "metrics_address",
+        ("--metrics-address",),
+        ip_address,
+        "127.0.0.1",
+        "address the metrics and health endpoints listen on",
+        "metrics and health",
+        metavar="ADDRESS",
+    ),
+    Option(
+        "metrics_port",
+        ("--metrics-port",),
+        integer(0, 65535),
+        9090,
+        "port of the metrics and health endpoints (0: a free one)",
+        "metrics and health",
+        metavar="PORT",
+    ),
+    Option(
+        "workers_loop_timeout",
+        ("--workers-loop-timeout",),
+        optional(timer_duration),
+        None,
+        "replace a worker whose event loop has not run for this long, after logging its "
+        "threads' stacks (default: off)",
+        "metrics and health",
+        metavar="DURATION",
+    ),
 )
 
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
@@ -997,8 +1047,15 @@ class _Derived:
             or self.respawn_failed_workers
             or self.workers_lifetime is not None
             or self.workers_max_rss is not None
+            or self.workers_loop_timeout is not None
             or self.reload
         )
+
+    @property
+    def metrics_block(self) -> bool:
+        """Whether workers count into a shared block: for --metrics, and for
+        the heartbeat --workers-loop-timeout watches."""
+        return self.metrics or self.workers_loop_timeout is not None
 
     @property
     def effective_backpressure(self) -> int:

@@ -17,9 +17,11 @@ import socket
 import stat
 import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import __version__, logs, pidfile, rsgi, tls, wsgi
+from . import __version__, logs, metrics, pidfile, rsgi, tls, wsgi
 from .asgi import (
     Lifespan,
     make_runner,
@@ -43,6 +45,8 @@ class Inherited:
 
     fd: int
     ready_fd: int
+    #: The shared block this worker counts into (--metrics, the heartbeat).
+    metrics_fd: int | None = None
 
 
 def bind(config: Config) -> socket.socket:
@@ -119,6 +123,11 @@ def run(config: Config, inherited: Inherited | None = None, app=None) -> int:
     A worker started by the supervisor gets `inherited`: the listening
     socket the supervisor bound and a pipe to say it is ready on."""
     logs.configure(config.log_level, config.log_enabled)
+    if config.ssl_certificate is not None:
+        # SIGHUP reloads the certificate once serving; one that arrives
+        # while the app still loads (certbot renewing just then) must not
+        # end the process, as SIGHUP's default action would.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     raise_open_files_limit()
     if config.process_name:
         set_title(config.process_name if inherited is None else f"{config.process_name} [worker]")
@@ -146,15 +155,47 @@ def run(config: Config, inherited: Inherited | None = None, app=None) -> int:
         except OSError as exc:
             report_listen_error(config, exc)
             return 1
+    block = served = None
+    if inherited is None and config.metrics_block:
+        block = metrics.Block()
+        if config.metrics:
+            try:
+                served = single_process_metrics(config, block)
+            except OSError as exc:
+                logger.error(
+                    "cannot listen on the metrics address %s:%s: %s",
+                    config.metrics_address,
+                    config.metrics_port,
+                    exc.strerror or exc,
+                )
+                sock.close()
+                block.close()
+                return 1
     asyncio.set_event_loop(loop)
     ready_fd = inherited.ready_fd if inherited is not None else None
+    if inherited is not None:
+        metrics_fd = inherited.metrics_fd
+    else:
+        metrics_fd = block.fd if block is not None else None
     try:
         code = loop.run_until_complete(
-            serve_app(app, sock, config, ready_fd, resolved=resolved, owns_socket=inherited is None)
+            serve_app(
+                app,
+                sock,
+                config,
+                ready_fd,
+                resolved=resolved,
+                owns_socket=inherited is None,
+                metrics_fd=metrics_fd,
+            )
         )
     finally:
         sock.close()
         loop.close()
+        if served is not None:
+            served.stop()
+        if block is not None:
+            block.close()
         if inherited is None:
             unbind(config)
             if config.pid_file:
@@ -167,6 +208,46 @@ def run(config: Config, inherited: Inherited | None = None, app=None) -> int:
     return code
 
 
+def single_process_metrics(config: Config, block: metrics.Block) -> metrics.MetricsServer:
+    """`/metrics` and `/health` of a server without a supervisor: this
+    process's one block, read on a thread of its own."""
+    pid = os.getpid()
+
+    def scrape() -> metrics.Scrape:
+        totals = metrics.Totals()
+        totals.add(block.values())
+        return metrics.Scrape(totals, [("worker", pid)], workers=1, restarts=0)
+
+    served = metrics.MetricsServer(
+        config.metrics_address,
+        config.metrics_port,
+        scrape,
+        lambda: [(pid, block.heartbeat_ms())],
+    )
+    served.start()
+    logger.info("metrics and health on %s/metrics and /health", served.address)
+    return served
+
+
+def start_heartbeat(loop: asyncio.AbstractEventLoop, worker) -> Callable[[], None]:
+    """Has the event loop write its heartbeat every HEARTBEAT_INTERVAL; a loop
+    that stops running callbacks stops beating. Returns how to stop it."""
+    handle = None
+
+    def beat() -> None:
+        nonlocal handle
+        worker.heartbeat(int(time.monotonic() * 1000))
+        handle = loop.call_later(metrics.HEARTBEAT_INTERVAL, beat)
+
+    beat()
+
+    def stop() -> None:
+        if handle is not None:
+            handle.cancel()
+
+    return stop
+
+
 async def serve_app(
     app,
     sock: socket.socket,
@@ -175,6 +256,7 @@ async def serve_app(
     handle_signals: bool = True,
     resolved: tuple[str, str] | None = None,
     owns_socket: bool = True,
+    metrics_fd: int | None = None,
 ) -> int:
     """Serves until SIGINT/SIGTERM (or, with `handle_signals` off, until the
     calling task is cancelled), then stops gracefully. `resolved` is the
@@ -225,8 +307,12 @@ async def serve_app(
         ws_max_message_size=config.ws_max_message_size,
         ws_ping_interval=config.ws_ping_interval,
         ws_ping_timeout=config.ws_ping_timeout,
+        metrics=None
+        if metrics_fd is None
+        else {"fd": metrics_fd, "interface": "asgi" if interface == "asginl" else interface},
     )
     loop.add_reader(worker.fileno(), worker.run_jobs)
+    stop_beating = start_heartbeat(loop, worker) if metrics_fd is not None else None
     secure = config.ssl_certificate is not None
     if interface == "rsgi":
         rsgi.call_hook(app, "__rsgi_init__", loop)
@@ -311,6 +397,8 @@ async def serve_app(
     if not clean and not forced:
         logger.warning("requests still running after %ss were cut off", config.shutdown_timeout)
     loop.remove_reader(worker.fileno())
+    if stop_beating is not None:
+        stop_beating()
     if not worker.close():
         # App code is still running on a pool thread (a WSGI request that
         # outlived the shutdown timeout). Finalizing the interpreter under

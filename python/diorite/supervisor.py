@@ -21,27 +21,34 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
-from . import __version__, logs, pidfile
+from . import __version__, logs, metrics, pidfile
 from .config import Config
 from .loader import describe_interface
 from .logs import logger
 from .proctitle import set_title
 from .server import HTTP_NAMES, bind, plural, report_listen_error, unbind, where
-from .worker import CONFIG_ENV, FD_ENV, READY_ENV
+from .worker import CONFIG_ENV, FD_ENV, METRICS_ENV, READY_ENV, STACK_SIGNAL
 
 # A worker that dies before it is ready this many times in a row is a
 # crash loop: the server stops instead of spinning.
 CRASH_LOOP_LIMIT = 3
+# How long a hung worker gets to write its stacks before SIGKILL.
+STACK_DUMP_GRACE = 1.0
 READY_TIMEOUT = 60.0
 TICK = 0.5
 
 
 class Worker:
-    def __init__(self, proc: subprocess.Popen, ready_fd: int):
+    def __init__(self, proc: subprocess.Popen, ready_fd: int, block: metrics.Block | None):
         self.proc = proc
         self.ready_fd = ready_fd
+        #: Its counters and heartbeat (--metrics, --workers-loop-timeout).
+        self.block = block
+        #: When its hung loop was found (--workers-loop-timeout).
+        self.hung_at: float | None = None
         self.ready = False
         self.started = time.monotonic()
         self.retiring = False
@@ -93,10 +100,61 @@ class Supervisor:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, lambda *_: None)
         self.selector.register(self.sigr, selectors.EVENT_READ, "signal")
+        #: Counters of the workers that ended, so sums never go down.
+        self.retired = metrics.Totals() if config.metrics_block else None
+        # The metrics thread reads blocks the loop closes when workers end.
+        self.blocks_lock = threading.Lock()
+        self.spawned = 0
+        self.metrics_server: metrics.MetricsServer | None = None
         self.watcher: Watcher | None = None
         if config.reload:
             self.watcher = Watcher(config)
             self.selector.register(self.watcher.wake_r, selectors.EVENT_READ, "reload")
+
+    def serve_metrics(self) -> None:
+        """Starts `/metrics` and `/health` (OSError when it cannot listen)."""
+        config = self.config
+        self.metrics_server = metrics.MetricsServer(
+            config.metrics_address,
+            config.metrics_port,
+            self.scrape,
+            self.beats,
+            min(metrics.HEALTH_STALE, config.workers_loop_timeout or metrics.HEALTH_STALE),
+        )
+        self.metrics_server.start()
+        logger.info("metrics and health on %s/metrics and /health", self.metrics_server.address)
+
+    def live(self) -> list[Worker]:
+        # A copy: the metrics thread reads while the loop changes the dict.
+        return [w for w in list(self.workers.values()) if w.block is not None]
+
+    def scrape(self) -> metrics.Scrape:
+        with self.blocks_lock:
+            return self._scrape()
+
+    def _scrape(self) -> metrics.Scrape:
+        totals = metrics.Totals()
+        for name, value in self.retired.counters.items():
+            totals.counters[name] = value
+        totals.requests.update(self.retired.requests)
+        totals.buckets = {k: list(v) for k, v in self.retired.buckets.items()}
+        totals.duration_us.update(self.retired.duration_us)
+        processes = [("supervisor", os.getpid())]
+        workers = self.live()
+        for worker in workers:
+            totals.add(worker.block.values())
+            processes.append(("worker", worker.pid))
+        restarts = max(0, self.spawned - self.config.workers)
+        return metrics.Scrape(totals, processes, workers=len(workers), restarts=restarts)
+
+    def beats(self) -> list[tuple[int, int]]:
+        """The heartbeats of the workers that serve (ready, not leaving)."""
+        with self.blocks_lock:
+            return [
+                (w.pid, w.block.heartbeat_ms())
+                for w in self.live()
+                if w.ready and not w.retiring and w.hung_at is None
+            ]
 
     def spawn(self) -> Worker:
         ready_r, ready_w = os.pipe()
@@ -104,16 +162,22 @@ class Supervisor:
         env[CONFIG_ENV] = json.dumps(dataclasses.asdict(self.config))
         env[FD_ENV] = str(self.sock.fileno())
         env[READY_ENV] = str(ready_w)
+        block = metrics.Block() if self.config.metrics_block else None
+        fds = (self.sock.fileno(), ready_w)
+        if block is not None:
+            env[METRICS_ENV] = str(block.fd)
+            fds += (block.fd,)
+        self.spawned += 1
         proc = subprocess.Popen(
             [sys.executable, "-m", "diorite.worker"],
-            pass_fds=(self.sock.fileno(), ready_w),
+            pass_fds=fds,
             env=env,
             # Workers get signals from the supervisor only, not from the
             # terminal's Ctrl-C, so a stop is one orderly sequence.
             start_new_session=True,
         )
         os.close(ready_w)
-        worker = Worker(proc, ready_r)
+        worker = Worker(proc, ready_r, block)
         self.workers[proc.pid] = worker
         self.selector.register(ready_r, selectors.EVENT_READ, worker)
         logger.info("started worker %d", proc.pid)
@@ -143,6 +207,13 @@ class Supervisor:
         except (KeyError, ValueError):
             pass
         os.close(worker.ready_fd)
+        if worker.block is not None:
+            # Its counters stay in the sums; its gauges were zero or die
+            # with it.
+            with self.blocks_lock:
+                self.retired.add(worker.block.values(), with_gauges=False)
+                worker.block.close()
+                worker.block = None
 
     def stop_worker(self, worker: Worker) -> None:
         worker.retiring = True
@@ -233,6 +304,11 @@ class Supervisor:
             if code is None:
                 continue
             self.forget(worker)
+            if worker.hung_at is not None:
+                logger.info(
+                    "worker %d with the hung event loop is gone (%s)", worker.pid, describe(code)
+                )
+                continue
             if worker.retiring or self.stopping:
                 if code != 0 and not worker.retiring:
                     self.failed = True
@@ -299,6 +375,7 @@ class Supervisor:
                 except ProcessLookupError:
                     pass
                 worker.retire_deadline = now + 3600
+        self.watch_loops(now)
         if self.stopping:
             return
         due = [t for t in self.pending_respawns if t <= now]
@@ -306,6 +383,39 @@ class Supervisor:
             self.pending_respawns.remove(t)
             self.spawn()
         self.replace_one_if_needed(now)
+
+    def watch_loops(self, now: float) -> None:
+        """--workers-loop-timeout: a worker whose event loop has not beaten
+        for that long has its threads' stacks written to the log (SIGUSR1,
+        faulthandler), is killed a moment later and replaced at once."""
+        limit = self.config.workers_loop_timeout
+        if limit is None:
+            return
+        now_ms = metrics.monotonic_ms()
+        for worker in list(self.workers.values()):
+            if worker.hung_at is not None:
+                if now - worker.hung_at >= STACK_DUMP_GRACE:
+                    with contextlib.suppress(ProcessLookupError):
+                        worker.proc.kill()
+                    worker.hung_at = now + 3600  # killed once
+                continue
+            if not worker.ready or worker.retiring or worker.block is None:
+                continue
+            beat = worker.block.heartbeat_ms()
+            if beat == 0 or now_ms - beat < limit * 1000:
+                continue
+            logger.error(
+                "worker %d: event loop blocked for %.1fs (--workers-loop-timeout %ss); "
+                "its threads' stacks follow, then it is killed and replaced",
+                worker.pid,
+                (now_ms - beat) / 1000,
+                limit,
+            )
+            worker.hung_at = now
+            with contextlib.suppress(ProcessLookupError):
+                worker.proc.send_signal(STACK_SIGNAL)
+            if not self.stopping:
+                self.spawn()
 
     def replace_one_if_needed(self, now: float) -> None:
         """Replaces at most one worker at a time: the new one must be ready
@@ -354,6 +464,8 @@ class Supervisor:
         return self.watcher is not None and not self.stopping
 
     def close(self) -> None:
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         signal.set_wakeup_fd(-1)
         if self.watcher is not None:
             self.watcher.stop()
@@ -429,6 +541,17 @@ def run(config: Config) -> int:
             report_listen_error(config, exc)
             return 1
         try:
+            if config.metrics:
+                try:
+                    supervisor.serve_metrics()
+                except OSError as exc:
+                    logger.error(
+                        "cannot listen on the metrics address %s:%s: %s",
+                        config.metrics_address,
+                        config.metrics_port,
+                        exc.strerror or exc,
+                    )
+                    return 1
             return supervisor.run()
         finally:
             supervisor.close()

@@ -8,8 +8,9 @@ use hyper::body::{Body as _, Incoming};
 use hyper::header::{COOKIE, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Request, Response, StatusCode, Version};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
 
+use super::metrics;
 use super::{BodyLimits, RequestBody, ResponseBody, error_response, refusal};
 
 /// Where the interface sends the response head (with its body).
@@ -30,10 +31,19 @@ pub(crate) async fn admit(
     limiter: &Arc<Semaphore>,
     req: Request<Incoming>,
 ) -> Result<(Admitted, Pending), Response<ResponseBody>> {
-    let permit = Arc::clone(limiter)
-        .acquire_owned()
-        .await
-        .map_err(|_| error_response(StatusCode::SERVICE_UNAVAILABLE))?;
+    let permit = match Arc::clone(limiter).try_acquire_owned() {
+        Ok(permit) => permit,
+        Err(TryAcquireError::NoPermits) => {
+            metrics::backpressure_wait();
+            Arc::clone(limiter)
+                .acquire_owned()
+                .await
+                .map_err(|_| error_response(StatusCode::SERVICE_UNAVAILABLE))?
+        }
+        Err(TryAcquireError::Closed) => {
+            return Err(error_response(StatusCode::SERVICE_UNAVAILABLE));
+        }
+    };
     let (mut head, incoming) = req.into_parts();
     join_cookies(&mut head);
     let (body, streamed) = if incoming.is_end_stream() {

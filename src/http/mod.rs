@@ -8,6 +8,7 @@ mod file;
 mod handler;
 mod head;
 mod limits;
+pub(crate) mod metrics;
 mod request_body;
 mod response_body;
 mod statics;

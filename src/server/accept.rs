@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use super::registry::{Place, Registry};
 use super::timeouts::{Activity, InFlight, Timed, Timeouts, Tracked};
+use crate::http::metrics::RequestTimer;
 use crate::http::{ConnInfo, Handler, RequestLimits, ServerTasks, StaticFiles};
 use crate::log::{self, Logger};
 use crate::tls::{Refused, Tls};
@@ -272,6 +273,7 @@ impl<H: Handler> Connections<H> {
         let Some(place) = self.registry.admit(&activity) else {
             return;
         };
+        activity.opened();
         let io = Timed::new(io, Arc::clone(&activity), self.limits.timeouts);
         self.run(io, conn, activity, place);
     }
@@ -291,6 +293,7 @@ impl<H: Handler> Connections<H> {
         let Some(place) = self.registry.admit(&activity) else {
             return;
         };
+        activity.opened();
         let this = Arc::clone(self);
         let tls = Arc::clone(tls);
         let limit = self.limits.header_read_timeout.unwrap_or(HANDSHAKE_TIMEOUT);
@@ -337,6 +340,7 @@ impl<H: Handler> Connections<H> {
             let conn = Arc::clone(&conn);
             let statics = statics.clone();
             let in_flight = InFlight::new(&activity);
+            let mut timer = RequestTimer::start(req.method());
             async move {
                 let response = match limits.admit(req) {
                     // Static routes never reach the app.
@@ -349,7 +353,10 @@ impl<H: Handler> Connections<H> {
                 if response.status() == hyper::StatusCode::SWITCHING_PROTOCOLS {
                     in_flight.upgraded();
                 }
-                Ok::<_, Infallible>(response.map(|body| Tracked::new(body, in_flight)))
+                if let Some(timer) = &mut timer {
+                    timer.status(response.status().as_u16());
+                }
+                Ok::<_, Infallible>(response.map(|body| Tracked::new(body, in_flight, timer)))
             }
         });
         let (connections, draining) = (&self.tasks.tracker, &self.tasks.draining);

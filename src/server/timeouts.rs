@@ -7,8 +7,8 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -16,6 +16,8 @@ use futures_util::task::AtomicWaker;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
+
+use crate::http::metrics::{self, OpenConnection, OpenWebsocket, RequestTimer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Timeouts {
@@ -37,6 +39,10 @@ pub(crate) struct Activity {
     evicted: AtomicBool,
     /// The read that found the connection busy, to be woken when it is not.
     reader: AtomicWaker,
+    /// `--metrics`: counted as open from admission until the last holder
+    /// (the upgraded websocket's, if any) lets go.
+    open: OnceLock<Option<OpenConnection>>,
+    websocket: OnceLock<Option<OpenWebsocket>>,
 }
 
 impl Activity {
@@ -46,6 +52,12 @@ impl Activity {
 
     fn upgraded(&self) {
         self.upgraded.store(true, Ordering::Release);
+        let _ = self.websocket.set(OpenWebsocket::new());
+    }
+
+    /// Admitted: counted as an open connection from now on.
+    pub(crate) fn opened(&self) {
+        let _ = self.open.set(OpenConnection::new());
     }
 
     /// Idle and not already on its way out: may make room for another.
@@ -90,18 +102,21 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that keeps its request [`InFlight`] until it ends.
+/// A response body that keeps its request [`InFlight`] (and, with
+/// `--metrics`, its timer) until it ends.
 #[derive(Debug)]
 pub(crate) struct Tracked<B> {
     body: B,
     _in_flight: InFlight,
+    _timer: Option<RequestTimer>,
 }
 
 impl<B> Tracked<B> {
-    pub(crate) fn new(body: B, in_flight: InFlight) -> Self {
+    pub(crate) fn new(body: B, in_flight: InFlight, timer: Option<RequestTimer>) -> Self {
         Self {
             body,
             _in_flight: in_flight,
+            _timer: timer,
         }
     }
 }
@@ -165,8 +180,10 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Timed<IO> {
         let this = &mut *self;
         let before = buf.filled().len();
         if let Poll::Ready(read) = Pin::new(&mut this.io).poll_read(cx, buf) {
-            if buf.filled().len() > before {
+            let got = buf.filled().len() - before;
+            if got > 0 {
                 this.idle = None;
+                metrics::bytes_in(got);
             }
             return Poll::Ready(read);
         }
@@ -217,7 +234,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Timed<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.guard_write(cx, |io, cx| io.poll_write(cx, buf))
+        let written = self.guard_write(cx, |io, cx| io.poll_write(cx, buf));
+        if let Poll::Ready(Ok(n)) = written {
+            metrics::bytes_out(n);
+        }
+        written
     }
 
     fn poll_write_vectored(
@@ -225,7 +246,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Timed<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.guard_write(cx, |io, cx| io.poll_write_vectored(cx, bufs))
+        let written = self.guard_write(cx, |io, cx| io.poll_write_vectored(cx, bufs));
+        if let Poll::Ready(Ok(n)) = written {
+            metrics::bytes_out(n);
+        }
+        written
     }
 
     fn is_write_vectored(&self) -> bool {
