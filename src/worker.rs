@@ -18,6 +18,7 @@ use crate::bridge::{Bridge, PyObj, PythonPool};
 use crate::http::Handler;
 use crate::http::RequestLimits;
 use crate::http::{MountSettings, StaticError, StaticFiles};
+use crate::log::access::AccessLog;
 use crate::log::{self, Logger};
 use crate::rsgi::{RsgiApp, RsgiHandler};
 use crate::server::{
@@ -107,6 +108,17 @@ struct LimitSettings {
     body_read_timeout: Option<f64>,
     write_timeout: Option<f64>,
     connections: Option<usize>,
+}
+
+/// `Worker(access_log={...})`: every key required, as for `http2`.
+/// `format` is the `%`-format of a line, `headers` the request headers
+/// it names, `queue` the most records waiting for the event loop.
+#[derive(Debug, FromPyObject)]
+#[pyo3(from_item_all)]
+struct AccessSettings {
+    format: String,
+    headers: Vec<String>,
+    queue: usize,
 }
 
 /// `Worker(tls={...})` and [`check_tls`]: file paths and the options'
@@ -328,7 +340,7 @@ impl Worker {
     /// [`LimitSettings`], bounds what clients may send; without them
     /// hyper's defaults apply.
     #[new]
-    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, pipeline_flush = false, h2_max_concurrent_streams = 200, http2 = None, limits = None, static_files = Vec::new(), websockets = true, ws_max_message_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0), tls = None))]
+    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, pipeline_flush = false, h2_max_concurrent_streams = 200, http2 = None, limits = None, static_files = Vec::new(), websockets = true, ws_max_message_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0), tls = None, access_log = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -348,6 +360,7 @@ impl Worker {
         ws_ping_interval: Option<f64>,
         ws_ping_timeout: Option<f64>,
         tls: Option<TlsArg>,
+        access_log: Option<AccessSettings>,
     ) -> PyResult<Self> {
         log::note_level(py);
         let mode = match http {
@@ -376,6 +389,9 @@ impl Worker {
         let runtime = IoRuntime::start(runtime_threads)?;
         let bridge = Bridge::new(runtime.handle().clone())?;
         let (stop, _) = watch::channel(None);
+        let access = access_log
+            .map(|given| access_log_for(given, &bridge))
+            .transpose()?;
         Ok(Self {
             bridge,
             runtime: Mutex::new(Some(runtime)),
@@ -393,6 +409,7 @@ impl Worker {
                 limits,
                 tls,
                 statics,
+                access,
             },
             backpressure,
             websockets: websockets.then_some(ws::Config {
@@ -535,8 +552,31 @@ impl Worker {
         }
         self.bridge.close();
         self.bridge.run_jobs(py);
+        if let Some(access) = &self.opts.access {
+            // Records of requests the runtime's shutdown cut off.
+            access.drain(py);
+        }
         idle
     }
+}
+
+/// The access log, drained on the event loop by one bridge job each time
+/// its queue stops being empty.
+fn access_log_for(given: AccessSettings, bridge: &Bridge) -> PyResult<Arc<AccessLog>> {
+    let log = AccessLog::new(given.format, &given.headers, given.queue)
+        .map_err(|err| PyValueError::new_err(format!("access log header: {err}")))?;
+    let log = Arc::new(log);
+    let weak = Arc::downgrade(&log);
+    let bridge = bridge.clone();
+    log.set_wake(move || {
+        let weak = weak.clone();
+        bridge.submit(Box::new(move |py| {
+            if let Some(log) = weak.upgrade() {
+                log.drain(py);
+            }
+        }));
+    });
+    Ok(log)
 }
 
 /// A websocket keep-alive setting: `None` is off. As in the options table,

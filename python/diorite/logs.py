@@ -1,9 +1,20 @@
-"""Logging set-up shared by the CLI and the worker."""
+"""Logging set-up shared by the CLI, the supervisor and the workers.
+
+Three loggers: `diorite` (the server), `diorite.app` (errors raised by the
+app, through `diorite`'s handlers) and `diorite.access` (one line per
+request with `--access-log`). `configure` applies the default dictConfig,
+then the `--log-config` file, then `--log-level`, `--no-log` and
+`--access-logfile` on top (docs/logging.md)."""
 
 from __future__ import annotations
 
+import json
 import logging
+import logging.config
+import os
+import re
 import sys
+from typing import Any
 
 LEVELS = {
     "critical": logging.CRITICAL,
@@ -15,24 +26,223 @@ LEVELS = {
     "notset": logging.NOTSET,
 }
 
+FORMAT = "[%(asctime)s] [%(process)d] %(levelname)s %(name)s: %(message)s"
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+#: Granian's default access line.
+ACCESS_FORMAT = '[%(time)s] %(addr)s - "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).3f'
+
+#: The atoms of an access line, with values of their type for checking a
+#: format (the Rust side fills the same keys: src/log/access.rs).
+ATOMS: dict[str, Any] = {
+    "addr": "127.0.0.1",
+    "time": "2025-01-01 00:00:00 +0000",
+    "dt_ms": 1.0,
+    "status": 200,
+    "path": "/",
+    "query_string": "",
+    "method": "GET",
+    "scheme": "http",
+    "protocol": "HTTP/1.1",
+    "rbl": 0,
+    "size": 0,
+}
+
+#: Most access records waiting for the event loop before new ones are dropped.
+ACCESS_QUEUE = 65536
+
+_KEY = re.compile(r"%\(([^)]*)\)")
+_GUNICORN_HEADER = re.compile(r"\{([^{}]+)\}i")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
 logger = logging.getLogger("diorite")
 app_logger = logging.getLogger("diorite.app")
+access_logger = logging.getLogger("diorite.access")
 
 
-def configure(level: str, enabled: bool) -> None:
-    """Send diorite's records to stderr, one line each (tracebacks follow)."""
-    logger.handlers.clear()
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message (and the
+    traceback, if any); an access line also carries its atoms as fields.
+    Standard library only; use it as `"()": "diorite.logs.JsonFormatter"`
+    in a --log-config dictConfig."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, self.datefmt),
+            "level": record.levelname,
+            "logger": record.name,
+            "process": record.process,
+            "message": record.getMessage(),
+        }
+        if record.name == "diorite.access" and isinstance(record.args, dict):
+            entry.update(record.args)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def access_headers(fmt: str) -> list[str]:
+    """The request headers an access format names (lower case): a key that
+    is no atom is a header, bare (Granian) or as `{name}i` (Gunicorn)."""
+    found: list[str] = []
+    for key in _KEY.findall(fmt):
+        if key in ATOMS:
+            continue
+        braced = _GUNICORN_HEADER.fullmatch(key)
+        name = braced.group(1) if braced else key
+        if not _TOKEN.fullmatch(name):
+            raise ValueError(f"{key!r} is neither an atom nor a request header name")
+        if name.lower() not in found:
+            found.append(name.lower())
+    return found
+
+
+def access_format(value: Any) -> str:
+    """An access line format, checked by formatting sample atoms."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a non-empty format, got {value!r}")
+    sample = dict(ATOMS)
+    for name in access_headers(value):
+        sample[name] = sample["{" + name + "}i"] = "-"
+    try:
+        value % sample
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"bad format {value!r}: {exc}") from None
+    return value
+
+
+def default_config() -> dict[str, Any]:
+    """What diorite logs through when no --log-config says otherwise."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "default": {"format": FORMAT, "datefmt": DATE_FORMAT},
+            "access": {"format": "%(message)s"},
+        },
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "formatter": "default",
+                "stream": "ext://sys.stderr",
+            },
+            "access": {
+                "class": "logging.StreamHandler",
+                "formatter": "access",
+                "stream": "ext://sys.stdout",
+            },
+        },
+        "loggers": {
+            "diorite": {"handlers": ["default"], "level": "INFO", "propagate": False},
+            "diorite.app": {"propagate": True},
+            "diorite.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
+def load_config(path: str) -> dict[str, Any] | None:
+    """The dictConfig in `path` (JSON or YAML); None for an `.ini`/`.conf`
+    file, which `logging.config.fileConfig` reads. ValueError says why a
+    file cannot be used."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".ini", ".conf", ".cfg"):
+        if not os.path.isfile(path):
+            raise ValueError(f"no such file: {path}")
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if ext in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(f"{path}: YAML needs PyYAML (pip install pyyaml)") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: invalid YAML: {exc}".replace("\n", " ")) from None
+    else:
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: invalid JSON: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: expected a dictConfig mapping")
+    return loaded
+
+
+def apply_config(path: str) -> None:
+    """Applies the --log-config file on top of the default; ValueError if it
+    cannot be read or applied."""
+    loaded = load_config(path)
+    try:
+        if loaded is None:
+            logging.config.fileConfig(path, disable_existing_loggers=False)
+        else:
+            loaded.setdefault("version", 1)
+            # Off unless asked: diorite's own loggers were configured first.
+            loaded.setdefault("disable_existing_loggers", False)
+            logging.config.dictConfig(loaded)
+    except Exception as exc:  # logging.config raises many kinds
+        cause = exc.__cause__ or exc
+        raise ValueError(f"{path}: {exc}: {cause}" if cause is not exc else f"{path}: {exc}") from None
+
+
+def configure(
+    level: str | None,
+    enabled: bool,
+    log_config: str | None = None,
+    access_logfile: str | None = None,
+) -> None:
+    """Sets up diorite's loggers: defaults, then the `log_config` file, then
+    `level` (when given), `enabled` and `access_logfile` on top. Raises
+    ValueError for a log config that cannot be used."""
+    logging.config.dictConfig(default_config())
+    if log_config:
+        apply_config(log_config)
+    if level is not None or not log_config:
+        logger.setLevel(LEVELS[level or "info"])
     if not enabled:
-        logger.addHandler(logging.NullHandler())
-        logger.propagate = False
-        logger.setLevel(logging.CRITICAL + 1)
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter(
-            "[%(asctime)s] [%(process)d] %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"
+        for silenced in (logger, app_logger):
+            silenced.setLevel(logging.CRITICAL + 1)
+    if access_logfile:
+        handler: logging.Handler
+        if access_logfile == "-":
+            handler = logging.StreamHandler(sys.stdout)
+        else:
+            handler = logging.FileHandler(access_logfile, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        for old in list(access_logger.handlers):
+            access_logger.removeHandler(old)
+            old.close()
+        access_logger.addHandler(handler)
+        access_logger.propagate = False
+        if access_logger.level == logging.NOTSET or access_logger.level > logging.INFO:
+            access_logger.setLevel(logging.INFO)
+
+
+def configure_from(config: Any) -> str | None:
+    """`configure` with a Config's settings; returns None, or the one line
+    saying which setting could not be applied."""
+    try:
+        configure(
+            config.log_level,
+            config.log_enabled,
+            log_config=config.log_config,
+            access_logfile=config.access_logfile,
         )
-    )
-    logger.addHandler(handler)
-    logger.setLevel(LEVELS[level])
-    logger.propagate = False
+    except ValueError as exc:
+        return f"--log-config: {exc}"
+    except OSError as exc:
+        return f"--access-logfile: cannot open {config.access_logfile}: {exc.strerror or exc}"
+    return None
+
+
+def access_settings(config: Any) -> dict[str, Any] | None:
+    """`Worker(access_log=...)`: None when requests are not logged."""
+    if not config.access_logging:
+        return None
+    fmt = config.access_log_fmt or ACCESS_FORMAT
+    return {"format": fmt, "headers": access_headers(fmt), "queue": ACCESS_QUEUE}

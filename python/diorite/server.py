@@ -118,7 +118,11 @@ def run(config: Config, inherited: Inherited | None = None, app=None) -> int:
 
     A worker started by the supervisor gets `inherited`: the listening
     socket the supervisor bound and a pipe to say it is ready on."""
-    logs.configure(config.log_level, config.log_enabled)
+    failed = logs.configure_from(config)
+    if failed:
+        # Shown even with --no-log: the process cannot start without it.
+        print(f"diorite: error: {failed}", file=sys.stderr)
+        return 2
     raise_open_files_limit()
     if config.process_name:
         set_title(config.process_name if inherited is None else f"{config.process_name} [worker]")
@@ -225,6 +229,7 @@ async def serve_app(
         ws_max_message_size=config.ws_max_message_size,
         ws_ping_interval=config.ws_ping_interval,
         ws_ping_timeout=config.ws_ping_timeout,
+        access_log=logs.access_settings(config),
     )
     loop.add_reader(worker.fileno(), worker.run_jobs)
     secure = config.ssl_certificate is not None
