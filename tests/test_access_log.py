@@ -11,18 +11,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from websockets.sync.client import connect
-
 from conftest import run_cli
+from websockets.sync.client import connect
 
 #: Every atom, separated by `|`, after a marker the other lines never have.
 FMT = (
     "ACCESS|%(addr)s|%(time)s|%(method)s|%(path)s|%(query_string)s|%(protocol)s"
-    "|%(status)d|%(rbl)d|%(dt_ms).3f|%(scheme)s|%(user-agent)s|%({x-trace}i)s|%(size)d"
+    "|%(status)d|%(rbl)d|%(dt_ms).3f|%(scheme)s|%(header{user-agent})s|%({x-trace}i)s|%(size)d"
 )
-FIELDS = (
-    "addr time method path query protocol status rbl dt_ms scheme agent trace size".split()
-)
+FIELDS = "addr time method path query protocol status rbl dt_ms scheme agent trace size".split()
 ON = ("--access-log", "--access-log-fmt", FMT)
 
 
@@ -79,7 +76,7 @@ def test_granian_default_format(serve):
     httpx.get(f"{server.url}/nowhere")
     log = server.wait_log('"GET /nowhere HTTP/1.1" 404')
     assert re.search(
-        r'^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] 127\.0\.0\.1 - '
+        r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] 127\.0\.0\.1 - "
         r'"GET /nowhere HTTP/1\.1" 404 \d+\.\d{3}$',
         log,
         re.M,
@@ -197,14 +194,19 @@ def test_many_requests_are_each_logged_once(serve, interface):
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(run, range(8)))
-    lines = wait_records(server, count)
+    wait_records(server, count)
     time.sleep(0.3)
     seen = sorted(int(r["query"].removeprefix("i=")) for r in records(server))
     assert seen == list(range(count))
 
 
 def test_a_bad_format_stops_start_up(tmp_path):
-    for fmt, why in [("%(status)d %(nope", "--access-log-fmt"), ("%(path)d", "--access-log-fmt")]:
+    for fmt, why in [
+        ("%(status)d %(nope", "--access-log-fmt"),
+        ("%(path)d", "--access-log-fmt"),
+        ("%(stauts)d", "--access-log-fmt"),
+        ("%(header{a b})s", "--access-log-fmt"),
+    ]:
         done = run_cli("asgi_app:app", "--access-log", "--access-log-fmt", fmt, cwd=tmp_path)
         assert done.returncode == 2, done
         lines = done.stderr.strip().splitlines()

@@ -52,12 +52,35 @@ ATOMS: dict[str, Any] = {
 ACCESS_QUEUE = 65536
 
 _KEY = re.compile(r"%\(([^)]*)\)")
+_GRANIAN_HEADER = re.compile(r"header\{([^{}]+)\}")
 _GUNICORN_HEADER = re.compile(r"\{([^{}]+)\}i")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 logger = logging.getLogger("diorite")
 app_logger = logging.getLogger("diorite.app")
 access_logger = logging.getLogger("diorite.access")
+
+
+class _BatchFlush:
+    """For a StreamHandler: writes without flushing; the access log flushes
+    every handler of `diorite.access` once per batch of records, so a busy
+    server makes one write per batch instead of one per request."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + self.terminator)  # type: ignore[attr-defined]
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)  # type: ignore[attr-defined]
+
+
+class AccessHandler(_BatchFlush, logging.StreamHandler):
+    """The access log's default handler: standard output, flushed per batch."""
+
+
+class AccessFileHandler(_BatchFlush, logging.FileHandler):
+    """`--access-logfile PATH`: the file, flushed per batch."""
 
 
 class JsonFormatter(logging.Formatter):
@@ -82,18 +105,22 @@ class JsonFormatter(logging.Formatter):
 
 
 def access_headers(fmt: str) -> list[str]:
-    """The request headers an access format names (lower case): a key that
-    is no atom is a header, bare (Granian) or as `{name}i` (Gunicorn)."""
+    """The request headers an access format names (lower case), as
+    `%(header{name})s` (Granian) or `%({name}i)s` (Gunicorn); any other key
+    that is no atom is refused."""
     found: list[str] = []
     for key in _KEY.findall(fmt):
         if key in ATOMS:
             continue
-        braced = _GUNICORN_HEADER.fullmatch(key)
-        name = braced.group(1) if braced else key
-        if not _TOKEN.fullmatch(name):
-            raise ValueError(f"{key!r} is neither an atom nor a request header name")
-        if name.lower() not in found:
-            found.append(name.lower())
+        named = _GRANIAN_HEADER.fullmatch(key) or _GUNICORN_HEADER.fullmatch(key)
+        if not named or not _TOKEN.fullmatch(named.group(1).strip()):
+            raise ValueError(
+                f"{key!r} is no atom (atoms: {', '.join(ATOMS)}; request headers: "
+                "header{name} or {name}i)"
+            )
+        name = named.group(1).strip().lower()
+        if name not in found:
+            found.append(name)
     return found
 
 
@@ -103,7 +130,7 @@ def access_format(value: Any) -> str:
         raise ValueError(f"expected a non-empty format, got {value!r}")
     sample = dict(ATOMS)
     for name in access_headers(value):
-        sample[name] = sample["{" + name + "}i"] = "-"
+        sample["header{" + name + "}"] = sample["{" + name + "}i"] = "-"
     try:
         value % sample
     except (ValueError, TypeError, KeyError) as exc:
@@ -127,7 +154,7 @@ def default_config() -> dict[str, Any]:
                 "stream": "ext://sys.stderr",
             },
             "access": {
-                "class": "logging.StreamHandler",
+                "class": "diorite.logs.AccessHandler",
                 "formatter": "access",
                 "stream": "ext://sys.stdout",
             },
@@ -186,8 +213,9 @@ def apply_config(path: str) -> None:
             loaded.setdefault("disable_existing_loggers", False)
             logging.config.dictConfig(loaded)
     except Exception as exc:  # logging.config raises many kinds
-        cause = exc.__cause__ or exc
-        raise ValueError(f"{path}: {exc}: {cause}" if cause is not exc else f"{path}: {exc}") from None
+        cause = exc.__cause__
+        why = f"{exc}: {cause}" if cause is not None else str(exc)
+        raise ValueError(f"{path}: {why}".replace("\n", " ")) from None
 
 
 def configure(
@@ -210,9 +238,9 @@ def configure(
     if access_logfile:
         handler: logging.Handler
         if access_logfile == "-":
-            handler = logging.StreamHandler(sys.stdout)
+            handler = AccessHandler(sys.stdout)
         else:
-            handler = logging.FileHandler(access_logfile, encoding="utf-8")
+            handler = AccessFileHandler(access_logfile, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(message)s"))
         for old in list(access_logger.handlers):
             access_logger.removeHandler(old)

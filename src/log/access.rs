@@ -202,12 +202,16 @@ impl AccessLog {
             let entry = make.call1((&name, INFO, "", 0, &format, args, py.None()))?;
             handle.call1((entry,))?;
         }
+        // One flush per batch: the default handlers leave it to this.
+        for handler in logger.getattr("handlers")?.try_iter()? {
+            handler?.call_method0("flush")?;
+        }
         Ok(())
     }
 }
 
-/// The dict keys of the configured headers: Granian's bare lower-case name
-/// and Gunicorn's `{name}i`.
+/// The dict keys of the configured headers: Granian's `header{name}` and
+/// Gunicorn's `{name}i`.
 struct Keys<'py> {
     headers: Vec<(Bound<'py, PyString>, Bound<'py, PyString>)>,
 }
@@ -218,7 +222,7 @@ impl<'py> Keys<'py> {
             .iter()
             .map(|name| {
                 (
-                    PyString::new(py, name.as_str()),
+                    PyString::new(py, &format!("header{{{}}}", name.as_str())),
                     PyString::new(py, &format!("{{{}}}i", name.as_str())),
                 )
             })
@@ -279,13 +283,13 @@ impl Record {
         atoms.set_item("protocol", protocol(self.version))?;
         atoms.set_item("rbl", self.size)?;
         atoms.set_item("size", self.size)?;
-        for ((bare, braced), value) in keys.headers.iter().zip(&self.headers) {
+        for ((granian, gunicorn), value) in keys.headers.iter().zip(&self.headers) {
             let value = match value {
                 Some(value) => String::from_utf8_lossy(value.as_bytes()).into_owned(),
                 None => "-".to_owned(),
             };
-            atoms.set_item(bare, &value)?;
-            atoms.set_item(braced, value)?;
+            atoms.set_item(granian, &value)?;
+            atoms.set_item(gunicorn, value)?;
         }
         Ok(atoms)
     }
