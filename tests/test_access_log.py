@@ -163,6 +163,25 @@ def test_a_complete_stream_keeps_its_status_and_counts_every_byte(serve):
     assert (line["status"], line["size"]) == ("200", "5000")
 
 
+def test_bodiless_answers_are_not_mistaken_for_a_client_gone(serve, tmp_path):
+    public = tmp_path / "public"
+    public.mkdir()
+    (public / "a.txt").write_text("abc")
+    server = serve(
+        "asgi_app:app", *ON, "--static-path-route", "/static", "--static-path-mount", str(public)
+    )
+    assert httpx.head(f"{server.url}/").status_code == 200
+    etag = httpx.get(f"{server.url}/static/a.txt").headers["etag"]
+    again = httpx.get(f"{server.url}/static/a.txt", headers={"if-none-match": etag})
+    assert again.status_code == 304
+    lines = wait_records(server, 3)
+    assert [(r["method"], r["status"]) for r in lines] == [
+        ("HEAD", "200"),
+        ("GET", "200"),
+        ("GET", "304"),
+    ]
+
+
 def test_access_logfile_dash_writes_to_stdout(serve):
     server = serve("asgi_app:app", "--access-logfile", "-", "--access-log-fmt", FMT)
     httpx.get(f"{server.url}/")

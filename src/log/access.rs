@@ -316,10 +316,15 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    /// The response's status, once its head is known.
-    pub(crate) fn respond(&mut self, status: u16) {
+    /// The response's status, once its head is known. A response that
+    /// has no body to send (to a HEAD request, or a 1xx, 204 or 304) is
+    /// complete as soon as it is handed over: hyper never polls its body.
+    pub(crate) fn respond(&mut self, status: u16, to_head: bool) {
         if let Some(record) = &mut self.record {
             record.status = status;
+            if to_head || status < 200 || status == 204 || status == 304 {
+                record.complete = true;
+            }
         }
     }
 
@@ -372,7 +377,7 @@ mod tests {
         });
         for _ in 0..3 {
             let mut pending = log.begin(&request(), None, "http");
-            pending.respond(200);
+            pending.respond(200, false);
             pending.complete();
         }
         assert_eq!(wakes.load(Ordering::Relaxed), 1);

@@ -347,6 +347,7 @@ impl<H: Handler> Connections<H> {
             let mut logged = access
                 .as_ref()
                 .map(|log| log.begin(&req, conn.client.map(|a| a.ip()), conn.scheme));
+            let head = req.method() == hyper::Method::HEAD;
             async move {
                 let response = match limits.admit(req) {
                     // Static routes never reach the app.
@@ -360,7 +361,7 @@ impl<H: Handler> Connections<H> {
                     in_flight.upgraded();
                 }
                 if let Some(pending) = &mut logged {
-                    pending.respond(response.status().as_u16());
+                    pending.respond(response.status().as_u16(), head);
                 }
                 Ok::<_, Infallible>(response.map(|body| Tracked::new(body, in_flight, logged)))
             }
