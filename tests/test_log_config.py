@@ -147,3 +147,10 @@ def test_a_bad_file_is_one_line_and_exit_2(tmp_path, name, content):
     assert done.returncode == 2, done
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "--log-config" in lines[0], done.stderr
+
+
+def test_no_log_leaves_the_access_log_to_access_log(serve):
+    server = serve("asgi_app:app", "--no-log", "--access-log")
+    httpx.get(f"{server.url}/")
+    log = server.wait_log('"GET / HTTP/1.1" 200')
+    assert "INFO diorite" not in log, log
