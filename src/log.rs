@@ -7,6 +7,7 @@
 //! still Python's and still visible, never to a bare `eprintln!`.
 
 pub(crate) mod access;
+mod line;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

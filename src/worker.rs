@@ -112,12 +112,14 @@ struct LimitSettings {
 
 /// `Worker(access_log={...})`: every key required, as for `http2`.
 /// `format` is the `%`-format of a line, `headers` the request headers
-/// it names, `queue` the most records waiting for the event loop.
+/// it names, `parts` the format split for rendering in Rust (`None` when
+/// it is beyond that), `queue` the most records waiting for the loop.
 #[derive(Debug, FromPyObject)]
 #[pyo3(from_item_all)]
 struct AccessSettings {
     format: String,
     headers: Vec<String>,
+    parts: Option<Vec<(String, String, String, i64)>>,
     queue: usize,
 }
 
@@ -563,7 +565,7 @@ impl Worker {
 /// The access log, drained on the event loop by one bridge job each time
 /// its queue stops being empty.
 fn access_log_for(given: AccessSettings, bridge: &Bridge) -> PyResult<Arc<AccessLog>> {
-    let log = AccessLog::new(given.format, &given.headers, given.queue)
+    let log = AccessLog::new(given.format, &given.headers, given.parts, given.queue)
         .map_err(|err| PyValueError::new_err(format!("access log header: {err}")))?;
     let log = Arc::new(log);
     let weak = Arc::downgrade(&log);

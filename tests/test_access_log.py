@@ -230,3 +230,22 @@ def test_a_bad_format_stops_start_up(tmp_path):
         assert done.returncode == 2, done
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and why in lines[0], done.stderr
+
+
+def test_lines_rendered_in_rust_match_pythons_percent(serve, tmp_path):
+    """The default handler takes lines rendered in Rust; any other goes
+    through `logging` and Python's `%`: both give the same line."""
+    fmt = "R|%(status)d|%(status).1f|%(status)s|%(size)i|%(method)s|%(header{x-a})s|%({x-b}i)s|%%"
+    config = tmp_path / "log.json"
+    config.write_text(
+        '{"version": 1, "handlers": {"h": {"class": "logging.StreamHandler", '
+        '"stream": "ext://sys.stdout"}}, "loggers": {"diorite.access": '
+        '{"handlers": ["h"], "level": "INFO", "propagate": false}}}'
+    )
+    lines = []
+    for extra in ([], ["--log-config", str(config)]):
+        server = serve("asgi_app:app", "--access-log", "--access-log-fmt", fmt, *extra)
+        httpx.get(f"{server.url}/", headers={"x-a": "v a"})
+        log = server.wait_log("R|")
+        lines.append([line for line in log.splitlines() if line.startswith("R|")])
+    assert lines[0] == lines[1] == ["R|200|200.0|200|13|GET|v a|-|%"]

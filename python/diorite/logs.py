@@ -74,6 +74,18 @@ class _BatchFlush:
         except Exception:
             self.handleError(record)  # type: ignore[attr-defined]
 
+    def write_lines(self, text: str) -> None:
+        """Writes lines the access log rendered itself (see
+        `plain_access_handler`), and flushes."""
+        self.acquire()  # type: ignore[attr-defined]
+        try:
+            self.stream.write(text)  # type: ignore[attr-defined]
+            self.flush()  # type: ignore[attr-defined]
+        except Exception:
+            self.handleError(None)  # type: ignore[attr-defined]
+        finally:
+            self.release()  # type: ignore[attr-defined]
+
 
 class AccessHandler(_BatchFlush, logging.StreamHandler):
     """The access log's default handler: standard output, flushed per batch."""
@@ -122,6 +134,63 @@ def access_headers(fmt: str) -> list[str]:
         if name not in found:
             found.append(name)
     return found
+
+
+_SPEC = re.compile(
+    r"%(?:\((?P<key>[^)]*)\))?(?P<flags>[#0\- +]*)(?P<width>\*|\d+)?"
+    r"(?:\.(?P<prec>\*|\d+))?[hlL]?(?P<conv>[diouxXeEfFgGcrsa%])"
+)
+
+
+def access_parts(fmt: str) -> list[tuple[str, str, str, int]] | None:
+    """`fmt` split for the Rust side to render: (text before, key,
+    conversion, precision or -1), the last with an empty key; None when a
+    conversion is beyond `%(key)s`, `%(key)d` and `%(key).Nf`."""
+    parts: list[tuple[str, str, str, int]] = []
+    text, pos = "", 0
+    for spec in _SPEC.finditer(fmt):
+        text += fmt[pos : spec.start()]
+        pos = spec.end()
+        key, conv, prec = spec["key"], spec["conv"], spec["prec"]
+        if conv == "%" and key is None and not spec["flags"] and not spec["width"]:
+            text += "%"
+            continue
+        if key is None or spec["flags"] or spec["width"] or conv not in "sdif" or prec == "*":
+            return None
+        if prec is not None and conv != "f":
+            return None
+        if key not in ATOMS:
+            named = _GRANIAN_HEADER.fullmatch(key) or _GUNICORN_HEADER.fullmatch(key)
+            if named is None:
+                return None
+            key = "header{" + named.group(1).strip().lower() + "}"
+        parts.append((text, key, conv, int(prec) if prec is not None else -1))
+        text = ""
+    parts.append((text + fmt[pos:], "", "", -1))
+    return parts
+
+
+def plain_access_handler() -> logging.Handler | None:
+    """The handler of `diorite.access` when an access line may be written
+    as rendered: the default handler (or --access-logfile's) alone, with
+    a formatter that writes the message only and no filters. Otherwise
+    None, and each line goes through `logging` as a record."""
+    log = access_logger
+    if log.filters or log.propagate or len(log.handlers) != 1:
+        return None
+    handler = log.handlers[0]
+    if type(handler) not in (AccessHandler, AccessFileHandler) or handler.filters:
+        return None
+    if handler.level > logging.INFO:
+        return None
+    formatter = handler.formatter
+    if formatter is not None and (
+        type(formatter) is not logging.Formatter
+        or type(formatter._style) is not logging.PercentStyle
+        or formatter._fmt != "%(message)s"
+    ):
+        return None
+    return handler
 
 
 def access_format(value: Any) -> str:
@@ -273,4 +342,9 @@ def access_settings(config: Any) -> dict[str, Any] | None:
     if not config.access_logging:
         return None
     fmt = config.access_log_fmt or ACCESS_FORMAT
-    return {"format": fmt, "headers": access_headers(fmt), "queue": ACCESS_QUEUE}
+    return {
+        "format": fmt,
+        "headers": access_headers(fmt),
+        "parts": access_parts(fmt),
+        "queue": ACCESS_QUEUE,
+    }

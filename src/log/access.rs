@@ -21,6 +21,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
+use super::line::{self, Atom, Conversion, Part, Value};
 use crate::sync::Mutex;
 
 /// The status logged for a request whose client left before its response
@@ -39,6 +40,8 @@ pub(crate) struct AccessLog {
     format: String,
     /// Request headers the format names, lower case: only these are kept.
     headers: Vec<HeaderName>,
+    /// The format split for rendering in Rust; `None`: not plain enough.
+    parts: Option<Vec<Part>>,
     queue: Mutex<Vec<Record>>,
     capacity: usize,
     dropped: AtomicU64,
@@ -77,19 +80,25 @@ struct Record {
 
 impl AccessLog {
     /// `headers` are the request header names `format` refers to; a name
-    /// that is not a valid header name is an error.
+    /// that is not a valid header name is an error. `parts` is the format
+    /// split by `diorite.logs.access_parts`: (text before, key, conversion,
+    /// precision or -1), the last with an empty key.
     pub(crate) fn new(
         format: String,
         headers: &[String],
+        parts: Option<Vec<(String, String, String, i64)>>,
         capacity: usize,
     ) -> Result<Self, hyper::header::InvalidHeaderName> {
-        let headers = headers
+        let headers: Vec<HeaderName> = headers
             .iter()
             .map(|name| HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()))
             .collect::<Result<_, _>>()?;
+        let names: Vec<&str> = headers.iter().map(HeaderName::as_str).collect();
+        let parts = parts.and_then(|parts| split(parts, &names));
         Ok(Self {
             format,
             headers,
+            parts,
             queue: Mutex::new(Vec::with_capacity(256)),
             capacity: capacity.max(1),
             dropped: AtomicU64::new(0),
@@ -188,6 +197,23 @@ impl AccessLog {
         if !logger.call_method1("isEnabledFor", (INFO,))?.is_truthy()? {
             return Ok(());
         }
+        if let Some(parts) = &self.parts {
+            static PLAIN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+            let plain = PLAIN.import(py, "diorite.logs", "plain_access_handler")?;
+            let handler = plain.call0()?;
+            if !handler.is_none() {
+                // The line is the whole message: rendered here, written
+                // with one call for the batch.
+                let mut clock = Clock::default();
+                let mut text = String::with_capacity(batch.len() * 100);
+                for record in &batch {
+                    record.render(py, parts, &mut clock, &mut text)?;
+                    text.push('\n');
+                }
+                handler.call_method1("write_lines", (text,))?;
+                return Ok(());
+            }
+        }
         // `makeRecord` + `handle` is what `logger.info` does, without
         // walking the stack to find a caller that is not Python code.
         let make = logger.getattr("makeRecord")?;
@@ -208,6 +234,21 @@ impl AccessLog {
         }
         Ok(())
     }
+}
+
+/// The format's pieces, or `None` when one of them is beyond [`line`].
+fn split(given: Vec<(String, String, String, i64)>, headers: &[&str]) -> Option<Vec<Part>> {
+    let mut parts = Vec::with_capacity(given.len() * 2);
+    for (text, key, conversion, precision) in given {
+        if !text.is_empty() {
+            parts.push(Part::Text(text));
+        }
+        if !key.is_empty() {
+            let atom = Atom::parse(&key, headers)?;
+            parts.push(Part::Atom(atom, Conversion::parse(&conversion, precision)?));
+        }
+    }
+    Some(parts)
 }
 
 /// The dict keys of the configured headers: Granian's `header{name}` and
@@ -256,6 +297,65 @@ impl Clock {
 }
 
 impl Record {
+    fn status(&self) -> u16 {
+        if self.complete {
+            self.status
+        } else {
+            CLIENT_GONE
+        }
+    }
+
+    /// Appends the line `parts` make of this record.
+    fn render(
+        &self,
+        py: Python<'_>,
+        parts: &[Part],
+        clock: &mut Clock,
+        line: &mut String,
+    ) -> PyResult<()> {
+        for part in parts {
+            let (atom, conversion) = match part {
+                Part::Text(text) => {
+                    line.push_str(text);
+                    continue;
+                }
+                Part::Atom(atom, conversion) => (*atom, *conversion),
+            };
+            let time;
+            let addr;
+            let value = match atom {
+                Atom::Addr => match self.client {
+                    Some(ip) => {
+                        addr = ip.to_string();
+                        Value::Str(&addr)
+                    }
+                    None => Value::Str("-"),
+                },
+                Atom::Time => {
+                    time = clock.text(py, self.arrived)?;
+                    Value::Str(time.to_str()?)
+                }
+                Atom::DtMs => Value::Float(self.duration.as_secs_f64() * 1000.0),
+                Atom::Status => Value::Int(self.status().into()),
+                Atom::Path => Value::Str(self.uri.path()),
+                Atom::QueryString => Value::Str(self.uri.query().unwrap_or("")),
+                Atom::Method => Value::Str(self.method.as_str()),
+                Atom::Scheme => Value::Str(self.scheme),
+                Atom::Protocol => Value::Str(protocol(self.version)),
+                Atom::Size => Value::Int(self.size),
+                Atom::Header(n) => match self.headers.get(n).and_then(|v| v.as_ref()) {
+                    Some(value) => {
+                        addr = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                        Value::Str(&addr)
+                    }
+                    None => Value::Str("-"),
+                },
+            };
+            line::push(line, value, conversion);
+        }
+        Ok(())
+    }
+
     fn atoms<'py>(
         &self,
         py: Python<'py>,
@@ -267,11 +367,7 @@ impl Record {
             Some(ip) => ip.to_string(),
             None => "-".to_owned(),
         };
-        let status = if self.complete {
-            self.status
-        } else {
-            CLIENT_GONE
-        };
+        let status = self.status();
         atoms.set_item("addr", addr)?;
         atoms.set_item("time", clock.text(py, self.arrived)?)?;
         atoms.set_item("dt_ms", self.duration.as_secs_f64() * 1000.0)?;
@@ -369,7 +465,8 @@ mod tests {
 
     #[test]
     fn the_first_record_wakes_and_a_full_queue_drops() {
-        let log = Arc::new(AccessLog::new("%(path)s".into(), &["User-Agent".into()], 2).unwrap());
+        let log =
+            Arc::new(AccessLog::new("%(path)s".into(), &["User-Agent".into()], None, 2).unwrap());
         let wakes = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&wakes);
         log.set_wake(move || {
@@ -390,7 +487,7 @@ mod tests {
 
     #[test]
     fn a_record_dropped_unanswered_is_incomplete() {
-        let log = Arc::new(AccessLog::new(String::new(), &[], 8).unwrap());
+        let log = Arc::new(AccessLog::new(String::new(), &[], None, 8).unwrap());
         drop(log.begin(&request(), None, "http"));
         let queue = log.queue.lock();
         assert!(!queue[0].complete);
@@ -398,6 +495,6 @@ mod tests {
 
     #[test]
     fn a_bad_header_name_is_refused() {
-        assert!(AccessLog::new(String::new(), &["a b".into()], 8).is_err());
+        assert!(AccessLog::new(String::new(), &["a b".into()], None, 8).is_err());
     }
 }
