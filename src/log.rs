@@ -8,6 +8,7 @@
 
 pub(crate) mod access;
 mod line;
+mod record;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
