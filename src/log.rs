@@ -6,6 +6,10 @@
 //! (logging itself raised) falls back to `sys.unraisablehook`, which is
 //! still Python's and still visible, never to a bare `eprintln!`.
 
+pub(crate) mod access;
+mod line;
+mod record;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::prelude::*;
@@ -44,6 +48,11 @@ impl Logger {
 /// Logs `message` at error level, with `err`'s traceback when given.
 pub(crate) fn error(py: Python<'_>, logger: Logger, message: &str, err: Option<PyErr>) {
     emit(py, logger, "error", message, err);
+}
+
+/// Logs `message` at warning level.
+pub(crate) fn warning(py: Python<'_>, logger: Logger, message: &str) {
+    emit(py, logger, "warning", message, None);
 }
 
 /// Logs `message` at debug level, with `err`'s traceback when given.

@@ -19,6 +19,7 @@ use crate::http::Handler;
 use crate::http::RequestLimits;
 use crate::http::metrics;
 use crate::http::{MountSettings, StaticError, StaticFiles};
+use crate::log::access::AccessLog;
 use crate::log::{self, Logger};
 use crate::rsgi::{RsgiApp, RsgiHandler};
 use crate::server::{
@@ -108,6 +109,19 @@ struct LimitSettings {
     body_read_timeout: Option<f64>,
     write_timeout: Option<f64>,
     connections: Option<usize>,
+}
+
+/// `Worker(access_log={...})`: every key required, as for `http2`.
+/// `format` is the `%`-format of a line, `headers` the request headers
+/// it names, `parts` the format split for rendering in Rust (`None` when
+/// it is beyond that), `queue` the most records waiting for the loop.
+#[derive(Debug, FromPyObject)]
+#[pyo3(from_item_all)]
+struct AccessSettings {
+    format: String,
+    headers: Vec<String>,
+    parts: Option<Vec<(String, String, String, i64)>>,
+    queue: usize,
 }
 
 /// `Worker(tls={...})` and [`check_tls`]: file paths and the options'
@@ -355,7 +369,7 @@ impl Worker {
     /// [`LimitSettings`], bounds what clients may send; without them
     /// hyper's defaults apply.
     #[new]
-    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, pipeline_flush = false, h2_max_concurrent_streams = 200, http2 = None, limits = None, static_files = Vec::new(), websockets = true, ws_max_message_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0), tls = None, metrics = None))]
+    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, pipeline_flush = false, h2_max_concurrent_streams = 200, http2 = None, limits = None, static_files = Vec::new(), websockets = true, ws_max_message_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0), tls = None, metrics = None, access_log = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -376,6 +390,7 @@ impl Worker {
         ws_ping_timeout: Option<f64>,
         tls: Option<TlsArg>,
         metrics: Option<MetricsSettings>,
+        access_log: Option<AccessSettings>,
     ) -> PyResult<Self> {
         log::note_level(py);
         let mode = match http {
@@ -409,6 +424,9 @@ impl Worker {
         let runtime = IoRuntime::start(runtime_threads)?;
         let bridge = Bridge::new(runtime.handle().clone())?;
         let (stop, _) = watch::channel(None);
+        let access = access_log
+            .map(|given| access_log_for(given, &bridge))
+            .transpose()?;
         Ok(Self {
             bridge,
             runtime: Mutex::new(Some(runtime)),
@@ -426,6 +444,7 @@ impl Worker {
                 limits,
                 tls,
                 statics,
+                access,
             },
             backpressure,
             websockets: websockets.then_some(ws::Config {
@@ -574,8 +593,41 @@ impl Worker {
         }
         self.bridge.close();
         self.bridge.run_jobs(py);
+        if let Some(access) = &self.opts.access {
+            // Records of requests the runtime's shutdown cut off.
+            access.drain(py);
+        }
         idle
     }
+}
+
+/// How long access records wait for the ones that follow before the event
+/// loop is asked to log them. Waking it for every few records costs a
+/// GIL hand-off each time where the app runs on other threads (WSGI).
+const ACCESS_LOG_DELAY: Duration = Duration::from_millis(10);
+
+/// The access log, drained on the event loop by one bridge job, queued
+/// [`ACCESS_LOG_DELAY`] after its queue stops being empty.
+fn access_log_for(given: AccessSettings, bridge: &Bridge) -> PyResult<Arc<AccessLog>> {
+    let log = AccessLog::new(given.format, &given.headers, given.parts, given.queue)
+        .map_err(|err| PyValueError::new_err(format!("access log header: {err}")))?;
+    let log = Arc::new(log);
+    let weak = Arc::downgrade(&log);
+    let bridge = bridge.clone();
+    log.set_wake(move || {
+        let weak = weak.clone();
+        let submit = bridge.clone();
+        // A stopped runtime drops this task: `close` drains what is left.
+        bridge.spawn(async move {
+            tokio::time::sleep(ACCESS_LOG_DELAY).await;
+            submit.submit(Box::new(move |py| {
+                if let Some(log) = weak.upgrade() {
+                    log.drain(py);
+                }
+            }));
+        });
+    });
+    Ok(log)
 }
 
 /// A websocket keep-alive setting: `None` is off. As in the options table,

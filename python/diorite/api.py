@@ -61,7 +61,9 @@ async def serve(app, **options) -> None:
     from .server import bind, serve_app, unbind
 
     config = _config(app, options)
-    logs.configure(config.log_level, config.log_enabled)
+    failed = logs.configure_from(config)
+    if failed:
+        raise ConfigError(failed)
     if isinstance(app, str):
         app = load_app(app, config.factory, config.working_dir)
     sock = bind(config)

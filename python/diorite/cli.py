@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-from . import __version__, options, tls
+from . import __version__, logs, options, tls
 from .options import ENV_PREFIX, GROUPS, OPTIONS, ConfigError
 
 Config = options.Config
@@ -213,6 +213,9 @@ def check(config: Any) -> None:
         raise ConfigError("--uds-permissions needs --uds")
     tls.check(config)
     options.static_files(config)
+    failed = logs.configure_from(config)
+    if failed:
+        raise ConfigError(failed)
 
 
 def parse(argv: list[str] | None = None) -> tuple[Any, dict[str, str], argparse.Namespace]:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .logs import LEVELS
+from .logs import LEVELS, access_format
 
 ENV_PREFIX = "DIORITE_"
 
@@ -39,6 +39,7 @@ GROUPS = (
     "metrics and health",
     "reload",
     "logging",
+    "access log",
     "process",
 )
 
@@ -242,6 +243,11 @@ def file_name(value: Any) -> str:
     if name in (".", "..") or any(c in name for c in "/\\\0"):
         raise ValueError(f"expected a file name (like index.html), got {value!r}")
     return name
+
+
+def absolute_path(value: Any) -> str:
+    """A path, made absolute (worker processes read it too)."""
+    return os.path.abspath(text(value))
 
 
 def whole_seconds(value: Any) -> int:
@@ -968,10 +974,48 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "log_level",
         ("--log-level",),
-        choice(*LEVELS),
-        "info",
-        "log level",
+        optional(choice(*LEVELS)),
+        None,
+        "level of the diorite logger (default: info, or what --log-config sets)",
         "logging",
+    ),
+    Option(
+        "log_config",
+        ("--log-config",),
+        optional(absolute_path),
+        None,
+        "logging configuration file: a dictConfig in JSON (or YAML, with PyYAML), or an "
+        ".ini/.conf file for logging.config.fileConfig; applied in every process",
+        "logging",
+        metavar="FILE",
+    ),
+    # access log
+    Option(
+        "access_log",
+        ("--access-log",),
+        boolean,
+        False,
+        "log every request through the diorite.access logger",
+        "access log",
+        "flag",
+    ),
+    Option(
+        "access_log_fmt",
+        ("--access-log-fmt",),
+        optional(access_format),
+        None,
+        "access line format, with %(atom)s keys (default: Granian's; see docs/logging.md)",
+        "access log",
+        metavar="FORMAT",
+    ),
+    Option(
+        "access_logfile",
+        ("--access-logfile",),
+        optional(text),
+        None,
+        "write access lines to this file ('-': stdout); turns the access log on",
+        "access log",
+        metavar="FILE",
     ),
     # process
     Option(
@@ -1038,6 +1082,11 @@ BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 
 class _Derived:
     """What the settings imply, computed, never set."""
+
+    @property
+    def access_logging(self) -> bool:
+        """Whether requests are logged (--access-log, or --access-logfile)."""
+        return self.access_log or self.access_logfile is not None
 
     @property
     def supervised(self) -> bool:

@@ -122,7 +122,11 @@ def run(config: Config, inherited: Inherited | None = None, app=None) -> int:
 
     A worker started by the supervisor gets `inherited`: the listening
     socket the supervisor bound and a pipe to say it is ready on."""
-    logs.configure(config.log_level, config.log_enabled)
+    failed = logs.configure_from(config)
+    if failed:
+        # Shown even with --no-log: the process cannot start without it.
+        print(f"diorite: error: {failed}", file=sys.stderr)
+        return 2
     if config.ssl_certificate is not None:
         # SIGHUP reloads the certificate once serving; one that arrives
         # while the app still loads (certbot renewing just then) must not
@@ -310,6 +314,7 @@ async def serve_app(
         metrics=None
         if metrics_fd is None
         else {"fd": metrics_fd, "interface": "asgi" if interface == "asginl" else interface},
+        access_log=logs.access_settings(config),
     )
     loop.add_reader(worker.fileno(), worker.run_jobs)
     stop_beating = start_heartbeat(loop, worker) if metrics_fd is not None else None

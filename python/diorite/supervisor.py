@@ -529,7 +529,10 @@ class Watcher:
 
 
 def run(config: Config) -> int:
-    logs.configure(config.log_level, config.log_enabled)
+    failed = logs.configure_from(config)
+    if failed:
+        print(f"diorite: error: {failed}", file=sys.stderr)
+        return 2
     if config.process_name:
         set_title(config.process_name)
     if config.pid_file:

@@ -16,6 +16,7 @@ use super::registry::{Place, Registry};
 use super::timeouts::{Activity, InFlight, Timed, Timeouts, Tracked};
 use crate::http::metrics::RequestTimer;
 use crate::http::{ConnInfo, Handler, RequestLimits, ServerTasks, StaticFiles};
+use crate::log::access::AccessLog;
 use crate::log::{self, Logger};
 use crate::tls::{Refused, Tls};
 
@@ -51,6 +52,8 @@ pub(crate) struct HttpOptions {
     pub(crate) tls: Option<Arc<Tls>>,
     /// Routes answered from disk, before the handler (none: empty).
     pub(crate) statics: StaticFiles,
+    /// Where requests are logged (`--access-log`); `None`: not at all.
+    pub(crate) access: Option<Arc<AccessLog>>,
 }
 
 /// What a client may send, and how slowly.
@@ -261,6 +264,7 @@ struct Connections<H> {
     registry: Arc<Registry>,
     tasks: ServerTasks,
     statics: StaticFiles,
+    access: Option<Arc<AccessLog>>,
 }
 
 impl<H: Handler> Connections<H> {
@@ -335,12 +339,19 @@ impl<H: Handler> Connections<H> {
         let io = TokioIo::new(io);
         let limits = self.limits.request;
         let statics = self.statics.clone();
+        let access = self.access.clone();
         let service = service_fn(move |req| {
             let handler = Arc::clone(&handler);
             let conn = Arc::clone(&conn);
             let statics = statics.clone();
             let in_flight = InFlight::new(&activity);
             let mut timer = RequestTimer::start(req.method());
+            // Begun before the request moves on, so that a request dropped
+            // unanswered (the client left) is still logged.
+            let mut logged = access
+                .as_ref()
+                .map(|log| log.begin(&req, conn.client.map(|a| a.ip()), conn.scheme));
+            let head = req.method() == hyper::Method::HEAD;
             async move {
                 let response = match limits.admit(req) {
                     // Static routes never reach the app.
@@ -356,7 +367,12 @@ impl<H: Handler> Connections<H> {
                 if let Some(timer) = &mut timer {
                     timer.status(response.status().as_u16());
                 }
-                Ok::<_, Infallible>(response.map(|body| Tracked::new(body, in_flight, timer)))
+                if let Some(pending) = &mut logged {
+                    pending.respond(response.status().as_u16(), head);
+                }
+                Ok::<_, Infallible>(
+                    response.map(|body| Tracked::new(body, in_flight, timer, logged)),
+                )
             }
         });
         let (connections, draining) = (&self.tasks.tracker, &self.tasks.draining);
@@ -399,6 +415,7 @@ pub(crate) async fn serve<H: Handler>(
         registry: Registry::new(opts.limits.max_connections),
         tasks: ServerTasks::default(),
         statics: opts.statics,
+        access: opts.access,
     });
     let server = match &listener {
         Listener::Tcp(l) => l.local_addr().ok(),
@@ -527,6 +544,7 @@ mod tests {
             limits: Limits::HYPER,
             tls: None,
             statics: StaticFiles::default(),
+            access: None,
         };
         let handler = Arc::new(Echo { delay });
         let server = tokio::spawn(serve(Listener::Tcp(listener), handler, opts, stopped));

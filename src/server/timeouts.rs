@@ -12,12 +12,14 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Buf;
 use futures_util::task::AtomicWaker;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 use crate::http::metrics::{self, OpenConnection, OpenWebsocket, RequestTimer};
+use crate::log::access::Pending;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Timeouts {
@@ -103,20 +105,34 @@ impl Drop for InFlight {
 }
 
 /// A response body that keeps its request [`InFlight`] (and, with
-/// `--metrics`, its timer) until it ends.
+/// `--metrics`, its timer) until it ends, and its access-log record (if
+/// any) until the body has been handed over.
 #[derive(Debug)]
 pub(crate) struct Tracked<B> {
     body: B,
     _in_flight: InFlight,
     _timer: Option<RequestTimer>,
+    access: Option<Pending>,
 }
 
-impl<B> Tracked<B> {
-    pub(crate) fn new(body: B, in_flight: InFlight, timer: Option<RequestTimer>) -> Self {
+impl<B: Body> Tracked<B> {
+    pub(crate) fn new(
+        body: B,
+        in_flight: InFlight,
+        timer: Option<RequestTimer>,
+        mut access: Option<Pending>,
+    ) -> Self {
+        // hyper never polls a body that is empty from the start.
+        if let Some(pending) = &mut access
+            && body.is_end_stream()
+        {
+            pending.complete();
+        }
         Self {
             body,
             _in_flight: in_flight,
             _timer: timer,
+            access,
         }
     }
 }
@@ -129,7 +145,23 @@ impl<B: Body + Unpin> Body for Tracked<B> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let Some(pending) = &mut this.access {
+            match &polled {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        pending.sent(data.remaining() as u64);
+                    }
+                    if this.body.is_end_stream() {
+                        pending.complete();
+                    }
+                }
+                Poll::Ready(None) => pending.complete(),
+                _ => {}
+            }
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

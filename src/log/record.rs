@@ -1,0 +1,205 @@
+//! One access record, and how it becomes a line: rendered here for the
+//! plain case (see [`line`]), or a dict of atoms for a `LogRecord`.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Method, Uri, Version};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+use super::line::{self, Atom, Conversion, Part, Value};
+
+/// The status logged for a request whose client left before its response
+/// was complete (nginx's "client closed request").
+pub(crate) const CLIENT_GONE: u16 = 499;
+
+/// What one request leaves in the log.
+#[derive(Debug)]
+pub(super) struct Record {
+    pub(super) client: Option<IpAddr>,
+    pub(super) scheme: &'static str,
+    pub(super) method: Method,
+    pub(super) uri: Uri,
+    pub(super) version: Version,
+    pub(super) headers: Vec<Option<HeaderValue>>,
+    /// Wall-clock time the request arrived.
+    pub(super) arrived: SystemTime,
+    pub(super) started: Instant,
+    pub(super) duration: Duration,
+    /// 0 until the response head is known.
+    pub(super) status: u16,
+    /// Body bytes handed to the connection.
+    pub(super) size: u64,
+    pub(super) complete: bool,
+}
+
+/// The format's pieces, or `None` when one of them is beyond [`line`].
+pub(super) fn split(
+    given: Vec<(String, String, String, i64)>,
+    headers: &[&str],
+) -> Option<Vec<Part>> {
+    let mut parts = Vec::with_capacity(given.len() * 2);
+    for (text, key, conversion, precision) in given {
+        if !text.is_empty() {
+            parts.push(Part::Text(text));
+        }
+        if !key.is_empty() {
+            let atom = Atom::parse(&key, headers)?;
+            parts.push(Part::Atom(atom, Conversion::parse(&conversion, precision)?));
+        }
+    }
+    Some(parts)
+}
+
+/// The dict keys of the configured headers: Granian's `header{name}` and
+/// Gunicorn's `{name}i`.
+pub(super) struct Keys<'py> {
+    headers: Vec<(Bound<'py, PyString>, Bound<'py, PyString>)>,
+}
+
+impl<'py> Keys<'py> {
+    pub(super) fn new(py: Python<'py>, names: &[HeaderName]) -> Self {
+        let headers = names
+            .iter()
+            .map(|name| {
+                (
+                    PyString::new(py, &format!("header{{{}}}", name.as_str())),
+                    PyString::new(py, &format!("{{{}}}i", name.as_str())),
+                )
+            })
+            .collect();
+        Self { headers }
+    }
+}
+
+/// The `time` atom, formatted once per second of the batch.
+#[derive(Default)]
+pub(super) struct Clock {
+    second: Option<u64>,
+    text: Option<Py<PyString>>,
+}
+
+impl Clock {
+    /// `at` as local time, `YYYY-MM-DD HH:MM:SS +zzzz` (Granian's `time`).
+    fn text<'py>(&mut self, py: Python<'py>, at: SystemTime) -> PyResult<Bound<'py, PyString>> {
+        let second = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if self.second != Some(second) || self.text.is_none() {
+            let time = py.import("time")?;
+            let local = time.call_method1("localtime", (second,))?;
+            let text = time
+                .call_method1("strftime", ("%Y-%m-%d %H:%M:%S %z", local))?
+                .cast_into::<PyString>()?;
+            self.second = Some(second);
+            self.text = Some(text.unbind());
+        }
+        Ok(self.text.as_ref().map(|t| t.bind(py).clone()).unwrap())
+    }
+}
+
+impl Record {
+    fn status(&self) -> u16 {
+        if self.complete {
+            self.status
+        } else {
+            CLIENT_GONE
+        }
+    }
+
+    /// Appends the line `parts` make of this record.
+    pub(super) fn render(
+        &self,
+        py: Python<'_>,
+        parts: &[Part],
+        clock: &mut Clock,
+        line: &mut String,
+    ) -> PyResult<()> {
+        for part in parts {
+            let (atom, conversion) = match part {
+                Part::Text(text) => {
+                    line.push_str(text);
+                    continue;
+                }
+                Part::Atom(atom, conversion) => (*atom, *conversion),
+            };
+            let time;
+            let addr;
+            let value = match atom {
+                Atom::Addr => match self.client {
+                    Some(ip) => {
+                        addr = ip.to_string();
+                        Value::Str(&addr)
+                    }
+                    None => Value::Str("-"),
+                },
+                Atom::Time => {
+                    time = clock.text(py, self.arrived)?;
+                    Value::Str(time.to_str()?)
+                }
+                Atom::DtMs => Value::Float(self.duration.as_secs_f64() * 1000.0),
+                Atom::Status => Value::Int(self.status().into()),
+                Atom::Path => Value::Str(self.uri.path()),
+                Atom::QueryString => Value::Str(self.uri.query().unwrap_or("")),
+                Atom::Method => Value::Str(self.method.as_str()),
+                Atom::Scheme => Value::Str(self.scheme),
+                Atom::Protocol => Value::Str(protocol(self.version)),
+                Atom::Size => Value::Int(self.size),
+                Atom::Header(n) => match self.headers.get(n).and_then(|v| v.as_ref()) {
+                    Some(value) => {
+                        addr = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                        Value::Str(&addr)
+                    }
+                    None => Value::Str("-"),
+                },
+            };
+            line::push(line, value, conversion);
+        }
+        Ok(())
+    }
+
+    pub(super) fn atoms<'py>(
+        &self,
+        py: Python<'py>,
+        keys: &Keys<'py>,
+        clock: &mut Clock,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let atoms = PyDict::new(py);
+        let addr = match self.client {
+            Some(ip) => ip.to_string(),
+            None => "-".to_owned(),
+        };
+        let status = self.status();
+        atoms.set_item("addr", addr)?;
+        atoms.set_item("time", clock.text(py, self.arrived)?)?;
+        atoms.set_item("dt_ms", self.duration.as_secs_f64() * 1000.0)?;
+        atoms.set_item("status", status)?;
+        atoms.set_item("path", self.uri.path())?;
+        atoms.set_item("query_string", self.uri.query().unwrap_or(""))?;
+        atoms.set_item("method", self.method.as_str())?;
+        atoms.set_item("scheme", self.scheme)?;
+        atoms.set_item("protocol", protocol(self.version))?;
+        atoms.set_item("rbl", self.size)?;
+        atoms.set_item("size", self.size)?;
+        for ((granian, gunicorn), value) in keys.headers.iter().zip(&self.headers) {
+            let value = match value {
+                Some(value) => String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                None => "-".to_owned(),
+            };
+            atoms.set_item(granian, &value)?;
+            atoms.set_item(gunicorn, value)?;
+        }
+        Ok(atoms)
+    }
+}
+
+fn protocol(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP",
+    }
+}
