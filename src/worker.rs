@@ -17,7 +17,7 @@ use crate::asgi::{AsgiApp, AsgiHandler};
 use crate::bridge::{Bridge, PyObj, PythonPool};
 use crate::http::Handler;
 use crate::http::RequestLimits;
-use crate::http::{MountSettings, StaticError, StaticFiles};
+use crate::http::{MountSettings, Proxies, StaticError, StaticFiles, Trusted};
 use crate::log::{self, Logger};
 use crate::rsgi::{RsgiApp, RsgiHandler};
 use crate::server::{
@@ -160,6 +160,34 @@ impl TlsArg {
 pub(crate) fn check_tls(tls: TlsArg) -> PyResult<()> {
     Tls::new(tls.settings(HttpMode::Auto)?)?;
     Ok(())
+}
+
+/// `Worker(proxy={...})`: what trusted proxies may tell, every key
+/// required as for `http2`.
+#[derive(Debug, FromPyObject)]
+#[pyo3(from_item_all)]
+struct ProxySettings {
+    /// Read `Forwarded` and `X-Forwarded-*`.
+    headers: bool,
+    /// Read a PROXY protocol preamble on every TCP connection.
+    protocol: bool,
+    /// Addresses and CIDR networks of trusted proxies, or `*`.
+    forwarded_allow_ips: Vec<String>,
+}
+
+impl TryFrom<ProxySettings> for Proxies {
+    type Error = PyErr;
+
+    fn try_from(given: ProxySettings) -> PyResult<Self> {
+        let trusted = Trusted::parse(&given.forwarded_allow_ips).map_err(|bad| {
+            PyValueError::new_err(format!("invalid forwarded_allow_ips entry {bad:?}"))
+        })?;
+        Ok(Self {
+            trusted,
+            headers: given.headers,
+            protocol: given.protocol,
+        })
+    }
 }
 
 /// `Worker(static_files=[{...}, ...])`, one dict per route: every key is
@@ -328,7 +356,7 @@ impl Worker {
     /// [`LimitSettings`], bounds what clients may send; without them
     /// hyper's defaults apply.
     #[new]
-    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, pipeline_flush = false, h2_max_concurrent_streams = 200, http2 = None, limits = None, static_files = Vec::new(), websockets = true, ws_max_message_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0), tls = None))]
+    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, pipeline_flush = false, h2_max_concurrent_streams = 200, http2 = None, limits = None, static_files = Vec::new(), websockets = true, ws_max_message_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0), tls = None, proxy = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -348,6 +376,7 @@ impl Worker {
         ws_ping_interval: Option<f64>,
         ws_ping_timeout: Option<f64>,
         tls: Option<TlsArg>,
+        proxy: Option<ProxySettings>,
     ) -> PyResult<Self> {
         log::note_level(py);
         let mode = match http {
@@ -365,6 +394,10 @@ impl Worker {
         };
         let statics = StaticFiles::new(static_files.into_iter().map(Into::into).collect())
             .map_err(WorkerError::BadStaticFiles)?;
+        let proxies = match proxy {
+            Some(given) => Proxies::try_from(given)?,
+            None => Proxies::NONE,
+        };
         let limits = match limits {
             Some(given) => Limits::try_from(given)?,
             None => Limits::HYPER,
@@ -393,6 +426,7 @@ impl Worker {
                 limits,
                 tls,
                 statics,
+                proxies: Arc::new(proxies),
             },
             backpressure,
             websockets: websockets.then_some(ws::Config {

@@ -206,6 +206,8 @@ def check(config: Any) -> None:
                 raise ConfigError(f"--env-files: no such file: {path}")
     if config.uds_permissions is not None and config.uds is None:
         raise ConfigError("--uds-permissions needs --uds")
+    if config.proxy_protocol and config.uds is not None:
+        raise ConfigError("--proxy-protocol is read on TCP listeners only, not with --uds")
     tls.check(config)
     options.static_files(config)
 

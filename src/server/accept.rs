@@ -12,9 +12,12 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 
+use super::preamble::{self, Preamble};
 use super::registry::{Place, Registry};
 use super::timeouts::{Activity, InFlight, Timed, Timeouts, Tracked};
-use crate::http::{ConnInfo, Handler, RequestLimits, ServerTasks, StaticFiles};
+use crate::http::{
+    ConnInfo, Handler, Proxies, RequestLimits, ServerTasks, StaticFiles, read_forwarded,
+};
 use crate::log::{self, Logger};
 use crate::tls::{Refused, Tls};
 
@@ -50,6 +53,8 @@ pub(crate) struct HttpOptions {
     pub(crate) tls: Option<Arc<Tls>>,
     /// Routes answered from disk, before the handler (none: empty).
     pub(crate) statics: StaticFiles,
+    /// Which proxies are believed, and what they may tell.
+    pub(crate) proxies: Arc<Proxies>,
 }
 
 /// What a client may send, and how slowly.
@@ -260,6 +265,7 @@ struct Connections<H> {
     registry: Arc<Registry>,
     tasks: ServerTasks,
     statics: StaticFiles,
+    proxies: Arc<Proxies>,
 }
 
 impl<H: Handler> Connections<H> {
@@ -276,46 +282,79 @@ impl<H: Handler> Connections<H> {
         self.run(io, conn, activity, place);
     }
 
-    /// Serves a TCP connection that speaks TLS: the handshake runs on the
+    /// Serves a TCP connection that starts with a PROXY protocol preamble
+    /// or speaks TLS (or both, the preamble first): that part runs on the
     /// connection's own task (a slow client never holds up the accept
     /// loop), bounded by the header-read timeout, and the timeouts apply
     /// to the socket under TLS.
-    fn serve_tls(
+    fn serve_tcp(
         self: &Arc<Self>,
-        tls: &Arc<Tls>,
+        tls: Option<Arc<Tls>>,
         mut stream: TcpStream,
-        client: std::net::SocketAddr,
+        peer: std::net::SocketAddr,
         server: Option<std::net::SocketAddr>,
     ) {
+        let protocol = self.proxies.protocol;
+        if protocol && !self.proxies.trusted.contains(peer.ip()) {
+            // Its preamble would not be believed, and without one the
+            // connection cannot be read: closed at once.
+            log::debug_from_any_thread(
+                Logger::Server,
+                &format!("{peer}: not a trusted proxy (--forwarded-allow-ips), connection closed"),
+            );
+            return;
+        }
         let activity = Arc::new(Activity::default());
         let Some(place) = self.registry.admit(&activity) else {
             return;
         };
         let this = Arc::clone(self);
-        let tls = Arc::clone(tls);
         let limit = self.limits.header_read_timeout.unwrap_or(HANDSHAKE_TIMEOUT);
         self.tasks.tracker.spawn(async move {
-            let handshake = async {
-                Tls::screen(&mut stream).await?;
+            let start = async {
+                let (mut client, mut server) = (peer, server);
+                if protocol {
+                    let read = preamble::read(&mut stream).await;
+                    match read.map_err(|bad| Some(bad.to_string()))? {
+                        Preamble::Proxied {
+                            client: c,
+                            server: s,
+                        } => (client, server) = (c, Some(s)),
+                        Preamble::Local => {}
+                    }
+                }
+                let Some(tls) = tls else {
+                    let io = Timed::new(stream, Arc::clone(&activity), this.limits.timeouts);
+                    return Ok::<_, Option<String>>((Started::Plain(io), client, server, None));
+                };
+                let refused = |r: Refused| match r {
+                    Refused::Gone => None,
+                    refused => Some(refused.to_string()),
+                };
+                Tls::screen(&mut stream).await.map_err(refused)?;
                 let io = Timed::new(stream, Arc::clone(&activity), this.limits.timeouts);
-                tls.handshake(io).await
+                let (io, info) = tls.handshake(io).await.map_err(refused)?;
+                Ok((Started::Tls(io), client, server, Some(info)))
             };
             let done = tokio::select! {
-                done = tokio::time::timeout(limit, handshake) => done,
+                done = tokio::time::timeout(limit, start) => done,
                 _ = this.tasks.draining.cancelled() => return,
             };
             match done {
-                Ok(Ok((io, info))) => {
-                    let conn = ConnInfo::new(Some(client), server, Some(info), this.tasks.clone());
-                    this.run(io, conn, activity, place);
+                Ok(Ok((io, client, server, info))) => {
+                    let conn = ConnInfo::new(Some(client), server, info, this.tasks.clone());
+                    match io {
+                        Started::Plain(io) => this.run(io, conn, activity, place),
+                        Started::Tls(io) => this.run(io, conn, activity, place),
+                    }
                 }
-                Ok(Err(Refused::Gone)) => {}
-                Ok(Err(refused)) => {
-                    log::debug_from_any_thread(Logger::Server, &format!("{client}: {refused}"));
+                Ok(Err(None)) => {}
+                Ok(Err(Some(why))) => {
+                    log::debug_from_any_thread(Logger::Server, &format!("{peer}: {why}"));
                 }
                 Err(_) => log::debug_from_any_thread(
                     Logger::Server,
-                    &format!("{client}: TLS handshake not done within {limit:?}"),
+                    &format!("{peer}: connection not started within {limit:?}"),
                 ),
             }
         });
@@ -327,6 +366,13 @@ impl<H: Handler> Connections<H> {
     where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
+        // Forwarding headers are read only from a trusted peer (a Unix
+        // socket's is a local process), and looked for only then.
+        let proxies = (self.proxies.headers
+            && conn
+                .client
+                .is_none_or(|peer| self.proxies.trusted.contains(peer.ip())))
+        .then(|| Arc::clone(&self.proxies));
         let conn = Arc::new(conn);
         let handler = Arc::clone(&self.handler);
         let io = TokioIo::new(io);
@@ -334,15 +380,27 @@ impl<H: Handler> Connections<H> {
         let statics = self.statics.clone();
         let service = service_fn(move |req| {
             let handler = Arc::clone(&handler);
-            let conn = Arc::clone(&conn);
+            let mut conn = Arc::clone(&conn);
             let statics = statics.clone();
             let in_flight = InFlight::new(&activity);
+            let proxies = proxies.clone();
             async move {
                 let response = match limits.admit(req) {
                     // Static routes never reach the app.
-                    Ok(req) => match statics.find(req.uri().path()) {
+                    Ok(mut req) => match statics.find(req.uri().path()) {
                         Some(mount) => mount.serve(&req).await,
-                        None => handler.handle(req, &conn).await,
+                        None => {
+                            if let Some(proxies) = &proxies
+                                && let Some(forwarding) =
+                                    read_forwarded(req.headers(), &proxies.trusted)
+                            {
+                                if let Some(host) = forwarding.host.clone() {
+                                    req.headers_mut().insert(hyper::header::HOST, host);
+                                }
+                                conn = Arc::new(conn.forwarded_by(&forwarding));
+                            }
+                            handler.handle(req, &conn).await
+                        }
                     },
                     Err(refused) => refused,
                 };
@@ -392,6 +450,7 @@ pub(crate) async fn serve<H: Handler>(
         registry: Registry::new(opts.limits.max_connections),
         tasks: ServerTasks::default(),
         statics: opts.statics,
+        proxies: opts.proxies,
     });
     let server = match &listener {
         Listener::Tcp(l) => l.local_addr().ok(),
@@ -415,8 +474,8 @@ pub(crate) async fn serve<H: Handler>(
         match accepted {
             Ok(Accepted::Tcp(stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                if let Some(tls) = &tls {
-                    connections.serve_tls(tls, stream, peer, server);
+                if tls.is_some() || connections.proxies.protocol {
+                    connections.serve_tcp(tls.clone(), stream, peer, server);
                     continue;
                 }
                 let info = ConnInfo::new(Some(peer), server, None, connections.tasks.clone());
@@ -456,6 +515,12 @@ pub(crate) async fn serve<H: Handler>(
     )
     .await
     .is_ok()
+}
+
+/// A connection ready for HTTP, under TLS or not.
+enum Started<IO> {
+    Plain(Timed<IO>),
+    Tls(tokio_rustls::server::TlsStream<Timed<IO>>),
 }
 
 enum Accepted {
@@ -520,6 +585,7 @@ mod tests {
             limits: Limits::HYPER,
             tls: None,
             statics: StaticFiles::default(),
+            proxies: Arc::new(crate::http::Proxies::NONE),
         };
         let handler = Arc::new(Echo { delay });
         let server = tokio::spawn(serve(Listener::Tcp(listener), handler, opts, stopped));
