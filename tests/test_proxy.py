@@ -456,7 +456,12 @@ def test_a_preamble_from_an_untrusted_peer_is_refused(serve):
 
 def test_root_path_on_asgi(serve):
     server = serve("proxy_app:asgi", "--interface", "asgi", "--root-path", "/app/")
-    for sent, path in [("/app/x", "/app/x"), ("/app", "/app"), ("/x", "/app/x"), ("/apple", "/app/apple")]:
+    for sent, path in [
+        ("/app/x", "/app/x"),
+        ("/app", "/app"),
+        ("/x", "/app/x"),
+        ("/apple", "/app/apple"),
+    ]:
         info = httpx.get(server.url + sent).json()
         assert (info["root_path"], info["path"]) == ("/app", path), sent
     with ws_connect(f"ws://127.0.0.1:{server.port}/app/ws", open_timeout=10) as ws:

@@ -9,9 +9,7 @@ import sys
 from ._diorite import FileWrapper
 
 
-def environ_template(
-    secure: bool = False, multiprocess: bool = False, root_path: str = ""
-) -> dict:
+def environ_template(secure: bool = False, multiprocess: bool = False, root_path: str = "") -> dict:
     """The environ keys that are the same for every request; `secure`: the
     server speaks TLS; `root_path`: `--url-path-prefix`."""
     environ = {

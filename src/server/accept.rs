@@ -323,9 +323,12 @@ impl<H: Handler> Connections<H> {
                         Preamble::Local => {}
                     }
                 }
+                let tasks = this.tasks.clone();
                 let Some(tls) = tls else {
                     let io = Timed::new(stream, Arc::clone(&activity), this.limits.timeouts);
-                    return Ok::<_, Option<String>>((Started::Plain(io), client, server, None));
+                    let conn = ConnInfo::new(Some(client), server, None, tasks);
+                    this.run(io, conn, activity, place);
+                    return Ok::<_, Option<String>>(());
                 };
                 let refused = |r: Refused| match r {
                     Refused::Gone => None,
@@ -334,20 +337,16 @@ impl<H: Handler> Connections<H> {
                 Tls::screen(&mut stream).await.map_err(refused)?;
                 let io = Timed::new(stream, Arc::clone(&activity), this.limits.timeouts);
                 let (io, info) = tls.handshake(io).await.map_err(refused)?;
-                Ok((Started::Tls(io), client, server, Some(info)))
+                let conn = ConnInfo::new(Some(client), server, Some(info), tasks);
+                this.run(io, conn, activity, place);
+                Ok(())
             };
             let done = tokio::select! {
                 done = tokio::time::timeout(limit, start) => done,
                 _ = this.tasks.draining.cancelled() => return,
             };
             match done {
-                Ok(Ok((io, client, server, info))) => {
-                    let conn = ConnInfo::new(Some(client), server, info, this.tasks.clone());
-                    match io {
-                        Started::Plain(io) => this.run(io, conn, activity, place),
-                        Started::Tls(io) => this.run(io, conn, activity, place),
-                    }
-                }
+                Ok(Ok(())) => {}
                 Ok(Err(None)) => {}
                 Ok(Err(Some(why))) => {
                     log::debug_from_any_thread(Logger::Server, &format!("{peer}: {why}"));
@@ -515,12 +514,6 @@ pub(crate) async fn serve<H: Handler>(
     )
     .await
     .is_ok()
-}
-
-/// A connection ready for HTTP, under TLS or not.
-enum Started<IO> {
-    Plain(Timed<IO>),
-    Tls(tokio_rustls::server::TlsStream<Timed<IO>>),
 }
 
 enum Accepted {
