@@ -48,8 +48,10 @@ def _help(option: options.Option) -> str:
     default = option.default
     if option.kind == "flag":
         shown = "on" if default else "off"
-    elif default is None or default == []:
+    elif default is None or default == [] or default == "":
         shown = None
+    elif isinstance(default, list):
+        shown = ",".join(map(str, default))
     else:
         shown = default
     text = option.help
