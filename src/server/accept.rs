@@ -16,7 +16,7 @@ use super::preamble::{self, Preamble};
 use super::registry::{Place, Registry};
 use super::timeouts::{Activity, InFlight, Timed, Timeouts, Tracked};
 use crate::http::{
-    ConnInfo, Handler, Proxies, RequestLimits, ServerTasks, StaticFiles, read_forwarded,
+    ConnInfo, Handler, Proxies, RequestLimits, ServerTasks, StaticFiles, Trusted, read_forwarded,
 };
 use crate::log::{self, Logger};
 use crate::tls::{Refused, Tls};
@@ -377,29 +377,23 @@ impl<H: Handler> Connections<H> {
         let io = TokioIo::new(io);
         let limits = self.limits.request;
         let statics = self.statics.clone();
-        let service = service_fn(move |req| {
+        let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             let handler = Arc::clone(&handler);
-            let mut conn = Arc::clone(&conn);
+            // Read here, before the future: nothing per request is cloned
+            // for it, and a request without the headers pays one look
+            // through its header names.
+            let conn = match &proxies {
+                Some(proxies) => forwarded(&mut req, &conn, &proxies.trusted),
+                None => Arc::clone(&conn),
+            };
             let statics = statics.clone();
             let in_flight = InFlight::new(&activity);
-            let proxies = proxies.clone();
             async move {
                 let response = match limits.admit(req) {
                     // Static routes never reach the app.
-                    Ok(mut req) => match statics.find(req.uri().path()) {
+                    Ok(req) => match statics.find(req.uri().path()) {
                         Some(mount) => mount.serve(&req).await,
-                        None => {
-                            if let Some(proxies) = &proxies
-                                && let Some(forwarding) =
-                                    read_forwarded(req.headers(), &proxies.trusted)
-                            {
-                                if let Some(host) = forwarding.host.clone() {
-                                    req.headers_mut().insert(hyper::header::HOST, host);
-                                }
-                                conn = Arc::new(conn.forwarded_by(&forwarding));
-                            }
-                            handler.handle(req, &conn).await
-                        }
+                        None => handler.handle(req, &conn).await,
                     },
                     Err(refused) => refused,
                 };
@@ -427,6 +421,25 @@ impl<H: Handler> Connections<H> {
                 spawn_graceful!(connections, draining, conn, place);
             }
         }
+    }
+}
+
+/// The connection as `req`'s forwarding headers describe it (and the
+/// forwarded host in its `Host` header), or the connection itself when it
+/// has none.
+fn forwarded<B>(
+    req: &mut hyper::Request<B>,
+    conn: &Arc<ConnInfo>,
+    trusted: &Trusted,
+) -> Arc<ConnInfo> {
+    match read_forwarded(req.headers(), trusted) {
+        Some(forwarding) => {
+            if let Some(host) = forwarding.host.clone() {
+                req.headers_mut().insert(hyper::header::HOST, host);
+            }
+            Arc::new(conn.forwarded_by(&forwarding))
+        }
+        None => Arc::clone(conn),
     }
 }
 
