@@ -507,3 +507,28 @@ def test_forwarded_allow_ips_from_the_environment(serve):
     )
     info = httpx.get(server.url + "/", headers=SPOOF).json()
     assert info["client"][0] == "127.0.0.1"
+
+
+def test_a_unix_socket_peer_is_trusted(serve, tmp_path):
+    path = str(tmp_path / "d.sock")
+    serve(
+        "proxy_app:asgi",
+        "--interface",
+        "asgi",
+        "--uds",
+        path,
+        "--forwarded-allow-ips",
+        "10.0.0.1",
+        ready=False,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            transport = httpx.HTTPTransport(uds=path)
+            with httpx.Client(transport=transport) as client:
+                answer = client.get("http://x/u", headers={"x-forwarded-for": "203.0.113.9"})
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert answer.json()["client"] == ["203.0.113.9", 0]
