@@ -310,6 +310,11 @@ impl<H: Handler> Connections<H> {
         };
         let this = Arc::clone(self);
         let limit = self.limits.header_read_timeout.unwrap_or(HANDSHAKE_TIMEOUT);
+        let what = match (protocol, tls.is_some()) {
+            (true, true) => "PROXY protocol preamble and TLS handshake",
+            (true, false) => "PROXY protocol preamble",
+            _ => "TLS handshake",
+        };
         self.tasks.tracker.spawn(async move {
             let start = async {
                 let (mut client, mut server) = (peer, server);
@@ -353,7 +358,7 @@ impl<H: Handler> Connections<H> {
                 }
                 Err(_) => log::debug_from_any_thread(
                     Logger::Server,
-                    &format!("{peer}: connection not started within {limit:?}"),
+                    &format!("{peer}: {what} not done within {limit:?}"),
                 ),
             }
         });
