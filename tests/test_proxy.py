@@ -532,3 +532,20 @@ def test_a_unix_socket_peer_is_trusted(serve, tmp_path):
             assert time.monotonic() < deadline
             time.sleep(0.05)
     assert answer.json()["client"] == ["203.0.113.9", 0]
+
+
+def test_a_preamble_that_never_ends_times_out(serve):
+    server = serve(
+        "proxy_app:asgi",
+        "--interface",
+        "asgi",
+        "--proxy-protocol",
+        "--http1-header-read-timeout",
+        "500",
+        "--log-level",
+        "debug",
+    )
+    started = time.monotonic()
+    assert _closed_without_answer(server.port, b"PROXY TCP4 198.51.100.4 ")
+    assert time.monotonic() - started < 5
+    server.wait_log("PROXY protocol preamble not done within 500ms")
