@@ -18,7 +18,7 @@ use crate::bridge::{Bridge, PyObj, PythonPool};
 use crate::http::Handler;
 use crate::http::RequestLimits;
 use crate::http::metrics;
-use crate::http::{MountSettings, StaticError, StaticFiles};
+use crate::http::{MountSettings, Proxies, StaticError, StaticFiles, Trusted};
 use crate::log::access::AccessLog;
 use crate::log::{self, Logger};
 use crate::rsgi::{RsgiApp, RsgiHandler};
@@ -175,6 +175,34 @@ impl TlsArg {
 pub(crate) fn check_tls(tls: TlsArg) -> PyResult<()> {
     Tls::new(tls.settings(HttpMode::Auto)?)?;
     Ok(())
+}
+
+/// `Worker(proxy={...})`: what trusted proxies may tell, every key
+/// required as for `http2`.
+#[derive(Debug, FromPyObject)]
+#[pyo3(from_item_all)]
+struct ProxySettings {
+    /// Read `Forwarded` and `X-Forwarded-*`.
+    headers: bool,
+    /// Read a PROXY protocol preamble on every TCP connection.
+    protocol: bool,
+    /// Addresses and CIDR networks of trusted proxies, or `*`.
+    forwarded_allow_ips: Vec<String>,
+}
+
+impl TryFrom<ProxySettings> for Proxies {
+    type Error = PyErr;
+
+    fn try_from(given: ProxySettings) -> PyResult<Self> {
+        let trusted = Trusted::parse(&given.forwarded_allow_ips).map_err(|bad| {
+            PyValueError::new_err(format!("invalid forwarded_allow_ips entry {bad:?}"))
+        })?;
+        Ok(Self {
+            trusted,
+            headers: given.headers,
+            protocol: given.protocol,
+        })
+    }
 }
 
 /// `Worker(static_files=[{...}, ...])`, one dict per route: every key is
@@ -369,7 +397,7 @@ impl Worker {
     /// [`LimitSettings`], bounds what clients may send; without them
     /// hyper's defaults apply.
     #[new]
-    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, pipeline_flush = false, h2_max_concurrent_streams = 200, http2 = None, limits = None, static_files = Vec::new(), websockets = true, ws_max_message_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0), tls = None, metrics = None, access_log = None))]
+    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, pipeline_flush = false, h2_max_concurrent_streams = 200, http2 = None, limits = None, static_files = Vec::new(), websockets = true, ws_max_message_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0), tls = None, metrics = None, access_log = None, proxy = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -391,6 +419,7 @@ impl Worker {
         tls: Option<TlsArg>,
         metrics: Option<MetricsSettings>,
         access_log: Option<AccessSettings>,
+        proxy: Option<ProxySettings>,
     ) -> PyResult<Self> {
         log::note_level(py);
         let mode = match http {
@@ -408,6 +437,10 @@ impl Worker {
         };
         let statics = StaticFiles::new(static_files.into_iter().map(Into::into).collect())
             .map_err(WorkerError::BadStaticFiles)?;
+        let proxies = match proxy {
+            Some(given) => Proxies::try_from(given)?,
+            None => Proxies::NONE,
+        };
         let limits = match limits {
             Some(given) => Limits::try_from(given)?,
             None => Limits::HYPER,
@@ -445,6 +478,7 @@ impl Worker {
                 tls,
                 statics,
                 access,
+                proxies: Arc::new(proxies),
             },
             backpressure,
             websockets: websockets.then_some(ws::Config {

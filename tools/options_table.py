@@ -27,8 +27,10 @@ def table() -> str:
             if option.kind == "flag":
                 flags += f" / `--no-{option.flags[0].lstrip('-')}`"
                 default = "on" if option.default else "off"
-            elif option.default in (None, []):
+            elif option.default in (None, [], ""):
                 default = ""
+            elif isinstance(option.default, list):
+                default = f"`{','.join(map(str, option.default))}`"
             else:
                 default = f"`{option.default}`"
             if option.choices:

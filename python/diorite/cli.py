@@ -48,8 +48,10 @@ def _help(option: options.Option) -> str:
     default = option.default
     if option.kind == "flag":
         shown = "on" if default else "off"
-    elif default is None or default == []:
+    elif default is None or default == [] or default == "":
         shown = None
+    elif isinstance(default, list):
+        shown = ",".join(map(str, default))
     else:
         shown = default
     text = option.help
@@ -211,6 +213,8 @@ def check(config: Any) -> None:
             raise ConfigError(MISSING)
     if config.uds_permissions is not None and config.uds is None:
         raise ConfigError("--uds-permissions needs --uds")
+    if config.proxy_protocol and config.uds is not None:
+        raise ConfigError("--proxy-protocol is read on TCP listeners only, not with --uds")
     tls.check(config)
     options.static_files(config)
     failed = logs.configure_from(config)

@@ -11,6 +11,7 @@ from (the flag, the variable, the config key or the keyword argument).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import re
@@ -34,6 +35,7 @@ GROUPS = (
     "static files",
     "limits and timeouts",
     "TLS",
+    "proxies",
     "websockets",
     "workers",
     "metrics and health",
@@ -248,6 +250,39 @@ def file_name(value: Any) -> str:
 def absolute_path(value: Any) -> str:
     """A path, made absolute (worker processes read it too)."""
     return os.path.abspath(text(value))
+
+
+def trusted_addresses(value: Any) -> list[str]:
+    """`--forwarded-allow-ips`: addresses and CIDR networks, comma-separated
+    in text (Uvicorn's and Gunicorn's form) or a list, or `*` for all."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError(f"expected addresses or networks separated by commas, got {value!r}")
+    entries = []
+    for item in items:
+        entry = str(item).strip()
+        if not entry:
+            continue
+        if entry != "*":
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"expected IP addresses or networks (like 10.0.0.0/8) or *, got {entry!r}"
+                ) from None
+        entries.append(entry)
+    return entries
+
+
+def root_path(value: Any) -> str:
+    """`--url-path-prefix`: empty, or a path starting with `/`; a trailing
+    `/` is dropped (`/app/` is `/app`)."""
+    if value is None:
+        return ""
+    path = str(value).strip()
+    if path and (not path.startswith("/") or any(c.isspace() or c in "?#%" for c in path)):
+        raise ValueError(f"expected a URL path starting with / (like /app), got {value!r}")
+    return path.rstrip("/")
 
 
 def whole_seconds(value: Any) -> int:
@@ -960,6 +995,46 @@ OPTIONS: tuple[Option, ...] = (
         "reload",
         "list",
         "REGEX",
+    ),
+    # proxies
+    Option(
+        "proxy_headers",
+        ("--proxy-headers",),
+        boolean,
+        True,
+        "believe Forwarded and X-Forwarded-* (client, scheme, host, prefix) from the "
+        "--forwarded-allow-ips peers",
+        "proxies",
+        "flag",
+    ),
+    Option(
+        "forwarded_allow_ips",
+        ("--forwarded-allow-ips",),
+        trusted_addresses,
+        ["127.0.0.1", "::1"],
+        "the proxies believed: addresses and CIDR networks separated by commas, or * for "
+        "all (Unix-socket peers always are)",
+        "proxies",
+        metavar="ADDRESSES",
+    ),
+    Option(
+        "proxy_protocol",
+        ("--proxy-protocol",),
+        boolean,
+        False,
+        "every TCP connection starts with a PROXY protocol v1 or v2 preamble (HAProxy "
+        "send-proxy, AWS NLB); only --forwarded-allow-ips peers may connect",
+        "proxies",
+        "flag",
+    ),
+    Option(
+        "url_path_prefix",
+        ("--url-path-prefix", "--root-path"),
+        root_path,
+        "",
+        "the path the app is mounted at behind a proxy: ASGI root_path, WSGI SCRIPT_NAME",
+        "proxies",
+        metavar="PATH",
     ),
     # logging
     Option(

@@ -306,6 +306,11 @@ async def serve_app(
             "connections": config.limit_connections,
         },
         tls=tls.settings(config),
+        proxy={
+            "headers": config.proxy_headers,
+            "protocol": config.proxy_protocol,
+            "forwarded_allow_ips": config.forwarded_allow_ips,
+        },
         static_files=static_files(config),
         websockets=config.websockets,
         ws_max_message_size=config.ws_max_message_size,
@@ -323,18 +328,25 @@ async def serve_app(
         rsgi.call_hook(app, "__rsgi_init__", loop)
         worker.serve_rsgi(rsgi.make_runner(app), task_spawner(loop), loop)
     elif interface == "wsgi":
-        template = wsgi.environ_template(secure=secure, multiprocess=config.workers > 1)
+        template = wsgi.environ_template(
+            secure=secure, multiprocess=config.workers > 1, root_path=config.url_path_prefix
+        )
         worker.serve_wsgi(
             app, template, config.blocking_threads, config.blocking_threads_idle_timeout
         )
     else:
         state = lifespan.state if lifespan is not None and lifespan.supported else None
-        ws_template = scope_template("websocket", secure=secure) if config.websockets else None
+        root = config.url_path_prefix
+        ws_template = (
+            scope_template("websocket", root_path=root, secure=secure)
+            if config.websockets
+            else None
+        )
         worker.serve_asgi(
             make_runner(app),
             task_spawner(loop),
             loop,
-            scope_template(secure=secure),
+            scope_template(root_path=root, secure=secure),
             ws_template,
             state,
         )

@@ -9,11 +9,11 @@ import sys
 from ._diorite import FileWrapper
 
 
-def environ_template(secure: bool = False, multiprocess: bool = False) -> dict:
+def environ_template(secure: bool = False, multiprocess: bool = False, root_path: str = "") -> dict:
     """The environ keys that are the same for every request; `secure`: the
-    server speaks TLS."""
+    server speaks TLS; `root_path`: `--url-path-prefix`."""
     environ = {
-        "SCRIPT_NAME": "",
+        "SCRIPT_NAME": root_path,
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": "https" if secure else "http",
         "wsgi.errors": sys.stderr,

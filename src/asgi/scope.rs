@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::bridge::PyObj;
-use crate::http::{COMMON_REQUEST_HEADERS, ConnInfo, TlsInfo};
+use crate::http::{COMMON_REQUEST_HEADERS, ConnInfo, TlsInfo, under_root};
 
 pub(crate) struct ScopeBuilder {
     template: PyObj,
@@ -29,6 +29,8 @@ pub(crate) struct ScopeBuilder {
     versions: [PyObj<PyString>; 4],
     /// Request header names as `bytes`, made once (immutable after start).
     header_names: HashMap<HeaderName, PyObj<PyBytes>>,
+    /// The template's `root_path` (`--root-path`), which `path` includes.
+    root_path: String,
 }
 
 struct Keys {
@@ -43,6 +45,8 @@ struct Keys {
     state: PyObj<PyString>,
     subprotocols: PyObj<PyString>,
     extensions: PyObj<PyString>,
+    scheme: PyObj<PyString>,
+    root_path: PyObj<PyString>,
 }
 
 impl ScopeBuilder {
@@ -52,7 +56,10 @@ impl ScopeBuilder {
         ws_template: Option<Py<PyAny>>,
         state: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
-        template.bind(py).cast::<PyDict>()?;
+        let root_path = match template.bind(py).cast::<PyDict>()?.get_item("root_path")? {
+            Some(root) => root.extract::<String>()?,
+            None => String::new(),
+        };
         if let Some(ws) = &ws_template {
             ws.bind(py).cast::<PyDict>()?;
         }
@@ -82,6 +89,8 @@ impl ScopeBuilder {
                 state: s("state"),
                 subprotocols: s("subprotocols"),
                 extensions: s("extensions"),
+                scheme: s("scheme"),
+                root_path: s("root_path"),
             },
             methods,
             versions: [s("1.0"), s("1.1"), s("2"), s("3")],
@@ -94,6 +103,7 @@ impl ScopeBuilder {
                     )
                 })
                 .collect(),
+            root_path,
         })
     }
 
@@ -109,7 +119,7 @@ impl ScopeBuilder {
             Some((_, name)) => scope.set_item(k.method.bind(py), name.bind(py))?,
             None => scope.set_item(k.method.bind(py), head.method.as_str())?,
         }
-        self.fill(py, &scope, head, conn)?;
+        self.fill(py, &scope, head, conn, false)?;
         Ok(scope)
     }
 
@@ -126,7 +136,7 @@ impl ScopeBuilder {
             .as_ref()
             .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("websockets are off"))?;
         let scope = template.bind(py).cast::<PyDict>()?.copy()?;
-        self.fill(py, &scope, head, conn)?;
+        self.fill(py, &scope, head, conn, true)?;
         let offered = crate::ws::subprotocols(head);
         scope.set_item(self.keys.subprotocols.bind(py), PyList::new(py, offered)?)?;
         Ok(scope)
@@ -139,6 +149,7 @@ impl ScopeBuilder {
         scope: &Bound<'_, PyDict>,
         head: &Parts,
         conn: &ConnInfo,
+        websocket: bool,
     ) -> PyResult<()> {
         let k = &self.keys;
         let version = match head.version {
@@ -150,8 +161,31 @@ impl ScopeBuilder {
         scope.set_item(k.http_version.bind(py), version.bind(py))?;
         let raw_path = head.uri.path();
         let path = percent_decode(raw_path.as_bytes()).decode_utf8_lossy();
-        scope.set_item(k.path.bind(py), path.as_ref())?;
-        scope.set_item(k.raw_path.bind(py), PyBytes::new(py, raw_path.as_bytes()))?;
+        let root = match &conn.prefix {
+            Some(prefix) => {
+                scope.set_item(k.root_path.bind(py), prefix.as_ref())?;
+                prefix.as_ref()
+            }
+            None => self.root_path.as_str(),
+        };
+        if root.is_empty() || under_root(&path, root) {
+            scope.set_item(k.path.bind(py), path.as_ref())?;
+            scope.set_item(k.raw_path.bind(py), PyBytes::new(py, raw_path.as_bytes()))?;
+        } else {
+            // The proxy took the prefix off: `path` includes `root_path`
+            // (the ASGI spec), so it goes back on.
+            scope.set_item(k.path.bind(py), format!("{root}{path}"))?;
+            let raw = [root.as_bytes(), raw_path.as_bytes()].concat();
+            scope.set_item(k.raw_path.bind(py), PyBytes::new(py, &raw))?;
+        }
+        if conn.forwarded {
+            let scheme = match (websocket, conn.scheme) {
+                (true, "https") => "wss",
+                (true, _) => "ws",
+                (false, scheme) => scheme,
+            };
+            scope.set_item(k.scheme.bind(py), scheme)?;
+        }
         let query = head.uri.query().unwrap_or("");
         scope.set_item(k.query_string.bind(py), PyBytes::new(py, query.as_bytes()))?;
         scope.set_item(k.headers.bind(py), self.headers(py, head)?)?;

@@ -7,6 +7,8 @@ use std::sync::{Arc, OnceLock};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::forwarded::Forwarding;
+
 /// The server's hold on work that outlives a request: connections and
 /// upgraded websockets are tracked so a graceful stop waits for them, and
 /// all of them watch `draining` to learn that the stop has begun.
@@ -40,6 +42,13 @@ pub(crate) struct ConnInfo {
     pub(crate) scheme: &'static str,
     /// `Some` on a TLS connection.
     pub(crate) tls: Option<TlsInfo>,
+    /// Set on a request whose trusted proxy's headers changed `client`
+    /// or `scheme`: interfaces then take the scheme from here rather
+    /// than from their per-worker template.
+    pub(crate) forwarded: bool,
+    /// The proxy's `X-Forwarded-Prefix`, in place of the configured root
+    /// path.
+    pub(crate) prefix: Option<Arc<str>>,
     /// Per-connection values an interface derives once and reuses for
     /// every request on the connection (ASGI keeps its address tuples).
     pub(crate) interface_cache: OnceLock<Box<dyn Any + Send + Sync>>,
@@ -58,8 +67,24 @@ impl ConnInfo {
             server,
             scheme: if tls.is_some() { "https" } else { "http" },
             tls,
+            forwarded: false,
+            prefix: None,
             interface_cache: OnceLock::new(),
             tasks,
+        }
+    }
+
+    /// This connection as one request's forwarding headers describe it.
+    pub(crate) fn forwarded_by(&self, forwarding: &Forwarding) -> Self {
+        Self {
+            client: forwarding.client.or(self.client),
+            server: self.server,
+            scheme: forwarding.scheme.unwrap_or(self.scheme),
+            tls: self.tls.clone(),
+            forwarded: true,
+            prefix: forwarding.prefix.clone().or_else(|| self.prefix.clone()),
+            interface_cache: OnceLock::new(),
+            tasks: self.tasks.clone(),
         }
     }
 }

@@ -5,6 +5,7 @@
 mod conn;
 mod exchange;
 mod file;
+mod forwarded;
 mod handler;
 mod head;
 mod limits;
@@ -15,10 +16,12 @@ mod statics;
 mod stream;
 #[cfg(test)]
 pub(crate) mod testing;
+mod trust;
 
 pub(crate) use conn::{COMMON_REQUEST_HEADERS, ConnInfo, ServerTasks, TlsInfo};
 pub(crate) use exchange::{Admitted, Reply, exchange};
 pub(crate) use file::{FileRange, send_file, send_open_file};
+pub(crate) use forwarded::{read as read_forwarded, under_root};
 pub(crate) use handler::Handler;
 pub(crate) use head::{HeadError, append_header, latin1_bytes, response_head};
 pub(crate) use limits::{BodyLimits, RequestLimits, refusal};
@@ -28,3 +31,4 @@ pub(crate) use statics::{MountSettings, StaticError, StaticFiles};
 #[cfg(test)]
 pub(crate) use stream::BUDGET;
 pub(crate) use stream::{Queued, StreamSender, Weighed};
+pub(crate) use trust::{Proxies, Trusted};

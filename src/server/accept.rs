@@ -12,10 +12,13 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 
+use super::preamble::{self, Preamble};
 use super::registry::{Place, Registry};
 use super::timeouts::{Activity, InFlight, Timed, Timeouts, Tracked};
 use crate::http::metrics::RequestTimer;
-use crate::http::{ConnInfo, Handler, RequestLimits, ServerTasks, StaticFiles};
+use crate::http::{
+    ConnInfo, Handler, Proxies, RequestLimits, ServerTasks, StaticFiles, Trusted, read_forwarded,
+};
 use crate::log::access::AccessLog;
 use crate::log::{self, Logger};
 use crate::tls::{Refused, Tls};
@@ -54,6 +57,8 @@ pub(crate) struct HttpOptions {
     pub(crate) statics: StaticFiles,
     /// Where requests are logged (`--access-log`); `None`: not at all.
     pub(crate) access: Option<Arc<AccessLog>>,
+    /// Which proxies are believed, and what they may tell.
+    pub(crate) proxies: Arc<Proxies>,
 }
 
 /// What a client may send, and how slowly.
@@ -265,6 +270,7 @@ struct Connections<H> {
     tasks: ServerTasks,
     statics: StaticFiles,
     access: Option<Arc<AccessLog>>,
+    proxies: Arc<Proxies>,
 }
 
 impl<H: Handler> Connections<H> {
@@ -282,47 +288,84 @@ impl<H: Handler> Connections<H> {
         self.run(io, conn, activity, place);
     }
 
-    /// Serves a TCP connection that speaks TLS: the handshake runs on the
+    /// Serves a TCP connection that starts with a PROXY protocol preamble
+    /// or speaks TLS (or both, the preamble first): that part runs on the
     /// connection's own task (a slow client never holds up the accept
     /// loop), bounded by the header-read timeout, and the timeouts apply
     /// to the socket under TLS.
-    fn serve_tls(
+    fn serve_tcp(
         self: &Arc<Self>,
-        tls: &Arc<Tls>,
+        tls: Option<Arc<Tls>>,
         mut stream: TcpStream,
-        client: std::net::SocketAddr,
+        peer: std::net::SocketAddr,
         server: Option<std::net::SocketAddr>,
     ) {
+        let protocol = self.proxies.protocol;
+        if protocol && !self.proxies.trusted.contains(peer.ip()) {
+            // Its preamble would not be believed, and without one the
+            // connection cannot be read: closed at once.
+            log::debug_from_any_thread(
+                Logger::Server,
+                &format!("{peer}: not a trusted proxy (--forwarded-allow-ips), connection closed"),
+            );
+            return;
+        }
         let activity = Arc::new(Activity::default());
         let Some(place) = self.registry.admit(&activity) else {
             return;
         };
         activity.opened();
         let this = Arc::clone(self);
-        let tls = Arc::clone(tls);
         let limit = self.limits.header_read_timeout.unwrap_or(HANDSHAKE_TIMEOUT);
+        let what = match (protocol, tls.is_some()) {
+            (true, true) => "PROXY protocol preamble and TLS handshake",
+            (true, false) => "PROXY protocol preamble",
+            _ => "TLS handshake",
+        };
         self.tasks.tracker.spawn(async move {
-            let handshake = async {
-                Tls::screen(&mut stream).await?;
+            let start = async {
+                let (mut client, mut server) = (peer, server);
+                if protocol {
+                    let read = preamble::read(&mut stream).await;
+                    match read.map_err(|bad| Some(bad.to_string()))? {
+                        Preamble::Proxied {
+                            client: c,
+                            server: s,
+                        } => (client, server) = (c, Some(s)),
+                        Preamble::Local => {}
+                    }
+                }
+                let tasks = this.tasks.clone();
+                let Some(tls) = tls else {
+                    let io = Timed::new(stream, Arc::clone(&activity), this.limits.timeouts);
+                    let conn = ConnInfo::new(Some(client), server, None, tasks);
+                    this.run(io, conn, activity, place);
+                    return Ok::<_, Option<String>>(());
+                };
+                let refused = |r: Refused| match r {
+                    Refused::Gone => None,
+                    refused => Some(refused.to_string()),
+                };
+                Tls::screen(&mut stream).await.map_err(refused)?;
                 let io = Timed::new(stream, Arc::clone(&activity), this.limits.timeouts);
-                tls.handshake(io).await
+                let (io, info) = tls.handshake(io).await.map_err(refused)?;
+                let conn = ConnInfo::new(Some(client), server, Some(info), tasks);
+                this.run(io, conn, activity, place);
+                Ok(())
             };
             let done = tokio::select! {
-                done = tokio::time::timeout(limit, handshake) => done,
+                done = tokio::time::timeout(limit, start) => done,
                 _ = this.tasks.draining.cancelled() => return,
             };
             match done {
-                Ok(Ok((io, info))) => {
-                    let conn = ConnInfo::new(Some(client), server, Some(info), this.tasks.clone());
-                    this.run(io, conn, activity, place);
-                }
-                Ok(Err(Refused::Gone)) => {}
-                Ok(Err(refused)) => {
-                    log::debug_from_any_thread(Logger::Server, &format!("{client}: {refused}"));
+                Ok(Ok(())) => {}
+                Ok(Err(None)) => {}
+                Ok(Err(Some(why))) => {
+                    log::debug_from_any_thread(Logger::Server, &format!("{peer}: {why}"));
                 }
                 Err(_) => log::debug_from_any_thread(
                     Logger::Server,
-                    &format!("{client}: TLS handshake not done within {limit:?}"),
+                    &format!("{peer}: {what} not done within {limit:?}"),
                 ),
             }
         });
@@ -334,15 +377,28 @@ impl<H: Handler> Connections<H> {
     where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
+        // Forwarding headers are read only from a trusted peer (a Unix
+        // socket's is a local process), and looked for only then.
+        let proxies = (self.proxies.headers
+            && conn
+                .client
+                .is_none_or(|peer| self.proxies.trusted.contains(peer.ip())))
+        .then(|| Arc::clone(&self.proxies));
         let conn = Arc::new(conn);
         let handler = Arc::clone(&self.handler);
         let io = TokioIo::new(io);
         let limits = self.limits.request;
         let statics = self.statics.clone();
         let access = self.access.clone();
-        let service = service_fn(move |req| {
+        let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             let handler = Arc::clone(&handler);
-            let conn = Arc::clone(&conn);
+            // Read here, before the future: nothing per request is cloned
+            // for it, and a request without the headers pays one look
+            // through its header names.
+            let conn = match &proxies {
+                Some(proxies) => forwarded(&mut req, &conn, &proxies.trusted),
+                None => Arc::clone(&conn),
+            };
             let statics = statics.clone();
             let in_flight = InFlight::new(&activity);
             let mut timer = RequestTimer::start(req.method());
@@ -396,6 +452,25 @@ impl<H: Handler> Connections<H> {
     }
 }
 
+/// The connection as `req`'s forwarding headers describe it (and the
+/// forwarded host in its `Host` header), or the connection itself when it
+/// has none.
+fn forwarded<B>(
+    req: &mut hyper::Request<B>,
+    conn: &Arc<ConnInfo>,
+    trusted: &Trusted,
+) -> Arc<ConnInfo> {
+    match read_forwarded(req.headers(), trusted) {
+        Some(forwarding) => {
+            if let Some(host) = forwarding.host.clone() {
+                req.headers_mut().insert(hyper::header::HOST, host);
+            }
+            Arc::new(conn.forwarded_by(&forwarding))
+        }
+        None => Arc::clone(conn),
+    }
+}
+
 /// Serves until `stop` holds a grace period, then lets open connections
 /// finish for up to that long and returns whether they all did.
 pub(crate) async fn serve<H: Handler>(
@@ -416,6 +491,7 @@ pub(crate) async fn serve<H: Handler>(
         tasks: ServerTasks::default(),
         statics: opts.statics,
         access: opts.access,
+        proxies: opts.proxies,
     });
     let server = match &listener {
         Listener::Tcp(l) => l.local_addr().ok(),
@@ -439,8 +515,8 @@ pub(crate) async fn serve<H: Handler>(
         match accepted {
             Ok(Accepted::Tcp(stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                if let Some(tls) = &tls {
-                    connections.serve_tls(tls, stream, peer, server);
+                if tls.is_some() || connections.proxies.protocol {
+                    connections.serve_tcp(tls.clone(), stream, peer, server);
                     continue;
                 }
                 let info = ConnInfo::new(Some(peer), server, None, connections.tasks.clone());
@@ -545,6 +621,7 @@ mod tests {
             tls: None,
             statics: StaticFiles::default(),
             access: None,
+            proxies: Arc::new(crate::http::Proxies::NONE),
         };
         let handler = Arc::new(Echo { delay });
         let server = tokio::spawn(serve(Listener::Tcp(listener), handler, opts, stopped));

@@ -3,6 +3,7 @@
 //! [`Handler`](crate::http::Handler).
 
 mod accept;
+mod preamble;
 mod registry;
 mod runtime;
 mod timeouts;

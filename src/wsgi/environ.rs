@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
 use crate::bridge::PyObj;
-use crate::http::{COMMON_REQUEST_HEADERS, ConnInfo};
+use crate::http::{COMMON_REQUEST_HEADERS, ConnInfo, under_root};
 
 /// Builds environs from a template holding the constant keys (`wsgi.*`,
 /// `SCRIPT_NAME`) that Python prepared at start-up.
@@ -19,6 +19,8 @@ pub(crate) struct EnvironBuilder {
     template: PyObj,
     /// `HTTP_*` keys of common headers, made once.
     cgi_names: HashMap<HeaderName, PyObj<PyString>>,
+    /// The template's `SCRIPT_NAME` (`--root-path`), taken off `PATH_INFO`.
+    script_name: String,
 }
 
 /// `REMOTE_ADDR` and `REMOTE_PORT`, made once per connection.
@@ -100,7 +102,14 @@ fn joined<'h>(headers: &'h HeaderMap, name: &header::HeaderName) -> Cow<'h, str>
 
 impl EnvironBuilder {
     pub(crate) fn new(py: Python<'_>, template: Py<PyAny>) -> PyResult<Self> {
-        template.bind(py).cast::<PyDict>()?;
+        let script_name = match template
+            .bind(py)
+            .cast::<PyDict>()?
+            .get_item("SCRIPT_NAME")?
+        {
+            Some(root) => root.extract::<String>()?,
+            None => String::new(),
+        };
         let cgi_names = COMMON_REQUEST_HEADERS
             .iter()
             .map(|name| {
@@ -113,6 +122,7 @@ impl EnvironBuilder {
         Ok(Self {
             template: PyObj::new(template),
             cgi_names,
+            script_name,
         })
     }
 
@@ -126,7 +136,29 @@ impl EnvironBuilder {
         let env = self.template.bind(py).cast::<PyDict>()?.copy()?;
         env.set_item(pyo3::intern!(py, "REQUEST_METHOD"), head.method.as_str())?;
         let path = percent_decode(head.uri.path().as_bytes()).collect::<Vec<u8>>();
-        env.set_item(pyo3::intern!(py, "PATH_INFO"), &*latin1(&path))?;
+        let path = latin1(&path);
+        let root = match &conn.prefix {
+            Some(prefix) => {
+                env.set_item(pyo3::intern!(py, "SCRIPT_NAME"), prefix.as_ref())?;
+                prefix.as_ref()
+            }
+            None => self.script_name.as_str(),
+        };
+        // A path under the root path loses it; one that is not (the proxy
+        // already took the prefix off) is the app's path as it is.
+        let path_info = match path.strip_prefix(root) {
+            Some(rest) if !root.is_empty() && under_root(&path, root) => rest,
+            _ => &path,
+        };
+        env.set_item(pyo3::intern!(py, "PATH_INFO"), path_info)?;
+        if conn.forwarded {
+            env.set_item(pyo3::intern!(py, "wsgi.url_scheme"), conn.scheme)?;
+            if conn.scheme == "https" {
+                env.set_item(pyo3::intern!(py, "HTTPS"), "on")?;
+            } else if env.contains(pyo3::intern!(py, "HTTPS"))? {
+                env.del_item(pyo3::intern!(py, "HTTPS"))?;
+            }
+        }
         // Raw UTF-8 in the query (hyper lets it through) is bytes too.
         let query = head.uri.query().unwrap_or("");
         env.set_item(
@@ -188,6 +220,11 @@ impl EnvironBuilder {
                 env.set_item(pyo3::intern!(py, "CONTENT_LENGTH"), value)?;
             } else if let Some(key) = self.cgi_names.get(name) {
                 env.set_item(key.bind(py), value)?;
+            } else if name.as_str().contains('_') {
+                // `X_Forwarded_For` would become HTTP_X_FORWARDED_FOR too,
+                // and could pass for the header a trusted proxy sets:
+                // dropped, as Gunicorn does by default.
+                continue;
             } else {
                 env.set_item(PyString::new(py, &cgi_name(name.as_str())), value)?;
             }
@@ -237,14 +274,17 @@ mod proptests {
     /// The CGI keys PEP 3333 asks for the request's headers: `HTTP_*`
     /// (upper case, dashes as underscores) except `CONTENT_TYPE` and
     /// `CONTENT_LENGTH`, repeated headers joined with `, ` (cookies with
-    /// `; `), every byte read as latin-1. Of two names that make one key
-    /// (`x-a` and `x_a`), the one that first appeared later wins.
+    /// `; `), every byte read as latin-1. Names with an underscore are
+    /// left out (they could pass for the dashed name).
     fn cgi_headers(raw: &RawRequest) -> Vec<(String, String)> {
         let mut keys: Vec<(String, String)> = Vec::new();
         if let Some(host) = raw.host_from_authority() {
             keys.push(("HTTP_HOST".to_owned(), host.to_owned()));
         }
         for (name, values) in raw.grouped_headers() {
+            if name.contains('_') {
+                continue;
+            }
             let key = match name.as_str() {
                 "content-type" => "CONTENT_TYPE".to_owned(),
                 "content-length" => "CONTENT_LENGTH".to_owned(),
