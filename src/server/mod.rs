@@ -3,11 +3,13 @@
 //! [`Handler`](crate::http::Handler).
 
 mod accept;
+mod options;
 mod preamble;
 mod registry;
 mod runtime;
 mod timeouts;
 
-pub(crate) use accept::{Http2Tuning, HttpMode, HttpOptions, Limits, Listener, serve};
+pub(crate) use accept::{Listener, serve};
+pub(crate) use options::{Http2Tuning, HttpMode, HttpOptions, Limits};
 pub(crate) use runtime::IoRuntime;
 pub(crate) use timeouts::Timeouts;
