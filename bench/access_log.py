@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 
+import run
 from run import BIN, PIN_CLIENT, PIN_SERVER, ROOT, SCENARIOS, free_port, wait_listening, wrk
 
 SERVERS = ("diorite", "diorite+log", "granian", "granian+log")
@@ -48,20 +48,13 @@ def measure(server: str, interface: str, args, out) -> float:
         wrk(port, 1, args.connections)
         return wrk(port, args.duration, args.connections)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        run.stop(proc)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=64)
+    run.common_arguments(parser)
     parser.add_argument("--interface", choices=tuple(SCENARIOS), action="append")
-    parser.add_argument("--pin", action="store_true", help="server on CPU 1, wrk on CPU 0")
     parser.add_argument(
         "--site", dest="path", action="append", default=[], help="put first on PYTHONPATH"
     )

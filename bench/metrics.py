@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -72,11 +71,7 @@ def measure(server: str, interface: str, app: str, args) -> tuple[float, float]:
         used = cpu_seconds(proc.pid) - before
         return rate, used / (rate * args.duration) * 1e6
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        run.stop(proc)
 
 
 #: server -> extra arguments; each gets a metrics port of its own.
@@ -90,11 +85,8 @@ SETUPS = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=64)
+    run.common_arguments(parser)
     parser.add_argument("--interface", choices=tuple(SCENARIOS), default="asgi")
-    parser.add_argument("--pin", action="store_true", help="server on CPU 1, wrk on CPU 0")
     parser.add_argument(
         "--site", metavar="DIR", help="diorite installed there (a fastrel wheel), not the venv's"
     )

@@ -145,13 +145,18 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGINT) -> None:
         proc.kill()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every wrk benchmark here takes."""
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--interface", choices=tuple(SCENARIOS), action="append")
     parser.add_argument("--pin", action="store_true", help="server on CPU 1, wrk on CPU 0")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common_arguments(parser)
+    parser.add_argument("--interface", choices=tuple(SCENARIOS), action="append")
     parser.add_argument("--workers", type=int, default=1, help="worker processes per server")
     parser.add_argument(
         "--build",

@@ -104,19 +104,12 @@ def measure(server: str, name: str, mount: Path, tmp: Path, args) -> float:
         return wrk(port, args.duration, args.connections, path)
     finally:
         # SIGQUIT is nginx's graceful stop; the others stop on SIGINT.
-        proc.send_signal(signal.SIGQUIT if server == "nginx" else signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        run.stop(proc, signal.SIGQUIT if server == "nginx" else signal.SIGINT)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--pin", action="store_true", help="server on CPU 1, wrk on CPU 0")
+    run.common_arguments(parser)
     parser.add_argument("--out", type=Path, help="also write the report here (Markdown)")
     parser.add_argument("--site", type=Path, help="run diorite from this directory")
     parser.add_argument(
