@@ -81,14 +81,14 @@ def test_check_config_fails_on_an_app_that_does_not_import():
 def test_served_without_interface(serve, target, body):
     server = serve(target)
     assert httpx.get(server.url + "/").text == body
-    assert ", found from the app)" in server.log()
+    server.wait_log(", found from the app)")
 
 
 def test_explicit_interface_wins(serve):
     # An RSGI app object also has no __call__: told asgi, it is served as
     # ASGI (and fails per request), exactly as asked.
     server = serve("shapes_app:asgi_function", "--interface", "asgi")
-    assert "(ASGI, given)" in server.log()
+    server.wait_log("(ASGI, given)")
 
 
 # The commands peers' users already have ------------------------------------
@@ -142,7 +142,7 @@ def test_uvicorn_command(serve, tmp_path):
         "asyncio",
     )
     assert httpx.get(server.url + "/").status_code in (200, 404)
-    assert "ASGI, found from the app" in server.log()
+    server.wait_log("ASGI, found from the app")
 
 
 def test_gunicorn_command(serve):
@@ -168,7 +168,7 @@ def test_gunicorn_command(serve):
     )
     # With two worker processes, WSGI says so.
     assert httpx.get(server.url + "/").text == "wsgi multiprocess"
-    assert "2 workers" in server.log()
+    server.wait_log("2 workers")
 
 
 # Bad settings: one line naming where the value came from -------------------
@@ -375,7 +375,7 @@ def test_a_kill_timeout_shorter_than_the_grace_is_said(serve):
     server = serve(
         "asgi_app:app", "--workers", "2", "--shutdown-timeout", "6", "--workers-kill-timeout", "2"
     )
-    assert "--workers-kill-timeout 2.0s is shorter than --shutdown-timeout 6.0s" in server.log()
+    server.wait_log("--workers-kill-timeout 2.0s is shorter than --shutdown-timeout 6.0s")
 
 
 def test_a_second_signal_says_what_it_does(serve):

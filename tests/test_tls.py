@@ -139,7 +139,7 @@ def test_https_over_http1_and_http2_with_the_tls_extension(serve, pki):
     assert tls["client_cert_error"] is None
     assert tls["tls_version"] == 0x0304
     assert tls["cipher_suite"] in (0x1301, 0x1302, 0x1303)
-    assert f"https://127.0.0.1:{server.port}" in server.log()
+    server.wait_log(f"https://127.0.0.1:{server.port}")
 
 
 def test_a_large_upload_over_http2_and_tls(serve, pki):
@@ -210,7 +210,7 @@ def test_every_worker_serves_tls(serve, pki):
     server = serve("tls_app:asgi", *pki.flags("--workers", "2"))
     for _ in range(6):
         assert get_json(server, pki)["scheme"] == "https"
-    assert f"https://127.0.0.1:{server.port}" in server.log()
+    server.wait_log(f"https://127.0.0.1:{server.port}")
 
 
 # -- protocol versions and mutual TLS ---------------------------------------
