@@ -13,10 +13,10 @@
 use std::net::IpAddr;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use hyper::Request;
-use hyper::header::HeaderName;
+use hyper::header::{HeaderName, HeaderValue};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyString, PyTuple};
@@ -100,18 +100,27 @@ impl AccessLog {
         let headers = self
             .headers
             .iter()
-            .map(|name| req.headers().get(name).cloned())
+            .map(|name| {
+                let value = req.headers().get(name)?;
+                HeaderValue::from_bytes(value.as_bytes()).ok()
+            })
             .collect();
+        let uri = req.uri();
+        let path = uri.path();
+        let target = match uri.query() {
+            Some(query) => format!("{path}?{query}").into_boxed_str(),
+            None => path.into(),
+        };
         Pending {
             log: std::sync::Arc::clone(self),
             record: Some(Record {
                 client,
                 scheme,
                 method: req.method().clone(),
-                uri: req.uri().clone(),
+                path_len: path.len(),
+                target,
                 version: req.version(),
                 headers,
-                arrived: SystemTime::now(),
                 started: Instant::now(),
                 duration: Duration::ZERO,
                 status: 0,
@@ -181,7 +190,7 @@ impl AccessLog {
             if !handler.is_none() {
                 // The line is the whole message: rendered here, written
                 // with one call for the batch.
-                let mut clock = Clock::default();
+                let mut clock = Clock::now();
                 let mut text = String::with_capacity(batch.len() * 100);
                 for record in &batch {
                     record.render(py, parts, &mut clock, &mut text)?;
@@ -198,7 +207,7 @@ impl AccessLog {
         let name = PyString::new(py, "diorite.access");
         let format = PyString::new(py, &self.format);
         let keys = Keys::new(py, &self.headers);
-        let mut clock = Clock::default();
+        let mut clock = Clock::now();
         for record in batch {
             let atoms = record.atoms(py, &keys, &mut clock)?;
             let args = PyTuple::new(py, [atoms])?;

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hyper::header::{HeaderName, HeaderValue};
-use hyper::{Method, Uri, Version};
+use hyper::{Method, Version};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
@@ -21,11 +21,16 @@ pub(super) struct Record {
     pub(super) client: Option<IpAddr>,
     pub(super) scheme: &'static str,
     pub(super) method: Method,
-    pub(super) uri: Uri,
+    /// The request target, copied: a clone of the `Uri` (or of a header
+    /// value) would share hyper's read buffer, which then could not be
+    /// reused for the connection's next request until the batch is logged.
+    pub(super) target: Box<str>,
+    /// Where the path ends in `target` (a `?` follows when there is more).
+    pub(super) path_len: usize,
     pub(super) version: Version,
     pub(super) headers: Vec<Option<HeaderValue>>,
-    /// Wall-clock time the request arrived.
-    pub(super) arrived: SystemTime,
+    /// When the request arrived; its wall-clock time is worked out when the
+    /// batch is logged (see [`Clock`]), one clock read per batch.
     pub(super) started: Instant,
     pub(super) duration: Duration,
     /// 0 until the response head is known.
@@ -75,15 +80,30 @@ impl<'py> Keys<'py> {
 }
 
 /// The `time` atom, formatted once per second of the batch.
-#[derive(Default)]
 pub(super) struct Clock {
+    /// The wall clock and the monotonic clock read together, when the
+    /// batch started to be logged.
+    now: (SystemTime, Instant),
     second: Option<u64>,
     text: Option<Py<PyString>>,
 }
 
 impl Clock {
-    /// `at` as local time, `YYYY-MM-DD HH:MM:SS +zzzz` (Granian's `time`).
-    fn text<'py>(&mut self, py: Python<'py>, at: SystemTime) -> PyResult<Bound<'py, PyString>> {
+    pub(super) fn now() -> Self {
+        Self {
+            now: (SystemTime::now(), Instant::now()),
+            second: None,
+            text: None,
+        }
+    }
+
+    /// The wall-clock time of `started`, as local time,
+    /// `YYYY-MM-DD HH:MM:SS +zzzz` (Granian's `time`).
+    fn text<'py>(&mut self, py: Python<'py>, started: Instant) -> PyResult<Bound<'py, PyString>> {
+        let (wall, mono) = self.now;
+        let at = wall
+            .checked_sub(mono.saturating_duration_since(started))
+            .unwrap_or(wall);
         let second = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         if self.second != Some(second) || self.text.is_none() {
             let time = py.import("time")?;
@@ -99,6 +119,14 @@ impl Clock {
 }
 
 impl Record {
+    fn path(&self) -> &str {
+        &self.target[..self.path_len]
+    }
+
+    fn query(&self) -> &str {
+        self.target.get(self.path_len + 1..).unwrap_or("")
+    }
+
     fn status(&self) -> u16 {
         if self.complete {
             self.status
@@ -134,13 +162,13 @@ impl Record {
                     None => Value::Str("-"),
                 },
                 Atom::Time => {
-                    time = clock.text(py, self.arrived)?;
+                    time = clock.text(py, self.started)?;
                     Value::Str(time.to_str()?)
                 }
                 Atom::DtMs => Value::Float(self.duration.as_secs_f64() * 1000.0),
                 Atom::Status => Value::Int(self.status().into()),
-                Atom::Path => Value::Str(self.uri.path()),
-                Atom::QueryString => Value::Str(self.uri.query().unwrap_or("")),
+                Atom::Path => Value::Str(self.path()),
+                Atom::QueryString => Value::Str(self.query()),
                 Atom::Method => Value::Str(self.method.as_str()),
                 Atom::Scheme => Value::Str(self.scheme),
                 Atom::Protocol => Value::Str(protocol(self.version)),
@@ -171,11 +199,11 @@ impl Record {
         };
         let status = self.status();
         atoms.set_item("addr", addr)?;
-        atoms.set_item("time", clock.text(py, self.arrived)?)?;
+        atoms.set_item("time", clock.text(py, self.started)?)?;
         atoms.set_item("dt_ms", self.duration.as_secs_f64() * 1000.0)?;
         atoms.set_item("status", status)?;
-        atoms.set_item("path", self.uri.path())?;
-        atoms.set_item("query_string", self.uri.query().unwrap_or(""))?;
+        atoms.set_item("path", self.path())?;
+        atoms.set_item("query_string", self.query())?;
         atoms.set_item("method", self.method.as_str())?;
         atoms.set_item("scheme", self.scheme)?;
         atoms.set_item("protocol", protocol(self.version))?;
