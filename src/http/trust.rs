@@ -31,7 +31,7 @@ impl Trusted {
                     Err(_) => return Err(entry.to_owned()),
                 },
             };
-            networks.push(network);
+            networks.push(canonical(network));
         }
         Ok(Self::Networks(networks))
     }
@@ -46,6 +46,18 @@ impl Trusted {
                 networks.iter().any(|net| net.contains(&ip))
             }
         }
+    }
+}
+
+/// An entry in IPv4-mapped IPv6 form (`::ffff:10.0.0.0/104`) as the IPv4
+/// network it is: [`Trusted::contains`] compares peers in IPv4 form.
+fn canonical(network: IpNet) -> IpNet {
+    match network {
+        IpNet::V6(net) if net.prefix_len() >= 96 => match net.addr().to_ipv4_mapped() {
+            Some(v4) => IpNet::new(IpAddr::V4(v4), net.prefix_len() - 96).unwrap_or(network),
+            None => network,
+        },
+        _ => network,
     }
 }
 
@@ -96,6 +108,17 @@ mod tests {
                 .unwrap()
                 .contains(ip("10.200.0.1"))
         );
+    }
+
+    #[test]
+    fn an_ipv4_mapped_entry_matches_ipv4_peers() {
+        let trusted = Trusted::parse(&["::ffff:10.0.0.0/104", "::ffff:192.0.2.7"]).unwrap();
+        for yes in ["10.1.2.3", "::ffff:10.1.2.3", "192.0.2.7"] {
+            assert!(trusted.contains(ip(yes)), "{yes}");
+        }
+        for no in ["11.0.0.1", "192.0.2.8", "::10.1.2.3"] {
+            assert!(!trusted.contains(ip(no)), "{no}");
+        }
     }
 
     #[test]
