@@ -199,7 +199,7 @@ impl<H: Handler> Connections<H> {
                 Some(proxies) => forwarded(&mut req, &conn, &proxies.trusted),
                 None => Arc::clone(&conn),
             };
-            let statics = statics.clone();
+            let statics = statics.if_any();
             let in_flight = InFlight::new(&activity);
             let mut timer = RequestTimer::start(req.method());
             // Begun before the request moves on, so that a request dropped
@@ -211,7 +211,7 @@ impl<H: Handler> Connections<H> {
             async move {
                 let response = match limits.admit(req) {
                     // Static routes never reach the app.
-                    Ok(req) => match statics.find(req.uri().path()) {
+                    Ok(req) => match statics.as_ref().and_then(|s| s.find(req.uri().path())) {
                         Some(mount) => mount.serve(&req).await,
                         None => handler.handle(req, &conn).await,
                     },

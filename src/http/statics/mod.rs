@@ -127,6 +127,12 @@ impl StaticFiles {
     pub(crate) fn find(&self, path: &str) -> Option<&Mount> {
         self.mounts.iter().find(|m| m.rest(path).is_some())
     }
+
+    /// These files when there are any: what a request's future keeps, so
+    /// that a server without routes clones nothing for it.
+    pub(crate) fn if_any(&self) -> Option<Self> {
+        (!self.mounts.is_empty()).then(|| self.clone())
+    }
 }
 
 impl Mount {
