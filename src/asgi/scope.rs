@@ -189,17 +189,10 @@ impl ScopeBuilder {
         let query = head.uri.query().unwrap_or("");
         scope.set_item(k.query_string.bind(py), PyBytes::new(py, query.as_bytes()))?;
         scope.set_item(k.headers.bind(py), self.headers(py, head)?)?;
-        let (client, server, tls) = self.connection(py, conn)?;
+        let (client, server, extensions) = self.connection(py, conn, scope)?;
         scope.set_item(k.client.bind(py), client)?;
         scope.set_item(k.server.bind(py), server)?;
-        if let Some(tls) = tls {
-            // The template's `extensions` dict is shared by every scope; a
-            // TLS connection's scopes get their own, with `tls` added.
-            let extensions = match scope.get_item(k.extensions.bind(py))? {
-                Some(shared) => shared.cast::<PyDict>()?.copy()?,
-                None => PyDict::new(py),
-            };
-            extensions.set_item("tls", tls)?;
+        if let Some(extensions) = extensions {
             scope.set_item(k.extensions.bind(py), extensions)?;
         }
         if let Some(state) = &self.state {
@@ -210,13 +203,16 @@ impl ScopeBuilder {
 }
 
 impl ScopeBuilder {
-    /// `client` and `server` tuples and the `tls` extension (on a TLS
-    /// connection), made once per connection.
+    /// `client` and `server` tuples and, on a TLS connection, the
+    /// `extensions` dict with `tls`, made once per connection. `scope` is
+    /// the template's copy, whose `extensions` are shared by every scope
+    /// (so a connection's scopes sharing theirs is no new sharing).
     #[allow(clippy::type_complexity)]
     fn connection<'py>(
         &self,
         py: Python<'py>,
         conn: &ConnInfo,
+        scope: &Bound<'py, PyDict>,
     ) -> PyResult<(
         Bound<'py, PyAny>,
         Bound<'py, PyAny>,
@@ -230,22 +226,29 @@ impl ScopeBuilder {
             return Ok((
                 cached.client.bind(py).clone(),
                 cached.server.bind(py).clone(),
-                cached.tls.as_ref().map(|tls| tls.bind(py).clone()),
+                cached.extensions.as_ref().map(|e| e.bind(py).clone()),
             ));
         }
         let client = address(py, conn.client)?;
         let server = address(py, conn.server)?;
-        let tls = conn
+        let extensions = conn
             .tls
             .as_ref()
-            .map(|tls| tls_extension(py, tls))
+            .map(|tls| {
+                let extensions = match scope.get_item(self.keys.extensions.bind(py))? {
+                    Some(shared) => shared.cast::<PyDict>()?.copy()?,
+                    None => PyDict::new(py),
+                };
+                extensions.set_item("tls", tls_extension(py, tls)?)?;
+                Ok::<_, PyErr>(extensions.into_any())
+            })
             .transpose()?;
         let _ = conn.interface_cache.set(Box::new(Connection {
             client: PyObj::from_bound(client.clone()),
             server: PyObj::from_bound(server.clone()),
-            tls: tls.clone().map(PyObj::from_bound),
+            extensions: extensions.clone().map(PyObj::from_bound),
         }));
-        Ok((client, server, tls))
+        Ok((client, server, extensions))
     }
 
     fn headers<'py>(&self, py: Python<'py>, head: &Parts) -> PyResult<Bound<'py, PyList>> {
@@ -278,7 +281,8 @@ impl ScopeBuilder {
 struct Connection {
     client: PyObj,
     server: PyObj,
-    tls: Option<PyObj>,
+    /// The `extensions` dict with `tls` (TLS connections only).
+    extensions: Option<PyObj>,
 }
 
 /// The asgiref `tls` extension. The client certificate's name is left out
