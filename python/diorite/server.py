@@ -79,8 +79,13 @@ def bind_unix(config: Config) -> socket.socket:
     return sock
 
 
-def report_listen_error(config: Config, exc: OSError) -> None:
-    target = config.uds or f"{config.host}:{config.port}"
+def report_listen_error(config: Config, exc: OSError, metrics: bool = False) -> None:
+    """One line for a listening socket that could not be opened: the
+    server's, or with `metrics` the one of --metrics-address/--metrics-port."""
+    if metrics:
+        target = f"the metrics address {config.metrics_address}:{config.metrics_port}"
+    else:
+        target = config.uds or f"{config.host}:{config.port}"
     logger.error("cannot listen on %s: %s", target, exc.strerror or exc)
 
 
@@ -166,12 +171,7 @@ def run(config: Config, inherited: Inherited | None = None, app=None) -> int:
             try:
                 served = single_process_metrics(config, block)
             except OSError as exc:
-                logger.error(
-                    "cannot listen on the metrics address %s:%s: %s",
-                    config.metrics_address,
-                    config.metrics_port,
-                    exc.strerror or exc,
-                )
+                report_listen_error(config, exc, metrics=True)
                 sock.close()
                 block.close()
                 return 1

@@ -548,12 +548,7 @@ def run(config: Config) -> int:
                 try:
                     supervisor.serve_metrics()
                 except OSError as exc:
-                    logger.error(
-                        "cannot listen on the metrics address %s:%s: %s",
-                        config.metrics_address,
-                        config.metrics_port,
-                        exc.strerror or exc,
-                    )
+                    report_listen_error(config, exc, metrics=True)
                     return 1
             return supervisor.run()
         finally:
