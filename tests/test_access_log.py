@@ -219,6 +219,34 @@ def test_many_requests_are_each_logged_once(serve, interface):
     assert seen == list(range(count))
 
 
+def test_workers_append_whole_lines_to_one_file(serve, tmp_path):
+    # Each worker appends its batches to the same file (O_APPEND, one write
+    # per batch): lines from two workers never cut into each other.
+    path = tmp_path / "access.log"
+    server = serve(
+        "asgi_app:app", "--workers", "2", "--access-logfile", str(path), "--access-log-fmt", FMT
+    )
+    count = 3000
+
+    def run(part: int) -> None:
+        for i in range(part, count, 8):
+            # A connection per request spreads them over both workers.
+            assert httpx.get(f"{server.url}/?i={i}").status_code == 200
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(run, range(8)))
+    deadline = time.monotonic() + 15
+    while len(lines := path.read_text().splitlines() if path.exists() else []) < count:
+        assert time.monotonic() < deadline, f"{len(lines)} lines"
+        time.sleep(0.05)
+    seen = []
+    for line in lines:
+        fields = dict(zip(FIELDS, line.split("|")[1:], strict=True))
+        assert line.startswith("ACCESS|") and fields["status"] == "200", line
+        seen.append(int(fields["query"].removeprefix("i=")))
+    assert sorted(seen) == list(range(count))
+
+
 def test_a_bad_format_stops_start_up(tmp_path):
     for fmt, why in [
         ("%(status)d %(nope", "--access-log-fmt"),
