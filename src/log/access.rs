@@ -40,6 +40,11 @@ pub(crate) struct AccessLog {
     /// The format split for rendering in Rust; `None`: not plain enough.
     parts: Option<Vec<Part>>,
     queue: Mutex<Vec<Record>>,
+    /// The drained queue, emptied, kept for the next swap: the queue keeps
+    /// its capacity instead of growing from nothing for every batch.
+    spare: Mutex<Vec<Record>>,
+    /// Kept between batches: the time text is made once per second.
+    clock: Mutex<Clock>,
     capacity: usize,
     dropped: AtomicU64,
     warned: AtomicBool,
@@ -77,6 +82,8 @@ impl AccessLog {
             headers,
             parts,
             queue: Mutex::new(Vec::with_capacity(256)),
+            spare: Mutex::new(Vec::with_capacity(256)),
+            clock: Mutex::new(Clock::default()),
             capacity: capacity.max(1),
             dropped: AtomicU64::new(0),
             warned: AtomicBool::new(false),
@@ -148,7 +155,8 @@ impl AccessLog {
     /// Logs every queued record through `diorite.access`. Runs on the
     /// event-loop thread (or at shutdown, on the thread closing the worker).
     pub(crate) fn drain(&self, py: Python<'_>) {
-        let batch = std::mem::take(&mut *self.queue.lock());
+        let mut batch = std::mem::take(&mut *self.spare.lock());
+        std::mem::swap(&mut batch, &mut *self.queue.lock());
         let dropped = self.dropped.load(Ordering::Relaxed);
         if dropped > 0 && !self.warned.swap(true, Ordering::Relaxed) {
             super::warning(
@@ -161,15 +169,16 @@ impl AccessLog {
                 ),
             );
         }
-        if batch.is_empty() {
-            return;
-        }
-        if let Err(err) = self.log_batch(py, batch) {
+        if !batch.is_empty()
+            && let Err(err) = self.log_batch(py, &batch)
+        {
             err.write_unraisable(py, None);
         }
+        batch.clear();
+        *self.spare.lock() = batch;
     }
 
-    fn log_batch(&self, py: Python<'_>, batch: Vec<Record>) -> PyResult<()> {
+    fn log_batch(&self, py: Python<'_>, batch: &[Record]) -> PyResult<()> {
         static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         let logger = LOGGER
             .get_or_try_init(py, || {
@@ -190,9 +199,10 @@ impl AccessLog {
             if !handler.is_none() {
                 // The line is the whole message: rendered here, written
                 // with one call for the batch.
-                let mut clock = Clock::now();
+                let mut clock = self.clock.lock();
+                clock.tick();
                 let mut text = String::with_capacity(batch.len() * 100);
-                for record in &batch {
+                for record in batch {
                     record.render(py, parts, &mut clock, &mut text)?;
                     text.push('\n');
                 }
@@ -207,7 +217,8 @@ impl AccessLog {
         let name = PyString::new(py, "diorite.access");
         let format = PyString::new(py, &self.format);
         let keys = Keys::new(py, &self.headers);
-        let mut clock = Clock::now();
+        let mut clock = self.clock.lock();
+        clock.tick();
         for record in batch {
             let atoms = record.atoms(py, &keys, &mut clock)?;
             let args = PyTuple::new(py, [atoms])?;

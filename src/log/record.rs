@@ -1,6 +1,7 @@
 //! One access record, and how it becomes a line: rendered here for the
 //! plain case (see [`line`]), or a dict of atoms for a `LogRecord`.
 
+use std::fmt::Write;
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -79,42 +80,41 @@ impl<'py> Keys<'py> {
     }
 }
 
-/// The `time` atom, formatted once per second of the batch.
+/// The `time` atom, formatted once per second.
+#[derive(Default)]
 pub(super) struct Clock {
     /// The wall clock and the monotonic clock read together, when the
-    /// batch started to be logged.
-    now: (SystemTime, Instant),
+    /// batch started to be logged ([`Clock::tick`]).
+    now: Option<(SystemTime, Instant)>,
     second: Option<u64>,
-    text: Option<Py<PyString>>,
+    text: String,
 }
 
 impl Clock {
-    pub(super) fn now() -> Self {
-        Self {
-            now: (SystemTime::now(), Instant::now()),
-            second: None,
-            text: None,
-        }
+    /// Reads both clocks, for the batch about to be logged.
+    pub(super) fn tick(&mut self) {
+        self.now = Some((SystemTime::now(), Instant::now()));
     }
 
     /// The wall-clock time of `started`, as local time,
-    /// `YYYY-MM-DD HH:MM:SS +zzzz` (Granian's `time`).
-    fn text<'py>(&mut self, py: Python<'py>, started: Instant) -> PyResult<Bound<'py, PyString>> {
-        let (wall, mono) = self.now;
+    /// `YYYY-MM-DD HH:MM:SS +zzzz` (Granian's `time`). Python's `strftime`
+    /// knows the time zone; it is asked once per second of the batch.
+    fn text(&mut self, py: Python<'_>, started: Instant) -> PyResult<&str> {
+        let (wall, mono) = *self
+            .now
+            .get_or_insert_with(|| (SystemTime::now(), Instant::now()));
         let at = wall
             .checked_sub(mono.saturating_duration_since(started))
             .unwrap_or(wall);
         let second = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        if self.second != Some(second) || self.text.is_none() {
+        if self.second != Some(second) {
             let time = py.import("time")?;
             let local = time.call_method1("localtime", (second,))?;
-            let text = time
-                .call_method1("strftime", ("%Y-%m-%d %H:%M:%S %z", local))?
-                .cast_into::<PyString>()?;
+            let text = time.call_method1("strftime", ("%Y-%m-%d %H:%M:%S %z", local))?;
+            self.text = text.extract()?;
             self.second = Some(second);
-            self.text = Some(text.unbind());
         }
-        Ok(self.text.as_ref().map(|t| t.bind(py).clone()).unwrap())
+        Ok(&self.text)
     }
 }
 
@@ -151,21 +151,21 @@ impl Record {
                 }
                 Part::Atom(atom, conversion) => (*atom, *conversion),
             };
-            let time;
-            let addr;
+            let header;
             let value = match atom {
                 Atom::Addr => match self.client {
                     Some(ip) => {
-                        addr = ip.to_string();
-                        Value::Str(&addr)
+                        // Written in place: no string per record.
+                        let _ = write!(line, "{ip}");
+                        continue;
                     }
                     None => Value::Str("-"),
                 },
-                Atom::Time => {
-                    time = clock.text(py, self.started)?;
-                    Value::Str(time.to_str()?)
+                Atom::Time => Value::Str(clock.text(py, self.started)?),
+                Atom::DtMs => {
+                    line::push_millis(line, self.duration, conversion);
+                    continue;
                 }
-                Atom::DtMs => Value::Float(self.duration.as_secs_f64() * 1000.0),
                 Atom::Status => Value::Int(self.status().into()),
                 Atom::Path => Value::Str(self.path()),
                 Atom::QueryString => Value::Str(self.query()),
@@ -175,8 +175,8 @@ impl Record {
                 Atom::Size => Value::Int(self.size),
                 Atom::Header(n) => match self.headers.get(n).and_then(|v| v.as_ref()) {
                     Some(value) => {
-                        addr = String::from_utf8_lossy(value.as_bytes()).into_owned();
-                        Value::Str(&addr)
+                        header = String::from_utf8_lossy(value.as_bytes());
+                        Value::Str(&header)
                     }
                     None => Value::Str("-"),
                 },
