@@ -6,6 +6,7 @@
 //! goes through `logging` record by record.
 
 use std::fmt::Write;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// One piece of a split format.
@@ -90,7 +91,10 @@ pub(crate) fn push(line: &mut String, value: Value<'_>, conversion: Conversion) 
             line.push_str(text);
             Ok(())
         }
-        (Value::Int(n), Conversion::Str | Conversion::Int) => write!(line, "{n}"),
+        (Value::Int(n), Conversion::Str | Conversion::Int) => {
+            line.push_str(itoa::Buffer::new().format(n));
+            Ok(())
+        }
         (Value::Int(n), Conversion::Fixed(p)) => write!(line, "{:.p$}", n as f64),
         // Python's `str(float)` keeps a `.0`, as Debug does.
         (Value::Float(x), Conversion::Str) => write!(line, "{x:?}"),
@@ -99,30 +103,54 @@ pub(crate) fn push(line: &mut String, value: Value<'_>, conversion: Conversion) 
     };
 }
 
+/// Appends `ip` as its `Display` does (the `addr` atom of the `logging`
+/// path), IPv4 through `itoa`: `fmt` pads and checks widths per octet.
+pub(crate) fn push_ip(line: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut digits = itoa::Buffer::new();
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    line.push('.');
+                }
+                line.push_str(digits.format(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(line, "{v6}");
+        }
+    }
+}
+
 /// Appends `duration` in milliseconds as `push` would a float of it, with
 /// integer arithmetic where that gives the same digits: up to 6 decimals
 /// (whole nanoseconds), under a day (so the float's error stays far below
 /// a nanosecond) and not exactly halfway between two last digits (where
 /// the float's own rounding decides).
 pub(crate) fn push_millis(line: &mut String, duration: Duration, conversion: Conversion) {
-    const DAY_NS: u128 = 86_400 * 1_000_000_000;
-    let ns = duration.as_nanos();
+    const DAY_NS: u64 = 86_400 * 1_000_000_000;
     if let Conversion::Fixed(places) = conversion
         && places <= 6
+        && let Ok(ns) = u64::try_from(duration.as_nanos())
         && ns < DAY_NS
     {
-        let quantum = 10u128.pow(6 - places as u32);
+        let quantum = 10u64.pow(6 - places as u32);
         let (mut units, rest) = (ns / quantum, ns % quantum);
         if 2 * rest != quantum {
             if 2 * rest > quantum {
                 units += 1;
             }
-            let scale = 10u128.pow(places as u32);
-            let _ = if places == 0 {
-                write!(line, "{units}")
+            let mut digits = itoa::Buffer::new();
+            if places == 0 {
+                line.push_str(digits.format(units));
             } else {
-                write!(line, "{}.{:0places$}", units / scale, units % scale)
-            };
+                let scale = 10u64.pow(places as u32);
+                line.push_str(digits.format(units / scale));
+                line.push('.');
+                let fraction = digits.format(units % scale);
+                line.extend(std::iter::repeat_n('0', places - fraction.len()));
+                line.push_str(fraction);
+            }
             return;
         }
     }
@@ -136,6 +164,21 @@ pub(crate) fn push_millis(line: &mut String, duration: Duration, conversion: Con
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "10.20.255.7",
+            "127.0.0.1",
+            "::1",
+            "2001:db8::ff00:42:8329",
+        ] {
+            let mut line = String::new();
+            push_ip(&mut line, ip.parse().unwrap());
+            assert_eq!(line, ip);
+        }
+    }
 
     #[test]
     fn milliseconds_match_the_float_path() {

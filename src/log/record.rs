@@ -1,7 +1,6 @@
 //! One access record, and how it becomes a line: rendered here for the
 //! plain case (see [`line`]), or a dict of atoms for a `LogRecord`.
 
-use std::fmt::Write;
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -156,7 +155,7 @@ impl Record {
                 Atom::Addr => match self.client {
                     Some(ip) => {
                         // Written in place: no string per record.
-                        let _ = write!(line, "{ip}");
+                        line::push_ip(line, ip);
                         continue;
                     }
                     None => Value::Str("-"),
