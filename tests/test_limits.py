@@ -241,6 +241,36 @@ def test_idle_keep_alive_connections_are_closed(serve):
         assert status_of(s.recv(65536)) == 200
 
 
+def test_memory_held_by_idle_connections_is_given_back_after_they_close(serve):
+    """Each idle keep-alive connection holds hyper's buffers; once they
+    close, the allocator is made to return the pages instead of keeping
+    them for allocations that may never come (the I/O thread sits idle)."""
+    count = 2000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < count + 100:
+        pytest.skip(f"open files limit {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, count + 100), hard))
+    server = serve("asgi_app:app", "--timeout-keep-alive", "600")
+    assert httpx.get(server.url + "/").status_code == 200
+    before = server.rss_mib()
+    held = []
+    try:
+        for _ in range(count):
+            s = socket.create_connection((server.host, server.port), timeout=10)
+            held.append(s)
+            s.sendall(get())
+            assert status_of(s.recv(65536)) == 200
+        grown = server.rss_mib() - before
+        assert grown > 20, f"{count} idle connections grew the worker by only {grown:.1f} MiB"
+    finally:
+        for s in held:
+            s.close()
+    deadline = time.monotonic() + 15
+    while server.rss_mib() - before > grown / 4 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert server.rss_mib() - before <= grown / 4
+
+
 def test_a_slowloris_head_is_cut_off_by_the_header_read_timeout(serve):
     server = serve(
         "asgi_app:app", "--http1-header-read-timeout", "1000", "--timeout-keep-alive", "10"

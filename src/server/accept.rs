@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 
-use super::options::{HttpMode, HttpOptions, Limits, builder, http1_builder, http2_builder};
+use super::options::{HttpMode, HttpOptions, Limits, http1_builder, http2_builder};
 use super::preamble::{self, Preamble};
 use super::registry::{Place, Registry};
+use super::sniff::{Version, sniff};
 use super::timeouts::{Activity, InFlight, Timed, Tracked};
 use crate::http::metrics::RequestTimer;
 use crate::http::{ConnInfo, Handler, Proxies, ServerTasks, StaticFiles, Trusted, read_forwarded};
@@ -32,9 +32,23 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 /// to bound it.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Runs a connection on its own task; when `draining` fires, the
-/// connection finishes the requests it has and then closes. (hyper's three
-/// connection types share the method but no trait, hence a macro.)
+/// Runs `conn` to its end; when `draining` fires, the connection finishes
+/// the requests it has and then closes. (hyper's three connection types
+/// share the method but no trait, hence a macro.)
+macro_rules! drive_graceful {
+    ($conn:expr, $draining:expr) => {{
+        let mut conn = std::pin::pin!($conn);
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            _ = $draining.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    }};
+}
+
+/// Runs a connection on its own task, holding its place in the registry.
 macro_rules! spawn_graceful {
     ($tracker:expr, $draining:expr, $conn:expr, $place:expr) => {{
         let draining = $draining.clone();
@@ -42,12 +56,7 @@ macro_rules! spawn_graceful {
         let place = $place;
         $tracker.spawn(async move {
             let _place = place;
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => return,
-                _ = draining.cancelled() => conn.as_mut().graceful_shutdown(),
-            }
-            let _ = conn.await;
+            drive_graceful!(conn, draining);
         });
     }};
 }
@@ -62,7 +71,6 @@ pub(crate) enum Listener {
 struct Connections<H> {
     handler: Arc<H>,
     mode: HttpMode,
-    auto: auto::Builder<TokioExecutor>,
     h1: hyper::server::conn::http1::Builder,
     h2: hyper::server::conn::http2::Builder<TokioExecutor>,
     limits: Limits,
@@ -74,7 +82,7 @@ struct Connections<H> {
 }
 
 impl<H: Handler> Connections<H> {
-    fn serve<IO>(&self, io: IO, conn: ConnInfo)
+    fn serve<IO>(self: &Arc<Self>, io: IO, conn: ConnInfo)
     where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -173,8 +181,13 @@ impl<H: Handler> Connections<H> {
 
     /// Serves HTTP on `io`, already wrapped in [`Timed`] (under TLS, if
     /// any), holding its `place` in the registry until it closes.
-    fn run<IO>(&self, io: IO, conn: ConnInfo, activity: Arc<Activity>, place: Option<Place>)
-    where
+    fn run<IO>(
+        self: &Arc<Self>,
+        io: IO,
+        conn: ConnInfo,
+        activity: Arc<Activity>,
+        place: Option<Place>,
+    ) where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         // Forwarding headers are read only from a trusted peer (a Unix
@@ -186,7 +199,6 @@ impl<H: Handler> Connections<H> {
         .then(|| Arc::clone(&self.proxies));
         let conn = Arc::new(conn);
         let handler = Arc::clone(&self.handler);
-        let io = TokioIo::new(io);
         let limits = self.limits.request;
         let statics = self.statics.clone();
         let access = self.access.clone();
@@ -234,18 +246,37 @@ impl<H: Handler> Connections<H> {
         let (connections, draining) = (&self.tasks.tracker, &self.tasks.draining);
         match self.mode {
             HttpMode::Auto => {
-                let conn = self
-                    .auto
-                    .serve_connection_with_upgrades(io, service)
-                    .into_owned();
-                spawn_graceful!(connections, draining, conn, place);
+                let (this, draining) = (Arc::clone(self), draining.clone());
+                connections.spawn(async move {
+                    let _place = place;
+                    // A client that sends nothing is closed by the
+                    // keep-alive timeout (`Timed`), as one that sends part
+                    // of a head is by hyper's header-read timeout.
+                    let sniffed = tokio::select! {
+                        sniffed = sniff(io) => sniffed,
+                        _ = draining.cancelled() => return,
+                    };
+                    let Ok((version, io)) = sniffed else { return };
+                    let io = TokioIo::new(io);
+                    match version {
+                        Version::Http1 => {
+                            let conn = this.h1.serve_connection(io, service).with_upgrades();
+                            drive_graceful!(conn, draining);
+                        }
+                        Version::Http2 => {
+                            let conn = this.h2.serve_connection(io, service);
+                            drive_graceful!(conn, draining);
+                        }
+                    }
+                });
             }
             HttpMode::Http1 => {
-                let conn = self.h1.serve_connection(io, service).with_upgrades();
+                let conn = self.h1.serve_connection(TokioIo::new(io), service);
+                let conn = conn.with_upgrades();
                 spawn_graceful!(connections, draining, conn, place);
             }
             HttpMode::Http2 => {
-                let conn = self.h2.serve_connection(io, service);
+                let conn = self.h2.serve_connection(TokioIo::new(io), service);
                 spawn_graceful!(connections, draining, conn, place);
             }
         }
@@ -283,7 +314,6 @@ pub(crate) async fn serve<H: Handler>(
     let connections = Arc::new(Connections {
         handler,
         mode: opts.mode,
-        auto: builder(&opts),
         h1: http1_builder(&opts),
         h2: http2_builder(&opts),
         limits: opts.limits,
@@ -309,7 +339,10 @@ pub(crate) async fn serve<H: Handler>(
         let accepted = tokio::select! {
             biased;
             _ = stop.changed() => break,
-            _ = heartbeat.tick() => continue,
+            _ = heartbeat.tick() => {
+                give_back_freed_memory();
+                continue;
+            }
             accepted = accept(&listener) => accepted,
         };
         match accepted {
@@ -356,6 +389,16 @@ pub(crate) async fn serve<H: Handler>(
     )
     .await
     .is_ok()
+}
+
+/// mimalloc hands pages freed by closed connections back to the system
+/// only after a delay, and only when some allocation or collection on a
+/// thread looks: an I/O thread left idle after a spike of connections would
+/// otherwise keep their memory for good. A collection that finds nothing
+/// due returns at once, so a second's heartbeat pays for it.
+fn give_back_freed_memory() {
+    // SAFETY: a plain call into the allocator, on this thread's heap.
+    unsafe { libmimalloc_sys::mi_collect(false) };
 }
 
 enum Accepted {

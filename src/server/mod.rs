@@ -7,6 +7,7 @@ mod options;
 mod preamble;
 mod registry;
 mod runtime;
+mod sniff;
 mod timeouts;
 
 pub(crate) use accept::{Listener, serve};

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
 
 use super::timeouts::Timeouts;
 use crate::http::{Proxies, RequestLimits, StaticFiles};
@@ -78,24 +77,6 @@ impl Limits {
     };
 }
 
-/// Applies [`Limits`] to either of hyper's HTTP/1 builders (as
-/// [`tune_http2`], no shared trait).
-macro_rules! limit_http1 {
-    ($builder:expr, $limits:expr) => {{
-        let limits: &Limits = $limits;
-        let builder = $builder;
-        builder.header_read_timeout(limits.header_read_timeout);
-        if let Some(size) = limits.buffer_size {
-            builder.max_buf_size(size);
-        }
-        // Set only when asked: hyper then allocates the header array per
-        // request instead of keeping it on the stack.
-        if let Some(fields) = limits.max_headers {
-            builder.max_headers(fields);
-        }
-    }};
-}
-
 /// HTTP/2 flow control, frames and keep-alive pings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Http2Tuning {
@@ -145,56 +126,25 @@ impl Http2Tuning {
     }
 }
 
-/// Applies [`Http2Tuning`] to either of hyper's HTTP/2 builders (the
-/// automatic builder's part and the HTTP/2-only one share the methods but
-/// no trait). The windows come before `adaptive_window`: setting a window
-/// turns adaptive flow control off, and turning it on resets the windows.
-macro_rules! tune_http2 {
-    ($builder:expr, $tuning:expr) => {{
-        let tuning: &Http2Tuning = $tuning;
-        $builder
-            .initial_connection_window_size(tuning.initial_connection_window_size)
-            .initial_stream_window_size(tuning.initial_stream_window_size)
-            .adaptive_window(tuning.adaptive_window)
-            .keep_alive_interval(tuning.keep_alive_interval)
-            .keep_alive_timeout(tuning.keep_alive_timeout)
-            .max_frame_size(tuning.max_frame_size)
-            .max_send_buf_size(tuning.max_send_buffer_size as usize);
-    }};
-}
-
-pub(super) fn builder(opts: &HttpOptions) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .keep_alive(opts.keep_alive)
-        .pipeline_flush(opts.pipeline_flush)
-        .half_close(false);
-    limit_http1!(&mut builder.http1(), &opts.limits);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(opts.h2_max_concurrent_streams);
-    if let Some(size) = opts.limits.h2_max_header_list_size {
-        builder.http2().max_header_list_size(size);
-    }
-    if let Some(tuning) = &opts.h2 {
-        tune_http2!(builder.http2(), tuning);
-    }
-    builder
-}
-
-/// The HTTP/1-only and HTTP/2-only modes use hyper's own builders: the
-/// automatic one ignores a version restriction once upgrades are enabled.
+/// hyper's own builders serve every mode (`--http auto` picks one per
+/// connection, see `sniff`); hyper-util's automatic builder would ignore a
+/// version restriction once upgrades are enabled.
 pub(super) fn http1_builder(opts: &HttpOptions) -> hyper::server::conn::http1::Builder {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .keep_alive(opts.keep_alive)
         .pipeline_flush(opts.pipeline_flush)
-        .half_close(false);
-    limit_http1!(&mut builder, &opts.limits);
+        .half_close(false)
+        .header_read_timeout(opts.limits.header_read_timeout);
+    if let Some(size) = opts.limits.buffer_size {
+        builder.max_buf_size(size);
+    }
+    // Set only when asked: hyper then allocates the header array per
+    // request instead of keeping it on the stack.
+    if let Some(fields) = opts.limits.max_headers {
+        builder.max_headers(fields);
+    }
     builder
 }
 
@@ -208,8 +158,17 @@ pub(super) fn http2_builder(
     if let Some(size) = opts.limits.h2_max_header_list_size {
         builder.max_header_list_size(size);
     }
+    // The windows come before `adaptive_window`: setting a window turns
+    // adaptive flow control off, and turning it on resets the windows.
     if let Some(tuning) = &opts.h2 {
-        tune_http2!(builder, tuning);
+        builder
+            .initial_connection_window_size(tuning.initial_connection_window_size)
+            .initial_stream_window_size(tuning.initial_stream_window_size)
+            .adaptive_window(tuning.adaptive_window)
+            .keep_alive_interval(tuning.keep_alive_interval)
+            .keep_alive_timeout(tuning.keep_alive_timeout)
+            .max_frame_size(tuning.max_frame_size)
+            .max_send_buf_size(tuning.max_send_buffer_size as usize);
     }
     builder
 }
