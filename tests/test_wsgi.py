@@ -199,6 +199,24 @@ def test_sleeping_requests_run_in_parallel(serve):
     assert elapsed < 2.0, elapsed
 
 
+def test_an_app_that_computes_is_not_spread_over_threads_that_share_the_gil(serve):
+    # 16 clients at once on requests that compute for 3 ms: threads woken
+    # beside the first would only take turns at the GIL (and slow every
+    # request down), so the pool stays small (5 or 6 of the 32 here);
+    # before the pool looked at whether its threads were computing, all 32
+    # started.
+    server = serve("wsgi_app:app", *WSGI)
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        texts = list(
+            pool.map(
+                lambda _: httpx.get(server.url + "/compute?s=0.003", timeout=30).text, range(400)
+            )
+        )
+    assert texts == ["computed"] * 400
+    started = int(httpx.get(server.url + "/pool-threads").text)
+    assert started <= 12, f"{started} pool threads started"
+
+
 def test_slow_clients_do_not_pin_threads(serve):
     # Two pool threads; four clients that do not read a large stream. The
     # threads must come back to the pool, so a fifth request is served.

@@ -129,6 +129,12 @@ def app(environ, start_response):
     if path == "/sleep":
         time.sleep(float(query.get("s", 0.5)))
         return text(start_response, b"slept")
+    if path == "/compute":
+        # Python that holds the GIL, as a template render or a serializer.
+        end = time.perf_counter() + float(query.get("s", 0.003))
+        while time.perf_counter() < end:
+            pass
+        return text(start_response, b"computed")
     if path == "/big":
         size = int(query.get("size", 4 * 1024 * 1024))
         body = os.urandom(16) + b"x" * (size - 16)
