@@ -168,43 +168,34 @@ pub(crate) fn on() -> bool {
     current().is_some()
 }
 
-/// An accepted connection, counted while it is open.
+/// Something counted as open while this lives, and in a total once: an
+/// accepted connection, or an upgraded connection's websocket.
 #[derive(Debug)]
-pub(crate) struct OpenConnection(());
+pub(crate) struct Open {
+    gauge: usize,
+}
 
-impl OpenConnection {
-    pub(crate) fn new() -> Option<Self> {
+impl Open {
+    pub(crate) fn connection() -> Option<Self> {
+        Self::counted(CONNECTIONS_OPEN, CONNECTIONS_TOTAL)
+    }
+
+    pub(crate) fn websocket() -> Option<Self> {
+        Self::counted(WEBSOCKETS_OPEN, WEBSOCKETS_TOTAL)
+    }
+
+    fn counted(gauge: usize, total: usize) -> Option<Self> {
         on().then(|| {
-            add(CONNECTIONS_OPEN, 1);
-            add(CONNECTIONS_TOTAL, 1);
-            Self(())
+            add(gauge, 1);
+            add(total, 1);
+            Self { gauge }
         })
     }
 }
 
-impl Drop for OpenConnection {
+impl Drop for Open {
     fn drop(&mut self) {
-        sub(CONNECTIONS_OPEN);
-    }
-}
-
-/// An upgraded connection's websocket, counted while it is open.
-#[derive(Debug)]
-pub(crate) struct OpenWebsocket(());
-
-impl OpenWebsocket {
-    pub(crate) fn new() -> Option<Self> {
-        on().then(|| {
-            add(WEBSOCKETS_OPEN, 1);
-            add(WEBSOCKETS_TOTAL, 1);
-            Self(())
-        })
-    }
-}
-
-impl Drop for OpenWebsocket {
-    fn drop(&mut self) {
-        sub(WEBSOCKETS_OPEN);
+        sub(self.gauge);
     }
 }
 

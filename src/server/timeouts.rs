@@ -18,7 +18,7 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
-use crate::http::metrics::{self, OpenConnection, OpenWebsocket, RequestTimer};
+use crate::http::metrics::{self, Open, RequestTimer};
 use crate::log::access::Pending;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +43,8 @@ pub(crate) struct Activity {
     reader: AtomicWaker,
     /// `--metrics`: counted as open from admission until the last holder
     /// (the upgraded websocket's, if any) lets go.
-    open: OnceLock<Option<OpenConnection>>,
-    websocket: OnceLock<Option<OpenWebsocket>>,
+    open: OnceLock<Option<Open>>,
+    websocket: OnceLock<Option<Open>>,
 }
 
 impl Activity {
@@ -54,12 +54,12 @@ impl Activity {
 
     fn upgraded(&self) {
         self.upgraded.store(true, Ordering::Release);
-        let _ = self.websocket.set(OpenWebsocket::new());
+        let _ = self.websocket.set(Open::websocket());
     }
 
     /// Admitted: counted as an open connection from now on.
     pub(crate) fn opened(&self) {
-        let _ = self.open.set(OpenConnection::new());
+        let _ = self.open.set(Open::connection());
     }
 
     /// Idle and not already on its way out: may make room for another.

@@ -4,6 +4,8 @@ HAProxy."""
 
 import json
 
+from reporting import asgi_reporter, rsgi_reporter
+
 
 def _asgi_info(scope):
     headers = dict(scope["headers"])
@@ -19,35 +21,7 @@ def _asgi_info(scope):
     }
 
 
-async def asgi(scope, receive, send):
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    info = _asgi_info(scope)
-    if scope["type"] == "websocket":
-        await receive()
-        await send({"type": "websocket.accept"})
-        message = await receive()
-        await send(
-            {"type": "websocket.send", "text": json.dumps({**info, "echo": message["text"]})}
-        )
-        await send({"type": "websocket.close"})
-        return
-    while (await receive()).get("more_body"):
-        pass
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"application/json")],
-        }
-    )
-    await send({"type": "http.response.body", "body": json.dumps(info).encode()})
+asgi = asgi_reporter(_asgi_info)
 
 
 def wsgi(environ, start_response):
@@ -68,8 +42,8 @@ def wsgi(environ, start_response):
     return [json.dumps(info).encode()]
 
 
-async def rsgi(scope, proto):
-    info = {
+def _rsgi_info(scope):
+    return {
         "client": scope.client,
         "server": scope.server,
         "scheme": scope.scheme,
@@ -77,10 +51,6 @@ async def rsgi(scope, proto):
         "host": scope.headers.get("host"),
         "proto": scope.proto,
     }
-    if scope.proto == "ws":
-        transport = await proto.accept()
-        message = await transport.receive()
-        await transport.send_str(json.dumps({**info, "echo": message.data}))
-        proto.close(1000)
-        return
-    proto.response_str(200, [("content-type", "application/json")], json.dumps(info))
+
+
+rsgi = rsgi_reporter(_rsgi_info)
