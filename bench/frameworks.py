@@ -39,8 +39,9 @@ Servers alternate within each round, in reverse order every other round;
 medians are reported. `--site DIR` runs diorite from a directory a
 (release) wheel was installed into (`pip install --no-deps --target DIR
 diorite-*.whl`) instead of the checkout's development build. The report
-goes to bench/results/frameworks.md (a filtered run to a file of its own)
-and is printed. Run by hand, never in tests.
+goes to bench/results/frameworks-pyX.Y.md, by the Python running it (a
+filtered run to a file of its own), and is printed. Run by hand, never in
+tests.
 """
 
 from __future__ import annotations
@@ -341,8 +342,10 @@ def main() -> None:
         reasons = "; ".join(sorted(PERF_FAILURES))
         lines += ["", f"n/a: perf gave no CPU split ({reasons}); CPU µs/req does not need it."]
         print(lines[-1])
-    # A filtered run must not overwrite the full report.
-    chosen = (args.rows or []) + (args.servers or [])
+    # A filtered run must not overwrite the full report, nor one Python's
+    # run another's.
+    chosen = [f"py{sys.version_info[0]}.{sys.version_info[1]}"]
+    chosen += (args.rows or []) + (args.servers or [])
     out = RESULTS / ("frameworks" + "".join(f"-{c}" for c in chosen) + ".md")
     out.write_text("\n".join(lines) + "\n")
     print(f"\nwrote {out}")
