@@ -394,6 +394,8 @@ fn monitor(shared: &Arc<Shared>) {
     let mut state = shared.lock();
     let (mut seen, mut since) = (state.progress, Instant::now());
     let mut last_queued = Instant::now();
+    // When the pool's threads were last looked at.
+    let mut last_look = Instant::now();
     while !state.closed {
         if state.queue.is_empty() {
             if last_queued.elapsed() >= IDLE {
@@ -408,14 +410,28 @@ fn monitor(shared: &Arc<Shared>) {
             if state.progress != seen {
                 (seen, since) = (state.progress, Instant::now());
             } else if since.elapsed() >= STALL && state.waking == 0 {
-                let computing = any_runnable(&state.threads);
-                if computing {
-                    state.target = state.target.saturating_sub(1).max(1);
-                }
-                if !computing || since.elapsed() >= LONG_JOB {
-                    since = Instant::now();
-                    state.target = (state.running + 1).min(state.max);
-                    state.wake_one(shared);
+                // With every thread busy nobody can be woken: look only
+                // now and then, to lower the target if they compute.
+                let can_wake = !state.sleepers.is_empty() || state.alive < state.max;
+                if can_wake || last_look.elapsed() >= LONG_JOB {
+                    last_look = Instant::now();
+                    // Read without the lock: threads finishing jobs need
+                    // it, and there may be dozens of files to read.
+                    let threads = state.threads.clone();
+                    drop(state);
+                    let computing = any_runnable(&threads);
+                    state = shared.lock();
+                    // Progress meanwhile: not a stall after all.
+                    if state.progress == seen && state.waking == 0 && !state.queue.is_empty() {
+                        if computing {
+                            state.target = state.target.saturating_sub(1).max(1);
+                        }
+                        if !computing || since.elapsed() >= LONG_JOB {
+                            since = Instant::now();
+                            state.target = (state.running + 1).min(state.max);
+                            state.wake_one(shared);
+                        }
+                    }
                 }
             }
         }
