@@ -73,12 +73,19 @@ bench-pool: venv
 	$(BIN)/python -m pip install -q --no-deps --target $(POOL_RELEASE)/site $(POOL_RELEASE)/wheels/*.whl
 	$(BIN)/python bench/run.py --build pool=$(POOL_RELEASE)/site $(BENCH_ARGS)
 
-# Every interface and scenario against Granian, Uvicorn and Gunicorn
-# (also needs h2load: apt-get install nghttp2-client).
+# Every interface and scenario against Granian, Uvicorn and Gunicorn, then
+# TLS, static files, many idle connections and the real-framework apps
+# (also needs h2load, nginx and perf: apt-get install nghttp2-client nginx
+# linux-perf). About an hour and a half on two cores.
 bench-all: venv
 	$(BIN)/pip install -q granian uvicorn httptools gunicorn matplotlib
 	$(BIN)/maturin develop -q --release
 	$(BIN)/python bench/harness.py
+	$(BIN)/python bench/tls.py --pin > bench/results/tls.md
+	$(BIN)/python bench/static.py --pin --out bench/results/static.md
+	$(BIN)/python bench/idle.py > bench/results/idle-http.md
+	$(BIN)/python bench/idle.py --kind ws > bench/results/idle-ws.md
+	$(BIN)/python bench/frameworks.py
 
 clean:
 	rm -rf $(VENV) .venv-3.* target
