@@ -330,6 +330,40 @@ def test_304_for_if_none_match_and_if_modified_since(server):
             assert r.content == FILES["style.css"]
 
 
+def test_412_for_if_match_and_if_unmodified_since(server):
+    first = httpx.get(f"{server.url}/static/style.css")
+    etag, date = first.headers["etag"], first.headers["last-modified"]
+    cases = [
+        ({"if-match": etag}, 200),
+        ({"if-match": f'"nope", {etag}'}, 200),
+        ({"if-match": "*"}, 200),
+        ({"if-match": f"W/{etag}"}, 412),  # compared strongly
+        ({"if-match": '"nope"'}, 412),
+        ({"if-unmodified-since": date}, 200),
+        ({"if-unmodified-since": formatdate(time.time() + 3600, usegmt=True)}, 200),
+        ({"if-unmodified-since": "Thu, 01 Jan 1970 00:00:00 GMT"}, 412),
+        ({"if-unmodified-since": "not a date"}, 200),
+        # If-Match decides alone when present, and before If-None-Match.
+        ({"if-match": etag, "if-unmodified-since": "Thu, 01 Jan 1970 00:00:00 GMT"}, 200),
+        ({"if-match": '"nope"', "if-none-match": etag}, 412),
+        ({"if-match": etag, "if-none-match": etag}, 304),
+    ]
+    for headers, status in cases:
+        r = httpx.get(f"{server.url}/static/style.css", headers=headers)
+        assert r.status_code == status, headers
+        if status == 200:
+            assert r.content == FILES["style.css"]
+    # A range of a version the client no longer has is refused, not sent.
+    r = httpx.get(
+        f"{server.url}/static/range.txt", headers={"range": "bytes=0-3", "if-match": '"old"'}
+    )
+    assert r.status_code == 412
+    assert (
+        httpx.head(f"{server.url}/static/style.css", headers={"if-match": '"old"'}).status_code
+        == 412
+    )
+
+
 def test_a_changed_file_is_sent_again(server, tree):
     path = tree / "changing.txt"
     path.write_bytes(b"version 1\n")

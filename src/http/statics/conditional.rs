@@ -9,7 +9,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hyper::HeaderMap;
-use hyper::header::{HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE};
+use hyper::header::{
+    HeaderValue, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE,
+};
 
 /// What a response's validators are made from.
 #[derive(Debug, Clone)]
@@ -45,6 +47,26 @@ impl Validators {
             .expect("an HTTP date is a valid header value")
     }
 
+    /// Whether the request is answered `412 Precondition Failed`: an
+    /// `If-Match` that does not hold this file's tag (strong comparison:
+    /// a `W/` tag never matches; `*` matches, the file exists), or, only
+    /// when there is no `If-Match`, an `If-Unmodified-Since` older than
+    /// the file. Judged first (RFC 9110, 13.2.2): a client that asks for
+    /// a part of the version it has must not get a newer one.
+    pub(crate) fn precondition_failed(&self, headers: &HeaderMap) -> bool {
+        if headers.contains_key(IF_MATCH) {
+            return !headers
+                .get_all(IF_MATCH)
+                .iter()
+                .any(|value| self.matches_any(value, Comparison::Strong));
+        }
+        headers
+            .get(IF_UNMODIFIED_SINCE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| httpdate::parse_http_date(text).ok())
+            .is_some_and(|since| self.modified > since)
+    }
+
     /// Whether a GET or HEAD is answered `304 Not Modified`: an
     /// `If-None-Match` that matches (weak comparison, `*` matching any
     /// file), or, only when there is no `If-None-Match`, an
@@ -55,7 +77,7 @@ impl Validators {
             return headers
                 .get_all(IF_NONE_MATCH)
                 .iter()
-                .any(|value| self.matches_any(value));
+                .any(|value| self.matches_any(value, Comparison::Weak));
         }
         headers
             .get(IF_MODIFIED_SINCE)
@@ -81,9 +103,8 @@ impl Validators {
         httpdate::parse_http_date(text).is_ok_and(|date| date == self.modified)
     }
 
-    /// Whether a list of entity tags (or `*`) holds this file's tag,
-    /// compared weakly: `W/` prefixes are ignored.
-    fn matches_any(&self, value: &HeaderValue) -> bool {
+    /// Whether a list of entity tags (or `*`) holds this file's tag.
+    fn matches_any(&self, value: &HeaderValue, comparison: Comparison) -> bool {
         let Ok(text) = value.to_str() else {
             return false;
         };
@@ -91,9 +112,21 @@ impl Validators {
             if tag == "*" {
                 return true;
             }
-            tag.strip_prefix("W/").unwrap_or(tag) == self.etag
+            match comparison {
+                Comparison::Weak => tag.strip_prefix("W/").unwrap_or(tag) == self.etag,
+                Comparison::Strong => tag == self.etag,
+            }
         })
     }
+}
+
+/// How entity tags are compared (RFC 9110, 8.8.3.2): weakly, `W/`
+/// prefixes ignored, for `If-None-Match`; strongly, a weak tag matching
+/// nothing, for `If-Match`.
+#[derive(Debug, Clone, Copy)]
+enum Comparison {
+    Weak,
+    Strong,
 }
 
 #[cfg(test)]
@@ -159,6 +192,34 @@ mod tests {
         assert!(!f.not_modified(&headers(&[("if-modified-since", before)])));
         assert!(!f.not_modified(&headers(&[("if-modified-since", "yesterday")])));
         assert!(!f.not_modified(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn if_match_compares_strongly_and_wins_over_the_date() {
+        let f = file();
+        let tag = f.etag.clone();
+        assert!(!f.precondition_failed(&HeaderMap::new()));
+        assert!(!f.precondition_failed(&headers(&[("if-match", &tag)])));
+        assert!(!f.precondition_failed(&headers(&[("if-match", "*")])));
+        assert!(!f.precondition_failed(&headers(&[("if-match", &format!("\"x\", {tag}"))])));
+        assert!(f.precondition_failed(&headers(&[("if-match", &format!("W/{tag}"))])));
+        assert!(f.precondition_failed(&headers(&[("if-match", "\"x\"")])));
+        // A matching tag is not overruled by a date that would fail.
+        let old = "Mon, 13 Nov 2023 00:00:00 GMT";
+        assert!(!f.precondition_failed(&headers(&[
+            ("if-match", &tag),
+            ("if-unmodified-since", old)
+        ])));
+    }
+
+    #[test]
+    fn if_unmodified_since_fails_for_dates_older_than_the_file() {
+        let f = file();
+        let at = "Tue, 14 Nov 2023 22:13:20 GMT";
+        let before = "Tue, 14 Nov 2023 22:13:19 GMT";
+        assert!(!f.precondition_failed(&headers(&[("if-unmodified-since", at)])));
+        assert!(f.precondition_failed(&headers(&[("if-unmodified-since", before)])));
+        assert!(!f.precondition_failed(&headers(&[("if-unmodified-since", "yesterday")])));
     }
 
     #[test]

@@ -103,6 +103,9 @@ impl Mount {
         if resolved.has_siblings() {
             out.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
         }
+        if validators.precondition_failed(headers) {
+            return error_response(StatusCode::PRECONDITION_FAILED);
+        }
         if validators.not_modified(headers) {
             *head.status_mut() = StatusCode::NOT_MODIFIED;
             return head.map(|()| ResponseBody::empty());
