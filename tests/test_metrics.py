@@ -178,6 +178,37 @@ def test_requests_that_wait_for_a_backpressure_place_are_counted(serve):
     assert value(samples, "diorite_requests_handled_total", status="2xx") == 3
 
 
+def test_requests_refused_before_the_app_are_counted_and_logged_at_debug(serve):
+    server, port = start(
+        serve,
+        "metrics_app:app",
+        "--http1-buffer-size",
+        "8192",
+        "--http1-header-read-timeout",
+        "500",
+        "--log-level",
+        "debug",
+    )
+    assert server.raw(b"NOT HTTP AT ALL\r\n\r\n").startswith(b"HTTP/1.1 400")
+    big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10_000 + b"\r\n\r\n"
+    assert server.raw(big).startswith(b"HTTP/1.1 431")
+    # Part of a head, then silence: cut at the header-read timeout.
+    assert server.raw(b"GET / HTTP/1.1\r\nHost: x\r\n") == b""
+    assert httpx.get(server.url).status_code == 200
+    samples = scrape(port)
+    assert value(samples, "diorite_requests_rejected_total") == 3
+    assert value(samples, "diorite_requests_handled_total") == 1
+    deadline = time.monotonic() + 10
+    while True:
+        log = server.log()
+        refusals = [line for line in log.splitlines() if "request refused before the app" in line]
+        if len(refusals) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(refusals) == 3, log
+    assert all("127.0.0.1:" in line and "DEBUG" in line for line in refusals), refusals
+
+
 def test_health_is_503_while_the_event_loop_is_blocked(serve):
     server, port = start(serve, "metrics_app:app")
     health = f"http://127.0.0.1:{port}/health"

@@ -94,8 +94,8 @@ class Totals:
         interface = layout["interfaces"][code - 1] if code else "unknown"
         for name in ("connections_total", "websockets_total", "bytes_in", "bytes_out"):
             self.counters[name] = self.counters.get(name, 0) + slots[name]
-        waits = "backpressure_waits"
-        self.counters[waits] = self.counters.get(waits, 0) + slots[waits]
+        for name in ("backpressure_waits", "requests_rejected"):
+            self.counters[name] = self.counters.get(name, 0) + slots[name]
         if with_gauges:
             for name in ("connections_open", "in_flight", "websockets_open"):
                 self.gauges[name] = self.gauges.get(name, 0) + slots[name]
@@ -190,6 +190,12 @@ class Collector:
                 "diorite_backpressure_waits",
                 "Requests that waited for a --backpressure place",
                 "backpressure_waits",
+            ),
+            (
+                "diorite_requests_rejected",
+                "Requests refused before the app: a malformed or oversized head, "
+                "or one not read in time",
+                "requests_rejected",
             ),
         )
         for name, doc, key in counters:

@@ -32,7 +32,7 @@ pub(crate) const METHODS: [&str; 8] = [
 pub(crate) const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Single slots, by index.
-pub(crate) const SLOTS: [&str; 13] = [
+pub(crate) const SLOTS: [&str; 14] = [
     "magic",
     "heartbeat_ms",
     "connections_open",
@@ -46,6 +46,7 @@ pub(crate) const SLOTS: [&str; 13] = [
     "duration_sum_us",
     "pid",
     "interface",
+    "requests_rejected",
 ];
 /// The `interface` slot holds an index in this list, plus one.
 pub(crate) const INTERFACES: [&str; 3] = ["asgi", "rsgi", "wsgi"];
@@ -62,12 +63,13 @@ const BACKPRESSURE_WAITS: usize = 9;
 const DURATION_SUM_US: usize = 10;
 const PID: usize = 11;
 const INTERFACE: usize = 12;
+const REQUESTS_REJECTED: usize = 13;
 /// Histogram buckets (not cumulative), then requests by method and class.
 const HISTOGRAM: usize = SLOTS.len();
 const REQUESTS: usize = HISTOGRAM + BUCKETS.len() + 1;
 pub(crate) const LEN: usize = REQUESTS + METHODS.len() * CLASSES.len();
 /// Tells a block written by this layout from a stale or foreign one.
-const MAGIC_VALUE: u64 = 0x6469_6f72_6d65_7401;
+const MAGIC_VALUE: u64 = 0x6469_6f72_6d65_7402;
 
 /// The mapped block.
 struct Block {
@@ -161,6 +163,10 @@ pub(crate) fn bytes_out(n: usize) {
 
 pub(crate) fn backpressure_wait() {
     add(BACKPRESSURE_WAITS, 1);
+}
+
+pub(crate) fn request_rejected() {
+    add(REQUESTS_REJECTED, 1);
 }
 
 /// Whether anything is counted: callers skip taking the time otherwise.

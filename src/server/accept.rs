@@ -16,7 +16,7 @@ use super::preamble::{self, Preamble};
 use super::registry::{Place, Registry};
 use super::sniff::{Version, sniff};
 use super::timeouts::{Activity, InFlight, Timed, Tracked};
-use crate::http::metrics::RequestTimer;
+use crate::http::metrics::{self, RequestTimer};
 use crate::http::{ConnInfo, Handler, Proxies, ServerTasks, StaticFiles, Trusted, read_forwarded};
 use crate::log::access::AccessLog;
 use crate::log::{self, Logger};
@@ -39,10 +39,10 @@ macro_rules! drive_graceful {
     ($conn:expr, $draining:expr) => {{
         let mut conn = std::pin::pin!($conn);
         tokio::select! {
-            _ = conn.as_mut() => {}
+            ended = conn.as_mut() => ended,
             _ = $draining.cancelled() => {
                 conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
+                conn.await
             }
         }
     }};
@@ -50,15 +50,33 @@ macro_rules! drive_graceful {
 
 /// Runs a connection on its own task, holding its place in the registry.
 macro_rules! spawn_graceful {
-    ($tracker:expr, $draining:expr, $conn:expr, $place:expr) => {{
+    ($tracker:expr, $draining:expr, $conn:expr, $place:expr, $client:expr) => {{
         let draining = $draining.clone();
         let conn = $conn;
         let place = $place;
+        let client = $client;
         $tracker.spawn(async move {
             let _place = place;
-            drive_graceful!(conn, draining);
+            report_end(client, drive_graceful!(conn, draining));
         });
     }};
+}
+
+/// A request hyper refused before it reached the app (a malformed head
+/// answered 400, one too large answered 431 or 414, a head not read within
+/// the header-read timeout) is counted, and logged at debug level only:
+/// any client can cause it, and such clients come in floods.
+fn report_end(client: Option<std::net::SocketAddr>, ended: hyper::Result<()>) {
+    let Err(err) = ended else { return };
+    if !(err.is_parse() || err.is_timeout()) {
+        return;
+    }
+    metrics::request_rejected();
+    let peer = client.map_or_else(|| "unix socket".to_owned(), |peer| peer.to_string());
+    log::debug_from_any_thread(
+        Logger::Server,
+        &format!("{peer}: request refused before the app: {err}"),
+    );
 }
 
 /// A listening socket: TCP, or a Unix domain socket (`--uds`).
@@ -197,6 +215,7 @@ impl<H: Handler> Connections<H> {
                 .client
                 .is_none_or(|peer| self.proxies.trusted.contains(peer.ip())))
         .then(|| Arc::clone(&self.proxies));
+        let client = conn.client;
         let conn = Arc::new(conn);
         let handler = Arc::clone(&self.handler);
         let limits = self.limits.request;
@@ -261,11 +280,11 @@ impl<H: Handler> Connections<H> {
                     match version {
                         Version::Http1 => {
                             let conn = this.h1.serve_connection(io, service).with_upgrades();
-                            drive_graceful!(conn, draining);
+                            report_end(client, drive_graceful!(conn, draining));
                         }
                         Version::Http2 => {
                             let conn = this.h2.serve_connection(io, service);
-                            drive_graceful!(conn, draining);
+                            report_end(client, drive_graceful!(conn, draining));
                         }
                     }
                 });
@@ -273,11 +292,11 @@ impl<H: Handler> Connections<H> {
             HttpMode::Http1 => {
                 let conn = self.h1.serve_connection(TokioIo::new(io), service);
                 let conn = conn.with_upgrades();
-                spawn_graceful!(connections, draining, conn, place);
+                spawn_graceful!(connections, draining, conn, place, client);
             }
             HttpMode::Http2 => {
                 let conn = self.h2.serve_connection(TokioIo::new(io), service);
-                spawn_graceful!(connections, draining, conn, place);
+                spawn_graceful!(connections, draining, conn, place, client);
             }
         }
     }
