@@ -50,14 +50,14 @@ macro_rules! drive_graceful {
 
 /// Runs a connection on its own task, holding its place in the registry.
 macro_rules! spawn_graceful {
-    ($tracker:expr, $draining:expr, $conn:expr, $place:expr, $client:expr) => {{
+    ($tracker:expr, $draining:expr, $conn:expr, $place:expr, $client:expr, $activity:expr) => {{
         let draining = $draining.clone();
         let conn = $conn;
         let place = $place;
-        let client = $client;
+        let (client, activity) = ($client, $activity);
         $tracker.spawn(async move {
             let _place = place;
-            report_end(client, drive_graceful!(conn, draining));
+            report_end(client, &activity, drive_graceful!(conn, draining));
         });
     }};
 }
@@ -65,10 +65,13 @@ macro_rules! spawn_graceful {
 /// A request hyper refused before it reached the app (a malformed head
 /// answered 400, one too large answered 431 or 414, a head not read within
 /// the header-read timeout) is counted, and logged at debug level only:
-/// any client can cause it, and such clients come in floods.
-fn report_end(client: Option<std::net::SocketAddr>, ended: hyper::Result<()>) {
+/// any client can cause it, and such clients come in floods. The same
+/// timeout closing a keep-alive connection on which nothing arrived
+/// (when it is shorter than the keep-alive timeout) refused nothing.
+fn report_end(client: Option<std::net::SocketAddr>, activity: &Activity, ended: hyper::Result<()>) {
     let Err(err) = ended else { return };
-    if !(err.is_parse() || err.is_timeout()) {
+    let refused = err.is_parse() || (err.is_timeout() && activity.head_begun());
+    if !refused {
         return;
     }
     metrics::request_rejected();
@@ -215,7 +218,7 @@ impl<H: Handler> Connections<H> {
                 .client
                 .is_none_or(|peer| self.proxies.trusted.contains(peer.ip())))
         .then(|| Arc::clone(&self.proxies));
-        let client = conn.client;
+        let (client, ended) = (conn.client, Arc::clone(&activity));
         let conn = Arc::new(conn);
         let handler = Arc::clone(&self.handler);
         let limits = self.limits.request;
@@ -280,11 +283,11 @@ impl<H: Handler> Connections<H> {
                     match version {
                         Version::Http1 => {
                             let conn = this.h1.serve_connection(io, service).with_upgrades();
-                            report_end(client, drive_graceful!(conn, draining));
+                            report_end(client, &ended, drive_graceful!(conn, draining));
                         }
                         Version::Http2 => {
                             let conn = this.h2.serve_connection(io, service);
-                            report_end(client, drive_graceful!(conn, draining));
+                            report_end(client, &ended, drive_graceful!(conn, draining));
                         }
                     }
                 });
@@ -292,11 +295,11 @@ impl<H: Handler> Connections<H> {
             HttpMode::Http1 => {
                 let conn = self.h1.serve_connection(TokioIo::new(io), service);
                 let conn = conn.with_upgrades();
-                spawn_graceful!(connections, draining, conn, place, client);
+                spawn_graceful!(connections, draining, conn, place, client, ended);
             }
             HttpMode::Http2 => {
                 let conn = self.h2.serve_connection(TokioIo::new(io), service);
-                spawn_graceful!(connections, draining, conn, place, client);
+                spawn_graceful!(connections, draining, conn, place, client, ended);
             }
         }
     }

@@ -39,6 +39,9 @@ pub(crate) struct Activity {
     upgraded: AtomicBool,
     /// Closed to make room for a new connection (`--limit-connections`).
     evicted: AtomicBool,
+    /// Bytes arrived with no request in flight: the start of a head not
+    /// yet handed over (cleared when it is).
+    head_begun: AtomicBool,
     /// The read that found the connection busy, to be woken when it is not.
     reader: AtomicWaker,
     /// `--metrics`: counted as open from admission until the last holder
@@ -76,6 +79,13 @@ impl Activity {
     pub(crate) fn is_evicted(&self) -> bool {
         self.evicted.load(Ordering::Acquire)
     }
+
+    /// Whether part of a request head has arrived that never became a
+    /// request: tells a head cut off by the header-read timeout from an
+    /// idle keep-alive connection the same timer closed.
+    pub(crate) fn head_begun(&self) -> bool {
+        self.head_begun.load(Ordering::Acquire)
+    }
 }
 
 /// One request counted as in flight from the moment hyper hands it over
@@ -86,6 +96,7 @@ pub(crate) struct InFlight(Arc<Activity>);
 impl InFlight {
     pub(crate) fn new(activity: &Arc<Activity>) -> Self {
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        activity.head_begun.store(false, Ordering::Release);
         Self(Arc::clone(activity))
     }
 
@@ -216,6 +227,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Timed<IO> {
             if got > 0 {
                 this.idle = None;
                 metrics::bytes_in(got);
+                if this.activity.idle() {
+                    this.activity.head_begun.store(true, Ordering::Release);
+                }
             }
             return Poll::Ready(read);
         }
