@@ -4,12 +4,15 @@ would normalise the path or decode the body."""
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import http.client
 import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from email.utils import formatdate
 from pathlib import Path
@@ -528,6 +531,68 @@ def test_no_path_leaves_the_mount(server, target, status):
 def test_a_symlink_inside_the_mount_is_followed(server):
     r = httpx.get(f"{server.url}/static/inner")
     assert r.content == FILES["style.css"]
+
+
+def test_an_absolute_symlink_inside_the_mount_is_followed(serve, tmp_path):
+    public = tmp_path / "public"
+    (public / "real").mkdir(parents=True)
+    (public / "real" / "page.txt").write_bytes(b"inside")
+    os.symlink(public / "real", public / "alias")
+    server = serve("asgi_app:app", "--static-path-mount", str(public))
+    assert httpx.get(f"{server.url}/static/alias/page.txt").content == b"inside"
+
+
+def openat2_works(directory: Path) -> bool:
+    """Whether this kernel lets a process call openat2 (what the server
+    falls back from when it cannot)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    how = (ctypes.c_uint64 * 3)(os.O_RDONLY, 0, 0)  # flags, mode, resolve
+    fd = libc.syscall(437, -100, str(directory).encode(), ctypes.byref(how), ctypes.sizeof(how))
+    if fd >= 0:
+        os.close(fd)
+        return True
+    return ctypes.get_errno() not in (errno.ENOSYS, errno.EPERM)
+
+
+def test_a_directory_swapped_for_a_symlink_while_files_are_looked_up_never_leaks(serve, tmp_path):
+    """The race between checking a path and opening it: a directory of the
+    mount is replaced, over and over, by a symlink to a directory outside
+    holding files of the same names. Each request names a file not looked
+    up before (the lookup cache would answer otherwise)."""
+    if not openat2_works(tmp_path):
+        pytest.skip("openat2 refused here (kernel < 5.6 or seccomp): only the check stands")
+    outside, public = tmp_path / "outside", tmp_path / "public"
+    names = [f"f{i}.txt" for i in range(3000)]
+    for directory, data in ((outside, SECRET), (public / "dir", b"inside")):
+        directory.mkdir(parents=True)
+        for name in names:
+            (directory / name).write_bytes(data)
+    server = serve("asgi_app:app", "--static-path-mount", str(public))
+    done = threading.Event()
+
+    def swap() -> None:
+        real, held = public / "dir", public / "dir.real"
+        while not done.is_set():
+            real.rename(held)
+            real.symlink_to(outside)
+            real.unlink()
+            held.rename(real)
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    statuses: dict[int, int] = {}
+    try:
+        with httpx.Client(base_url=server.url) as client:
+            for name in names:
+                r = client.get(f"/static/dir/{name}")
+                assert SECRET not in r.content, name
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+    finally:
+        done.set()
+        swapper.join()
+    # Some lookups found the real directory, and the rest a clean 404.
+    assert statuses.get(200, 0) > 0, statuses
+    assert set(statuses) <= {200, 404}, statuses
 
 
 # -- bad settings ---------------------------------------------------------

@@ -41,6 +41,9 @@ pub(crate) struct Mount {
     /// Without a trailing `/` (`/` itself stays `/`).
     route: String,
     root: PathBuf,
+    /// `root`, open: files are opened relative to it (see
+    /// `resolve::open_checked`).
+    dir: std::fs::File,
     dir_to_file: Option<String>,
     cache_control: Option<HeaderValue>,
     /// Files looked up lately, kept open.
@@ -104,9 +107,12 @@ impl StaticFiles {
             if mounts.iter().any(|m: &Mount| m.route == route) {
                 return Err(StaticError::DuplicateRoute(route));
             }
+            let dir = std::fs::File::open(&root)
+                .map_err(|err| StaticError::Mount(given.mount.clone(), err))?;
             mounts.push(Mount {
                 route,
                 root,
+                dir,
                 dir_to_file: given.dir_to_file,
                 cache_control: (given.expires > 0).then(|| {
                     HeaderValue::try_from(format!("max-age={}", given.expires))

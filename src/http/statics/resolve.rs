@@ -9,7 +9,10 @@
 //! Containment: the mount is canonicalised once at start-up, and a file
 //! reached through a symlink must have its canonical path below it. So a
 //! symlink inside the mount may point anywhere inside it, and one that
-//! points outside is refused like a missing file.
+//! points outside is refused like a missing file. The path so checked is
+//! then opened from the mount's directory with `openat2`, which refuses
+//! to leave it or to follow any symlink: a component swapped for a
+//! symlink between the check and the open cannot lead outside.
 
 use std::fs::{File, Metadata};
 use std::io::ErrorKind;
@@ -104,9 +107,10 @@ impl Resolved {
 }
 
 impl Variant {
-    /// Opens `path` (judged to lie in the mount) and makes its headers.
-    fn open(path: &Path, coding: Option<Coding>) -> Result<Self, StatusCode> {
-        let file = File::open(path).map_err(|err| status(&err))?;
+    /// Opens `path` (judged to lie in the mount, with no symlink in it)
+    /// and makes its headers.
+    fn open(mount: &Mount, path: &Path, coding: Option<Coding>) -> Result<Self, StatusCode> {
+        let file = open_checked(mount, path).map_err(|err| status(&err))?;
         // What was opened is judged, not what was looked at before: the
         // name may have been replaced in between.
         let meta = file.metadata().map_err(|err| status(&err))?;
@@ -184,11 +188,11 @@ pub(crate) fn find(
             continue;
         };
         if meta.is_file() {
-            siblings.push((coding, Variant::open(&path, Some(coding))));
+            siblings.push((coding, Variant::open(mount, &path, Some(coding))));
         }
     }
     Ok(Resolved {
-        identity: Variant::open(&canonical, None),
+        identity: Variant::open(mount, &canonical, None),
         siblings,
         content_type: content_type(&name),
     })
@@ -277,6 +281,63 @@ fn through_symlink(mount: &Mount, path: &Path) -> Result<(PathBuf, Metadata), St
     Ok((canonical, meta))
 }
 
+/// Whether `openat2` may be used: cleared for good the first time the
+/// kernel (older than 5.6) or a seccomp filter refuses the call itself.
+#[cfg(target_os = "linux")]
+static OPENAT2: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Opens `path`, which [`inside`] found below the mount with no symlink
+/// in it, such that it still is when opened: from the mount's directory,
+/// beneath it, following no symlink (`openat2` with `RESOLVE_BENEATH` and
+/// `RESOLVE_NO_SYMLINKS`: a component replaced by a symlink since the
+/// check fails with `ELOOP`, answered 404). Where `openat2` is missing the
+/// plain open is left, and only the check stands.
+fn open_checked(mount: &Mount, path: &Path) -> std::io::Result<File> {
+    #[cfg(target_os = "linux")]
+    if OPENAT2.load(std::sync::atomic::Ordering::Relaxed) {
+        let relative = path
+            .strip_prefix(&mount.root)
+            .map_err(|_| std::io::Error::from(ErrorKind::NotFound))?;
+        match openat2_beneath(&mount.dir, relative) {
+            Err(err) if matches!(err.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
+                OPENAT2.store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+            opened => return opened,
+        }
+    }
+    File::open(path)
+}
+
+#[cfg(target_os = "linux")]
+fn openat2_beneath(dir: &File, relative: &Path) -> std::io::Result<File> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+
+    let name = std::ffi::CString::new(relative.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(ErrorKind::InvalidInput))?;
+    // SAFETY: `open_how` is plain data; all-zero is its "nothing asked".
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: a directory descriptor we hold, a NUL-terminated name, and
+    // `how` with its size, as openat2(2) takes them.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &raw const how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(|_| std::io::Error::from(ErrorKind::InvalidData))?;
+    // SAFETY: a descriptor the kernel just opened for us, owned by no one.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
 /// Missing and forbidden files look the same from outside; anything else
 /// (out of descriptors, an I/O error) is the server's fault.
 fn status(err: &std::io::Error) -> StatusCode {
@@ -286,8 +347,9 @@ fn status(err: &std::io::Error) -> StatusCode {
         | ErrorKind::NotADirectory
         | ErrorKind::InvalidFilename
         | ErrorKind::InvalidInput => StatusCode::NOT_FOUND,
-        // Too many levels of symbolic links (a loop).
-        _ if err.raw_os_error() == Some(40) => StatusCode::NOT_FOUND,
+        // Too many levels of symbolic links (a loop), or a symlink where
+        // `openat2` follows none; a path leading out of the mount.
+        _ if matches!(err.raw_os_error(), Some(libc::ELOOP | libc::EXDEV)) => StatusCode::NOT_FOUND,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
