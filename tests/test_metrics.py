@@ -4,6 +4,7 @@ server with prometheus_client's own text parser."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import threading
 import time
@@ -248,8 +249,27 @@ def test_a_worker_with_a_hung_loop_is_replaced_with_its_stack_logged(serve):
     wait_healthy(port)
     samples = scrape(port)
     assert value(samples, "diorite_workers_respawns_total") == 1
+    assert value(samples, "diorite_workers_respawns_total", reason="hung") == 1
     assert value(samples, "diorite_workers") == 2
     assert httpx.get(server.url).status_code == 200
+
+
+def test_workers_replaced_on_sighup_are_counted_by_reason(serve):
+    server, port = start(serve, "metrics_app:app", "--workers", "2")
+    wait_healthy(port)
+    samples = scrape(port)
+    reasons = {labels["reason"] for labels, _ in samples["diorite_workers_respawns_total"]}
+    assert reasons == {"died", "hung", "lifetime", "max_rss", "sighup", "reload"}
+    assert value(samples, "diorite_workers_respawns_total") == 0
+    server.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while server.log().count("started worker") < 4:
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.1)
+    wait_healthy(port)
+    samples = scrape(port)
+    assert value(samples, "diorite_workers_respawns_total", reason="sighup") == 2
+    assert value(samples, "diorite_workers_respawns_total") == 2
 
 
 def test_counters_of_a_replaced_worker_stay_in_the_sums(serve):

@@ -27,6 +27,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 HEARTBEAT_INTERVAL = 0.5
 #: A loop not seen for this long makes `/health` answer 503.
 HEALTH_STALE = 2.0
+#: Why a worker replaced another: it died (--respawn-failed-workers), its
+#: event loop hung (--workers-loop-timeout), --workers-lifetime,
+#: --workers-max-rss, SIGHUP, or changed files (--reload).
+RESPAWN_REASONS = ("died", "hung", "lifetime", "max_rss", "sighup", "reload")
 
 MISSING = "--metrics needs the prometheus-client package: pip install 'diorite[metrics]'"
 
@@ -121,7 +125,8 @@ class Scrape:
     #: (role, pid) of every process of the server.
     processes: list[tuple[str, int]]
     workers: int
-    restarts: int
+    #: Workers started to replace another, by reason.
+    restarts: dict[str, int]
 
 
 def rss_bytes(pid: int) -> int:
@@ -201,11 +206,14 @@ class Collector:
         for name, doc, key in counters:
             yield CounterMetricFamily(name, doc, value=totals.counters.get(key, 0))
         yield GaugeMetricFamily("diorite_workers", "Worker processes running", value=got.workers)
-        yield CounterMetricFamily(
+        respawns = CounterMetricFamily(
             "diorite_workers_respawns",
-            "Workers started to replace one (died, hung, aged, grew, reloaded)",
-            value=got.restarts,
+            "Workers started to replace another, by reason",
+            labels=("reason",),
         )
+        for reason in RESPAWN_REASONS:
+            respawns.add_metric((reason,), got.restarts.get(reason, 0))
+        yield respawns
         rss = GaugeMetricFamily(
             "diorite_process_resident_memory_bytes",
             "Resident memory of each process of the server",

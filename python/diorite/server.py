@@ -220,7 +220,7 @@ def single_process_metrics(config: Config, block: metrics.Block) -> metrics.Metr
     def scrape() -> metrics.Scrape:
         totals = metrics.Totals()
         totals.add(block.values())
-        return metrics.Scrape(totals, [("worker", pid)], workers=1, restarts=0)
+        return metrics.Scrape(totals, [("worker", pid)], workers=1, restarts={})
 
     served = metrics.MetricsServer(
         config.metrics_address,

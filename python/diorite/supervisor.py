@@ -93,6 +93,10 @@ class Supervisor:
         self.crashes = 0
         self.pending_respawns: list[float] = []
         self.rolling: list[Worker] = []
+        #: Why the workers in `rolling` are replaced: "sighup" or "reload".
+        self.rolling_reason = "sighup"
+        #: Workers started to replace another, by reason (the metric's label).
+        self.respawns = dict.fromkeys(metrics.RESPAWN_REASONS, 0)
         self.sigr, self.sigw = os.pipe()
         os.set_blocking(self.sigw, False)
         os.set_blocking(self.sigr, False)
@@ -104,7 +108,6 @@ class Supervisor:
         self.retired = metrics.Totals() if config.metrics_block else None
         # The metrics thread reads blocks the loop closes when workers end.
         self.blocks_lock = threading.Lock()
-        self.spawned = 0
         self.metrics_server: metrics.MetricsServer | None = None
         self.watcher: Watcher | None = None
         if config.reload:
@@ -144,8 +147,7 @@ class Supervisor:
         for worker in workers:
             totals.add(worker.block.values())
             processes.append(("worker", worker.pid))
-        restarts = max(0, self.spawned - self.config.workers)
-        return metrics.Scrape(totals, processes, workers=len(workers), restarts=restarts)
+        return metrics.Scrape(totals, processes, workers=len(workers), restarts=dict(self.respawns))
 
     def beats(self) -> list[tuple[int, int]]:
         """The heartbeats of the workers that serve (ready, not leaving)."""
@@ -156,7 +158,11 @@ class Supervisor:
                 if w.ready and not w.retiring and w.hung_at is None
             ]
 
-    def spawn(self) -> Worker:
+    def spawn(self, replacing: str | None = None) -> Worker:
+        """Starts a worker; `replacing`: why, when it replaces another (one
+        of metrics.RESPAWN_REASONS)."""
+        if replacing is not None:
+            self.respawns[replacing] += 1
         ready_r, ready_w = os.pipe()
         env = dict(os.environ)
         env[CONFIG_ENV] = json.dumps(dataclasses.asdict(self.config))
@@ -167,7 +173,6 @@ class Supervisor:
         if block is not None:
             env[METRICS_ENV] = str(block.fd)
             fds += (block.fd,)
-        self.spawned += 1
         proc = subprocess.Popen(
             [sys.executable, "-m", "diorite.worker"],
             pass_fds=fds,
@@ -196,9 +201,9 @@ class Supervisor:
         if not live:
             # The last start failed: try the new code straight away.
             for _ in range(self.config.workers):
-                self.spawn()
+                self.spawn("reload")
             return
-        self.rolling = live
+        self.rolling, self.rolling_reason = live, "reload"
 
     def forget(self, worker: Worker) -> None:
         self.workers.pop(worker.pid, None)
@@ -286,6 +291,7 @@ class Supervisor:
             elif signum == signal.SIGHUP and not self.stopping:
                 logger.info("SIGHUP: replacing workers one by one")
                 self.rolling = [w for w in self.workers.values() if not w.retiring]
+                self.rolling_reason = "sighup"
 
     def on_ready(self, worker: Worker) -> None:
         try:
@@ -381,7 +387,7 @@ class Supervisor:
         due = [t for t in self.pending_respawns if t <= now]
         for t in due:
             self.pending_respawns.remove(t)
-            self.spawn()
+            self.spawn("died")
         self.replace_one_if_needed(now)
 
     def watch_loops(self, now: float) -> None:
@@ -415,7 +421,7 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 worker.proc.send_signal(STACK_SIGNAL)
             if not self.stopping:
-                self.spawn()
+                self.spawn("hung")
 
     def replace_one_if_needed(self, now: float) -> None:
         """Replaces at most one worker at a time: the new one must be ready
@@ -426,20 +432,20 @@ class Supervisor:
         for worker in list(self.workers.values()):
             if worker.retiring or not worker.ready:
                 continue
-            reason = None
+            reason = label = None
             if worker in self.rolling:
-                reason = "reload requested"
+                reason, label = "reload requested", self.rolling_reason
             elif config.workers_lifetime and now - worker.started >= config.workers_lifetime:
-                reason = f"lifetime of {config.workers_lifetime}s reached"
+                reason, label = f"lifetime of {config.workers_lifetime}s reached", "lifetime"
             elif self.over_max_rss(worker, now):
-                reason = f"memory above {config.workers_max_rss} MiB"
+                reason, label = f"memory above {config.workers_max_rss} MiB", "max_rss"
                 if config.rss_samples > 1:
                     reason += f" in {config.rss_samples} measurements in a row"
             if reason is None:
                 continue
             if getattr(worker, "successor", None) is None:
                 logger.info("replacing worker %d: %s", worker.pid, reason)
-                worker.successor = self.spawn()
+                worker.successor = self.spawn(label)
                 return
             if worker.successor.ready:
                 if worker in self.rolling:
