@@ -241,16 +241,18 @@ def test_idle_keep_alive_connections_are_closed(serve):
         assert status_of(s.recv(65536)) == 200
 
 
-def test_memory_held_by_idle_connections_is_given_back_after_they_close(serve):
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_memory_held_by_idle_connections_is_given_back_after_they_close(serve, threads):
     """Each idle keep-alive connection holds hyper's buffers; once they
     close, the allocator is made to return the pages instead of keeping
-    them for allocations that may never come (the I/O thread sits idle)."""
+    them for allocations that may never come (the I/O threads sit idle):
+    on every I/O thread, each with a heap of its own."""
     count = 2000
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < count + 100:
         pytest.skip(f"open files limit {hard}")
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, count + 100), hard))
-    server = serve("asgi_app:app", "--timeout-keep-alive", "600")
+    server = serve("asgi_app:app", "--timeout-keep-alive", "600", "--runtime-threads", threads)
     assert httpx.get(server.url + "/").status_code == 200
     before = server.rss_mib()
     held = []
