@@ -7,9 +7,18 @@
 //! the socket; a sender that would exceed it waits (asynchronously, or
 //! blocking a pool thread with the GIL released) until hyper took enough.
 //! One chunk larger than the budget still passes when nothing else waits.
+//!
+//! A tokio task woken from outside its runtime costs a system call. The
+//! event loop answering websocket messages on many connections in one
+//! batch would make one per message, so it may queue with
+//! [`StreamSender::try_send_later`]: its items are held until the end of
+//! the batch, when one [`Wake`], run on the I/O thread (see
+//! `bridge::Outbox`), moves them all into the channel, where waking the
+//! reader is a local queue push.
 
 use crate::sync::{Condvar, Mutex};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::Notify;
 use tokio::sync::mpsc::{self, error::SendError, error::TrySendError};
@@ -138,11 +147,59 @@ impl Weighed for StreamItem {
 
 pub(crate) type Queued<T = StreamItem> = (T, Option<Charge>);
 
+/// Items queued by [`StreamSender::try_send_later`] and not yet in the
+/// channel. Every other queueing goes behind them, so the order of sends
+/// is kept whoever sends.
+struct Held<T> {
+    items: Mutex<Vec<Queued<T>>>,
+    /// Some are held: a sender that finds none (the usual case, and the
+    /// only one for a streamed body) skips the lock.
+    any: AtomicBool,
+}
+
+impl<T> Default for Held<T> {
+    fn default() -> Self {
+        Self {
+            items: Mutex::new(Vec::new()),
+            any: AtomicBool::new(false),
+        }
+    }
+}
+
+/// What the items held by [`StreamSender::try_send_later`] are owed: their
+/// move into the channel, which wakes the reader. Run it once the batch is
+/// queued, typically on the I/O thread ([`Wake::into_fn`]); dropped unrun,
+/// it runs where it is dropped, so a forgotten one costs a system call,
+/// never a lost item.
+#[must_use]
+pub(crate) struct Wake(Option<Box<dyn FnOnce() + Send>>);
+
+impl Wake {
+    /// Nothing owed (nothing held, or the wake-up is someone else's).
+    pub(crate) fn none() -> Self {
+        Self(None)
+    }
+
+    /// The wake-up, to run on another thread; `None` when nothing is owed.
+    pub(crate) fn into_fn(mut self) -> Option<Box<dyn FnOnce() + Send>> {
+        self.0.take()
+    }
+}
+
+impl Drop for Wake {
+    fn drop(&mut self) {
+        if let Some(wake) = self.0.take() {
+            wake();
+        }
+    }
+}
+
 /// The sending half of a byte-budgeted channel: a streamed response body
 /// (`StreamItem`) or a websocket's outgoing messages.
 pub(crate) struct StreamSender<T = StreamItem> {
     tx: mpsc::UnboundedSender<Queued<T>>,
     budget: Arc<Budget>,
+    held: Arc<Held<T>>,
 }
 
 impl<T> Clone for StreamSender<T> {
@@ -150,6 +207,7 @@ impl<T> Clone for StreamSender<T> {
         Self {
             tx: self.tx.clone(),
             budget: Arc::clone(&self.budget),
+            held: Arc::clone(&self.held),
         }
     }
 }
@@ -160,32 +218,72 @@ impl<T: Weighed> StreamSender<T> {
         let sender = Self {
             tx,
             budget: Arc::new(Budget::default()),
+            held: Arc::default(),
         };
         (sender, rx)
     }
 
+    /// Into the channel, or behind the held items (the lock is kept while
+    /// sending, so that a [`Wake`] running meanwhile cannot be overtaken).
     fn queue(&self, item: T, charge: Option<Charge>) -> Result<(), T> {
-        self.tx
-            .send((item, charge))
-            .map_err(|SendError((item, _))| item)
+        let send = |queued| self.tx.send(queued).map_err(|SendError((item, _))| item);
+        if !self.held.any.load(Ordering::Acquire) {
+            return send((item, charge));
+        }
+        let mut held = self.held.items.lock();
+        if held.is_empty() {
+            return send((item, charge));
+        }
+        if self.tx.is_closed() {
+            return Err(item);
+        }
+        held.push((item, charge));
+        Ok(())
+    }
+
+    /// [`StreamSender::try_send`] for the event-loop thread: the item is
+    /// held, and the [`Wake`] returned for the first one held moves them
+    /// all into the channel.
+    pub(crate) fn try_send_later(&self, item: T) -> Result<Wake, TrySendError<T>> {
+        let (item, charge) = self.try_charge(item)?;
+        let mut items = self.held.items.lock();
+        items.push((item, charge));
+        if items.len() > 1 {
+            return Ok(Wake::none());
+        }
+        self.held.any.store(true, Ordering::Release);
+        drop(items);
+        let (tx, held) = (self.tx.clone(), Arc::clone(&self.held));
+        Ok(Wake(Some(Box::new(move || {
+            let mut items = held.items.lock();
+            for queued in items.drain(..) {
+                // A reader gone drops the rest, with their charges.
+                let _ = tx.send(queued);
+            }
+            held.any.store(false, Ordering::Release);
+        }))))
     }
 
     /// Queues `item` if the budget allows; `Full` when the client is
     /// behind, `Closed` when it is gone.
     pub(crate) fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
+        let (item, charge) = self.try_charge(item)?;
+        self.queue(item, charge).map_err(TrySendError::Closed)
+    }
+
+    /// `item` with its charge against the budget, if it fits.
+    fn try_charge(&self, item: T) -> Result<Queued<T>, TrySendError<T>> {
         if self.tx.is_closed() {
             return Err(TrySendError::Closed(item));
         }
         let n = item.weight();
-        let charge = if n > 0 {
-            match self.budget.try_take(n) {
-                Some(charge) => Some(charge),
-                None => return Err(TrySendError::Full(item)),
-            }
-        } else {
-            None
-        };
-        self.queue(item, charge).map_err(TrySendError::Closed)
+        if n == 0 {
+            return Ok((item, None));
+        }
+        match self.budget.try_take(n) {
+            Some(charge) => Ok((item, Some(charge))),
+            None => Err(TrySendError::Full(item)),
+        }
     }
 
     /// Queues `item` once the budget allows. `Err` when the client is gone.
@@ -296,6 +394,70 @@ mod tests {
             let _ = sender.await;
             assert_eq!(tx.budget.used.lock().waiting, 0);
         });
+    }
+
+    fn bytes_of(queued: Queued) -> Bytes {
+        match queued.0 {
+            StreamItem::Data(bytes) => bytes,
+            _ => panic!("not data"),
+        }
+    }
+
+    #[test]
+    fn items_sent_later_reach_the_reader_when_their_wake_runs_and_in_order() {
+        let (tx, mut rx) = StreamSender::<StreamItem>::new();
+        let wake = tx
+            .try_send_later(StreamItem::Data(Bytes::from_static(b"1")))
+            .ok()
+            .unwrap();
+        // The rest of the batch owes nothing more.
+        let more = tx
+            .try_send_later(StreamItem::Data(Bytes::from_static(b"2")))
+            .ok()
+            .unwrap();
+        assert!(more.into_fn().is_none());
+        // Another thread's send goes behind them, not ahead.
+        assert!(
+            tx.try_send(StreamItem::Data(Bytes::from_static(b"3")))
+                .is_ok()
+        );
+        assert!(rx.try_recv().is_err());
+        (wake.into_fn().unwrap())();
+        let got: Vec<Bytes> = (0..3).map(|_| bytes_of(rx.try_recv().unwrap())).collect();
+        assert_eq!(got, [&b"1"[..], b"2", b"3"]);
+        // Nothing held now: a plain send goes straight in, and the next
+        // later one owes a wake again.
+        assert!(
+            tx.try_send(StreamItem::Data(Bytes::from_static(b"4")))
+                .is_ok()
+        );
+        assert_eq!(bytes_of(rx.try_recv().unwrap()), &b"4"[..]);
+        let again = tx
+            .try_send_later(StreamItem::Data(Bytes::from_static(b"5")))
+            .ok()
+            .unwrap();
+        assert!(again.into_fn().is_some());
+    }
+
+    #[test]
+    fn a_wake_dropped_unrun_delivers_at_once_and_keeps_the_stream_open_till_then() {
+        let (tx, mut rx) = StreamSender::<StreamItem>::new();
+        let wake = tx
+            .try_send_later(StreamItem::Data(Bytes::from_static(b"x")))
+            .ok()
+            .unwrap();
+        // The last sender gone does not end the stream before the held item.
+        drop(tx);
+        assert!(matches!(
+            rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Empty)
+        ));
+        drop(wake);
+        assert_eq!(bytes_of(rx.try_recv().unwrap()), &b"x"[..]);
+        assert!(matches!(
+            rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
     }
 
     #[test]
