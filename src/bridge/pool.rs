@@ -13,10 +13,11 @@
 //! thread woken beside them would only take turns at it (every switch a
 //! handover between sleeping threads, 5 ms apart by default): an app
 //! computing for a millisecond a request served 607 requests/s spread over
-//! 32 threads, against 1,814/s run back to back by a few. Quick jobs are thus run back to back by one thread, slow
-//! blocking jobs still spread over the whole pool within milliseconds, and
-//! a job that computes for longer than [`LONG_JOB`] gets company, so that
-//! short requests are not stuck behind it.
+//! 32 threads, against 1,814/s run back to back by a few. Quick jobs are
+//! thus run back to back by one thread, slow blocking jobs still spread
+//! over the whole pool within milliseconds, and a job that computes for
+//! longer than [`LONG_JOB`] gets company, so that short requests are not
+//! stuck behind it.
 //!
 //! Threads start when they are first needed, up to the pool's size, and one
 //! that has slept longer than the idle timeout ends (the first thread
@@ -362,7 +363,8 @@ fn wait_for_job(shared: &Shared) -> Woke {
 }
 
 /// The calling thread's id, to read its state from
-/// `/proc/self/task/<id>/stat` (`None` off Linux: every stall then counts as blocked, as before this was read).
+/// `/proc/self/task/<id>/stat` (`None` off Linux: every stall then counts
+/// as blocked, as before this was read).
 fn thread_id() -> Option<i32> {
     #[cfg(target_os = "linux")]
     // SAFETY: no arguments, always succeeds.

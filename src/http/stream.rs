@@ -396,6 +396,10 @@ mod tests {
         });
     }
 
+    fn data(bytes: &'static [u8]) -> StreamItem {
+        StreamItem::Data(Bytes::from_static(bytes))
+    }
+
     fn bytes_of(queued: Queued) -> Bytes {
         match queued.0 {
             StreamItem::Data(bytes) => bytes,
@@ -406,46 +410,28 @@ mod tests {
     #[test]
     fn items_sent_later_reach_the_reader_when_their_wake_runs_and_in_order() {
         let (tx, mut rx) = StreamSender::<StreamItem>::new();
-        let wake = tx
-            .try_send_later(StreamItem::Data(Bytes::from_static(b"1")))
-            .ok()
-            .unwrap();
+        let wake = tx.try_send_later(data(b"1")).ok().unwrap();
         // The rest of the batch owes nothing more.
-        let more = tx
-            .try_send_later(StreamItem::Data(Bytes::from_static(b"2")))
-            .ok()
-            .unwrap();
+        let more = tx.try_send_later(data(b"2")).ok().unwrap();
         assert!(more.into_fn().is_none());
         // Another thread's send goes behind them, not ahead.
-        assert!(
-            tx.try_send(StreamItem::Data(Bytes::from_static(b"3")))
-                .is_ok()
-        );
+        assert!(tx.try_send(data(b"3")).is_ok());
         assert!(rx.try_recv().is_err());
         (wake.into_fn().unwrap())();
         let got: Vec<Bytes> = (0..3).map(|_| bytes_of(rx.try_recv().unwrap())).collect();
         assert_eq!(got, [&b"1"[..], b"2", b"3"]);
         // Nothing held now: a plain send goes straight in, and the next
         // later one owes a wake again.
-        assert!(
-            tx.try_send(StreamItem::Data(Bytes::from_static(b"4")))
-                .is_ok()
-        );
+        assert!(tx.try_send(data(b"4")).is_ok());
         assert_eq!(bytes_of(rx.try_recv().unwrap()), &b"4"[..]);
-        let again = tx
-            .try_send_later(StreamItem::Data(Bytes::from_static(b"5")))
-            .ok()
-            .unwrap();
+        let again = tx.try_send_later(data(b"5")).ok().unwrap();
         assert!(again.into_fn().is_some());
     }
 
     #[test]
     fn a_wake_dropped_unrun_delivers_at_once_and_keeps_the_stream_open_till_then() {
         let (tx, mut rx) = StreamSender::<StreamItem>::new();
-        let wake = tx
-            .try_send_later(StreamItem::Data(Bytes::from_static(b"x")))
-            .ok()
-            .unwrap();
+        let wake = tx.try_send_later(data(b"x")).ok().unwrap();
         // The last sender gone does not end the stream before the held item.
         drop(tx);
         assert!(matches!(
@@ -468,9 +454,6 @@ mod tests {
             tx.try_send(StreamItem::Abort),
             Err(TrySendError::Closed(_))
         ));
-        assert!(
-            tx.blocking_send(StreamItem::Data(Bytes::from_static(b"x")))
-                .is_err()
-        );
+        assert!(tx.blocking_send(data(b"x")).is_err());
     }
 }
