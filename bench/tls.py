@@ -1,11 +1,13 @@
 """Hello world over TLS: diorite against Granian with the same certificate,
 HTTP/1.1 with wrk on https:// and HTTP/2 with h2load on https:// (ALPN h2),
-one worker each.
+one worker each, and bench/ceiling (hyper and rustls with no Python, the
+same certificate) as the most the machine and clients allow.
 
     python bench/tls.py [--duration 5] [--rounds 3] [--pin] [--site DIR]
 
 Servers alternate round by round so that noise on a shared machine hits
-both; the report gives each one's median requests/s and the ratio.
+all three; the report gives each one's median requests/s, the ratio and
+each server's share of the ceiling.
 `--site` runs diorite from a directory a (release) wheel was installed
 into (`pip install --target DIR`), as bench/run.py's `--build`. A
 measurement to run by hand, never a test.
@@ -81,9 +83,14 @@ def h2load_https(port: int, duration: int) -> float:
 def measure(server: str, interface: str, client, tls: list[str], site: Path | None) -> float:
     port = run.free_port()
     command = run.server_command(server, interface, run.SCENARIOS[interface], port)
+    if server == "ceiling":
+        # hyper-ceiling PORT CERT KEY: the same certificate, no Python.
+        command += tls[1::2]
+    else:
+        command[-1:-1] = tls
     path = [str(site)] if site and server == "diorite" else []
     proc = subprocess.Popen(
-        [*run.PIN_SERVER, *command[:-1], *tls, command[-1]],
+        [*run.PIN_SERVER, *command],
         cwd=run.ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -114,18 +121,18 @@ def main() -> None:
     if ARGS.pin:
         run.PIN_SERVER[:] = ["taskset", "-c", "1"]
         run.PIN_CLIENT[:] = ["taskset", "-c", "0"]
+    run.build_ceiling()
     with tempfile.TemporaryDirectory() as directory:
         cert, key, _ = certificate(Path(directory))
         tls = ["--ssl-certificate", str(cert), "--ssl-keyfile", str(key)]
         rows = []
         for interface in ARGS.interface or list(run.SCENARIOS):
             for name, client in (("HTTP/1.1 (wrk)", wrk_https), ("HTTP/2 (h2load)", h2load_https)):
-                results: dict[str, list[float]] = {"diorite": [], "granian": []}
+                results: dict[str, list[float]] = {"diorite": [], "granian": [], "ceiling": []}
                 for _ in range(ARGS.rounds):
                     for server in results:
                         results[server].append(measure(server, interface, client, tls, ARGS.site))
-                d, g = (statistics.median(results[s]) for s in ("diorite", "granian"))
-                rows.append((interface, name, d, g))
+                rows.append((interface, name, *(statistics.median(r) for r in results.values())))
                 print(f"  {interface} {name}: {results}", file=sys.stderr, flush=True)
     pinned = ", server and client pinned to one core each" if ARGS.pin else ""
     print(
@@ -133,10 +140,16 @@ def main() -> None:
         f"{ARGS.rounds} rounds of {ARGS.duration} s, median; HTTP/1.1: {HTTP1_CONNECTIONS} "
         f"connections; HTTP/2: {H2_CLIENTS} connections x {H2_STREAMS} streams"
     )
-    print("| interface | protocol | diorite req/s | granian req/s | diorite/granian |")
-    print("|---|---|---|---|---|")
-    for interface, name, d, g in rows:
-        print(f"| {interface} | {name} | {d:,.0f} | {g:,.0f} | {d / g:.2f} |")
+    print(
+        "| interface | protocol | diorite req/s | granian req/s | ceiling req/s | diorite/granian "
+        "| diorite of ceiling | granian of ceiling |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for interface, name, d, g, c in rows:
+        print(
+            f"| {interface} | {name} | {d:,.0f} | {g:,.0f} | {c:,.0f} | {d / g:.2f} "
+            f"| {d / c:.0%} | {g / c:.0%} |"
+        )
 
 
 if __name__ == "__main__":

@@ -3,12 +3,15 @@
 //! tokio-tungstenite for websockets), answering every benchmark scenario
 //! without any Python.
 //!
-//! Usage: `hyper-ceiling PORT`. Paths as in bench/apps: `/` hello world,
+//! Usage: `hyper-ceiling PORT [CERT KEY]`; with a PEM certificate chain and
+//! PKCS#8 key it serves TLS (rustls with ring, ALPN h2 and http/1.1, the
+//! provider and protocols diorite uses), so bench/tls.py has a ceiling too.
+//! Paths as in bench/apps: `/` hello world,
 //! `/json` 4 KiB, `/echo` POST echo, `/1m` and `/4m`, `/stream` 100 chunks
 //! of 1 KiB, and a websocket echo on any path.
 
 use std::convert::Infallible;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -19,6 +22,10 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -100,22 +107,50 @@ async fn handle(mut req: Request<hyper::body::Incoming>) -> Result<Response<Body
     Ok(response)
 }
 
+fn tls_acceptor(cert: &str, key: &str) -> Result<TlsAcceptor, Box<dyn std::error::Error>> {
+    let chain = CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(key)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> std::io::Result<()> {
-    let port: u16 = std::env::args()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(8000);
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let port: u16 = args.get(1).and_then(|p| p.parse().ok()).unwrap_or(8000);
+    let tls = match (args.get(2), args.get(3)) {
+        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service_fn(handle))
-            .into_owned();
+        let builder = Arc::clone(&builder);
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let _ = conn.await;
+            match tls {
+                Some(tls) => {
+                    if let Ok(stream) = tls.accept(stream).await {
+                        let io = TokioIo::new(stream);
+                        let _ = builder
+                            .serve_connection_with_upgrades(io, service_fn(handle))
+                            .await;
+                    }
+                }
+                None => {
+                    let io = TokioIo::new(stream);
+                    let _ = builder
+                        .serve_connection_with_upgrades(io, service_fn(handle))
+                        .await;
+                }
+            }
         });
     }
 }
