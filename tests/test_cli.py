@@ -21,6 +21,7 @@ from conftest import run_cli
         (["--shutdown-timeout", "-1"], "--shutdown-timeout"),
         (["--backlog", "-1"], "--backlog"),
         (["--backpressure", "x"], "--backpressure"),
+        (["--backpressure-timeout", "-1"], "--backpressure-timeout"),
         (["--log-level", "loud"], "--log-level"),
         (["--ws-max-message-size", "0"], "--ws-max-message-size"),
         (["--no-such-option"], "--no-such-option"),

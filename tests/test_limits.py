@@ -430,6 +430,26 @@ def test_stopping_closes_keep_alive_and_http2_connections_after_their_requests(s
     assert server.proc.wait(20) == 0
 
 
+@pytest.mark.parametrize(
+    ("app", "flags", "slow", "wait"),
+    [("asgi_app:app", (), "/slow?delay=3", "0.5"), ("wsgi_app:app", WSGI, "/sleep?s=3", "0")],
+    ids=["asgi-waits", "wsgi-at-once"],
+)
+def test_a_request_that_finds_no_backpressure_place_in_time_gets_503(serve, app, flags, slow, wait):
+    server = serve(app, *flags, "--backpressure", "1", "--backpressure-timeout", wait)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        holder = pool.submit(httpx.get, server.url + slow, timeout=20)
+        time.sleep(0.5)  # the slow request holds the one place
+        answer = httpx.get(server.url + "/", timeout=20)
+        # Answered while the place was still held, not once it came free.
+        assert not holder.done()
+        assert answer.status_code == 503
+        assert answer.headers["retry-after"] == "1"
+        assert holder.result().status_code == 200
+    # The place is free again: the next request reaches the app.
+    assert httpx.get(server.url + "/", timeout=20).status_code == 200
+
+
 def test_limit_connections_makes_room_from_idle_ones_and_refuses_when_all_busy(serve):
     server = serve("asgi_app:app", "--limit-connections", "3", "--timeout-keep-alive", "60")
 

@@ -179,6 +179,24 @@ def test_requests_that_wait_for_a_backpressure_place_are_counted(serve):
     assert value(samples, "diorite_requests_handled_total", status="2xx") == 3
 
 
+def test_requests_answered_503_for_want_of_a_backpressure_place_are_counted(serve):
+    server, port = start(
+        serve, "metrics_app:app", "--backpressure", "1", "--backpressure-timeout", "0.2"
+    )
+    holder = threading.Thread(
+        target=httpx.get, args=(f"{server.url}/slow?2",), kwargs={"timeout": 10}
+    )
+    holder.start()
+    time.sleep(0.3)
+    statuses = [httpx.get(f"{server.url}/", timeout=10).status_code for _ in range(2)]
+    holder.join()
+    assert statuses == [503, 503]
+    samples = scrape(port)
+    assert value(samples, "diorite_backpressure_waits_total") == 2
+    assert value(samples, "diorite_backpressure_timeouts_total") == 2
+    assert value(samples, "diorite_requests_handled_total", status="5xx") == 2
+
+
 def test_requests_refused_before_the_app_are_counted_and_logged_at_debug(serve):
     server, port = start(
         serve,

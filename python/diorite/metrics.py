@@ -98,7 +98,7 @@ class Totals:
         interface = layout["interfaces"][code - 1] if code else "unknown"
         for name in ("connections_total", "websockets_total", "bytes_in", "bytes_out"):
             self.counters[name] = self.counters.get(name, 0) + slots[name]
-        for name in ("backpressure_waits", "requests_rejected"):
+        for name in ("backpressure_waits", "backpressure_timeouts", "requests_rejected"):
             self.counters[name] = self.counters.get(name, 0) + slots[name]
         if with_gauges:
             for name in ("connections_open", "in_flight", "websockets_open"):
@@ -195,6 +195,11 @@ class Collector:
                 "diorite_backpressure_waits",
                 "Requests that waited for a --backpressure place",
                 "backpressure_waits",
+            ),
+            (
+                "diorite_backpressure_timeouts",
+                "Requests answered 503 after waiting --backpressure-timeout for a place",
+                "backpressure_timeouts",
             ),
             (
                 "diorite_requests_rejected",

@@ -126,6 +126,14 @@ def timer_duration(value: Any) -> float:
     return seconds
 
 
+def capped_duration(value: Any) -> float:
+    """A `duration` of at most a year (zero allowed)."""
+    seconds = duration(value)
+    if seconds > YEAR:
+        raise ValueError(f"expected a duration of at most 365d, got {_text_of(value)!r}")
+    return seconds
+
+
 def milliseconds(value: Any) -> float:
     """A `timer_duration` where a bare number is milliseconds, as in the
     Granian options that take one (`--http1-header-read-timeout 5000`);
@@ -477,6 +485,16 @@ OPTIONS: tuple[Option, ...] = (
         "(default: the backlog)",
         "HTTP",
         metavar="N",
+    ),
+    Option(
+        "backpressure_timeout",
+        ("--backpressure-timeout",),
+        capped_duration,
+        30.0,
+        "how long a request may wait for a --backpressure place before it is answered 503 "
+        "with Retry-After (0: at once, as Uvicorn's --limit-concurrency; default: 30s)",
+        "HTTP",
+        metavar="DURATION",
     ),
     Option(
         "http1_keep_alive",

@@ -3,9 +3,10 @@
 //! reader, and the channel the response head comes back through.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::body::{Body as _, Incoming};
-use hyper::header::{COOKIE, HeaderValue};
+use hyper::header::{COOKIE, HeaderValue, RETRY_AFTER};
 use hyper::http::request::Parts;
 use hyper::{Request, Response, StatusCode, Version};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
@@ -25,24 +26,59 @@ pub(crate) struct Admitted {
     pub(crate) reply: Reply,
 }
 
+/// The `--backpressure` places of a worker's interface, and how long a
+/// request may wait for one (`--backpressure-timeout`).
+pub(crate) struct Backpressure {
+    places: Arc<Semaphore>,
+    wait: Duration,
+}
+
+impl Backpressure {
+    pub(crate) fn new(places: usize, wait: Duration) -> Self {
+        Self {
+            places: Arc::new(Semaphore::new(places.max(1))),
+            wait,
+        }
+    }
+
+    /// A place, at once or once one is free; `None` when none came free
+    /// within the wait (or the worker is stopping).
+    async fn place(&self) -> Option<OwnedSemaphorePermit> {
+        match Arc::clone(&self.places).try_acquire_owned() {
+            Ok(permit) => return Some(permit),
+            Err(TryAcquireError::Closed) => return None,
+            Err(TryAcquireError::NoPermits) => metrics::backpressure_wait(),
+        }
+        let waited = tokio::time::timeout(self.wait, Arc::clone(&self.places).acquire_owned());
+        match waited.await {
+            Ok(permit) => permit.ok(),
+            Err(_elapsed) => {
+                metrics::backpressure_timeout();
+                None
+            }
+        }
+    }
+}
+
+/// The answer to a request that found no place: 503, and when to retry
+/// (the wait it was allowed is over, so the app is saturated now, not for
+/// long as a rule).
+fn overloaded() -> Response<ResponseBody> {
+    let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
 /// Waits for a place under the back-pressure limit (in Rust, not in
 /// Python), then starts reading the body if there is one.
 pub(crate) async fn admit(
-    limiter: &Arc<Semaphore>,
+    backpressure: &Backpressure,
     req: Request<Incoming>,
 ) -> Result<(Admitted, Pending), Response<ResponseBody>> {
-    let permit = match Arc::clone(limiter).try_acquire_owned() {
-        Ok(permit) => permit,
-        Err(TryAcquireError::NoPermits) => {
-            metrics::backpressure_wait();
-            Arc::clone(limiter)
-                .acquire_owned()
-                .await
-                .map_err(|_| error_response(StatusCode::SERVICE_UNAVAILABLE))?
-        }
-        Err(TryAcquireError::Closed) => {
-            return Err(error_response(StatusCode::SERVICE_UNAVAILABLE));
-        }
+    let Some(permit) = backpressure.place().await else {
+        return Err(overloaded());
     };
     let (mut head, incoming) = req.into_parts();
     join_cookies(&mut head);
@@ -133,11 +169,11 @@ impl Pending {
 /// before the head is ready, or the error status to answer at once), and
 /// wait for the head.
 pub(crate) async fn exchange<G: FnOnce()>(
-    limiter: &Arc<Semaphore>,
+    backpressure: &Backpressure,
     req: Request<Incoming>,
     start: impl FnOnce(Admitted) -> Result<G, StatusCode>,
 ) -> Response<ResponseBody> {
-    let (admitted, pending) = match admit(limiter, req).await {
+    let (admitted, pending) = match admit(backpressure, req).await {
         Ok(admitted) => admitted,
         Err(refused) => return refused,
     };

@@ -32,7 +32,7 @@ pub(crate) const METHODS: [&str; 8] = [
 pub(crate) const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Single slots, by index.
-pub(crate) const SLOTS: [&str; 14] = [
+pub(crate) const SLOTS: [&str; 15] = [
     "magic",
     "heartbeat_ms",
     "connections_open",
@@ -47,6 +47,7 @@ pub(crate) const SLOTS: [&str; 14] = [
     "pid",
     "interface",
     "requests_rejected",
+    "backpressure_timeouts",
 ];
 /// The `interface` slot holds an index in this list, plus one.
 pub(crate) const INTERFACES: [&str; 3] = ["asgi", "rsgi", "wsgi"];
@@ -64,12 +65,13 @@ const DURATION_SUM_US: usize = 10;
 const PID: usize = 11;
 const INTERFACE: usize = 12;
 const REQUESTS_REJECTED: usize = 13;
+const BACKPRESSURE_TIMEOUTS: usize = 14;
 /// Histogram buckets (not cumulative), then requests by method and class.
 const HISTOGRAM: usize = SLOTS.len();
 const REQUESTS: usize = HISTOGRAM + BUCKETS.len() + 1;
 pub(crate) const LEN: usize = REQUESTS + METHODS.len() * CLASSES.len();
 /// Tells a block written by this layout from a stale or foreign one.
-const MAGIC_VALUE: u64 = 0x6469_6f72_6d65_7402;
+const MAGIC_VALUE: u64 = 0x6469_6f72_6d65_7403;
 
 /// The mapped block.
 struct Block {
@@ -163,6 +165,10 @@ pub(crate) fn bytes_out(n: usize) {
 
 pub(crate) fn backpressure_wait() {
     add(BACKPRESSURE_WAITS, 1);
+}
+
+pub(crate) fn backpressure_timeout() {
+    add(BACKPRESSURE_TIMEOUTS, 1);
 }
 
 pub(crate) fn request_rejected() {

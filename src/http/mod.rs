@@ -19,7 +19,7 @@ pub(crate) mod testing;
 mod trust;
 
 pub(crate) use conn::{COMMON_REQUEST_HEADERS, ConnInfo, ServerTasks, TlsInfo};
-pub(crate) use exchange::{Admitted, Reply, exchange};
+pub(crate) use exchange::{Admitted, Backpressure, Reply, exchange};
 pub(crate) use file::{FileRange, send_file, send_open_file};
 pub(crate) use forwarded::{read as read_forwarded, under_root};
 pub(crate) use handler::Handler;

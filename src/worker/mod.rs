@@ -17,8 +17,8 @@ use tokio::task::JoinHandle;
 
 use crate::asgi::{AsgiApp, AsgiHandler};
 use crate::bridge::{Bridge, PyObj, PythonPool};
-use crate::http::Handler;
 use crate::http::metrics;
+use crate::http::{Backpressure, Handler};
 use crate::http::{Proxies, StaticFiles};
 use crate::log::{self, Logger};
 use crate::rsgi::{RsgiApp, RsgiHandler};
@@ -44,12 +44,18 @@ pub(crate) struct Worker {
     serving: Mutex<Option<JoinHandle<bool>>>,
     stop: watch::Sender<Option<Duration>>,
     opts: HttpOptions,
-    backpressure: usize,
+    /// `--backpressure` and `--backpressure-timeout`.
+    backpressure: (usize, Duration),
     /// `None` with `--no-ws`.
     websockets: Option<ws::Config>,
 }
 
 impl Worker {
+    fn backpressure(&self) -> Backpressure {
+        let (places, wait) = self.backpressure;
+        Backpressure::new(places, wait)
+    }
+
     fn start<H: Handler>(&self, handler: H) -> PyResult<()> {
         let runtime = self.runtime.lock();
         let runtime = runtime.as_ref().ok_or(WorkerError::Closed)?;
@@ -100,7 +106,7 @@ impl Worker {
     /// [`LimitSettings`], bounds what clients may send; without them
     /// hyper's defaults apply.
     #[new]
-    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, keep_alive = true, pipeline_flush = false, h2_max_concurrent_streams = 200, http2 = None, limits = None, static_files = Vec::new(), websockets = true, ws_max_message_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0), tls = None, metrics = None, access_log = None, proxy = None))]
+    #[pyo3(signature = (fd, *, unix = false, http = "auto", runtime_threads = 1, backpressure = 1024, backpressure_timeout = 30.0, keep_alive = true, pipeline_flush = false, h2_max_concurrent_streams = 200, http2 = None, limits = None, static_files = Vec::new(), websockets = true, ws_max_message_size = 16 * 1024 * 1024, ws_ping_interval = Some(20.0), ws_ping_timeout = Some(20.0), tls = None, metrics = None, access_log = None, proxy = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -109,6 +115,7 @@ impl Worker {
         http: &str,
         runtime_threads: usize,
         backpressure: usize,
+        backpressure_timeout: f64,
         keep_alive: bool,
         pipeline_flush: bool,
         h2_max_concurrent_streams: u32,
@@ -183,7 +190,12 @@ impl Worker {
                 access,
                 proxies: Arc::new(proxies),
             },
-            backpressure,
+            backpressure: (
+                backpressure,
+                Duration::try_from_secs_f64(backpressure_timeout).map_err(|_| {
+                    WorkerError::BadDuration("backpressure timeout", backpressure_timeout)
+                })?,
+            ),
             websockets: websockets.then_some(ws::Config {
                 max_message_size: ws_max_message_size,
                 ping_interval: ws_timer("websocket ping interval", ws_ping_interval)?,
@@ -246,7 +258,7 @@ impl Worker {
             state,
             self.bridge.clone(),
         )?;
-        self.start(AsgiHandler::new(app, self.backpressure, websockets))
+        self.start(AsgiHandler::new(app, self.backpressure(), websockets))
     }
 
     /// Starts serving an RSGI app. `runner(scope, protocol)` returns the
@@ -260,7 +272,7 @@ impl Worker {
     ) -> PyResult<()> {
         self.bridge.attach_loop(&event_loop)?;
         let app = RsgiApp::new(py, runner, spawn, &event_loop, self.bridge.clone())?;
-        self.start(RsgiHandler::new(app, self.backpressure, self.websockets))
+        self.start(RsgiHandler::new(app, self.backpressure(), self.websockets))
     }
 
     /// Starts serving a WSGI app on `blocking_threads` pool threads.
@@ -285,7 +297,7 @@ impl Worker {
             self.bridge.outbox(),
         )?;
         *self.pool.lock() = Some(pool);
-        self.start(WsgiHandler::new(app, self.backpressure))
+        self.start(WsgiHandler::new(app, self.backpressure()))
     }
 
     /// Stops accepting and lets open requests finish for up to `timeout`

@@ -7,12 +7,12 @@ use hyper::body::Incoming;
 use hyper::http::request::Parts;
 use hyper::{Request, Response, StatusCode};
 use pyo3::Python;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::app::WebsocketApp;
 use super::handshake::{Config, is_upgrade};
 use super::upgrade::serve;
-use crate::http::{ConnInfo, Handler, Reply, RequestBody, ResponseBody, exchange};
+use crate::http::{Backpressure, ConnInfo, Handler, Reply, RequestBody, ResponseBody, exchange};
 
 /// What an async interface's app does with a plain HTTP request.
 pub(crate) trait AsyncApp: WebsocketApp {
@@ -42,16 +42,16 @@ pub(crate) trait AsyncApp: WebsocketApp {
 /// The hyper-facing half: one per worker, shared by every connection.
 pub(crate) struct AsyncHandler<A> {
     app: Arc<A>,
-    limiter: Arc<Semaphore>,
+    backpressure: Backpressure,
     /// `None` with `--no-ws`: upgrade requests are then plain requests.
     websockets: Option<Config>,
 }
 
 impl<A: AsyncApp> AsyncHandler<A> {
-    pub(crate) fn new(app: A, backpressure: usize, websockets: Option<Config>) -> Self {
+    pub(crate) fn new(app: A, backpressure: Backpressure, websockets: Option<Config>) -> Self {
         Self {
             app: Arc::new(app),
-            limiter: Arc::new(Semaphore::new(backpressure.max(1))),
+            backpressure,
             websockets,
         }
     }
@@ -62,9 +62,9 @@ impl<A: AsyncApp> Handler for AsyncHandler<A> {
         if let Some(config) = self.websockets
             && is_upgrade(&req)
         {
-            return serve(&self.limiter, req, conn, config, &self.app).await;
+            return serve(&self.backpressure, req, conn, config, &self.app).await;
         }
-        exchange(&self.limiter, req, |admitted| {
+        exchange(&self.backpressure, req, |admitted| {
             let call = self
                 .app
                 .new_call(admitted.body, admitted.reply, admitted.permit);

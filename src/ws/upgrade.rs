@@ -6,13 +6,12 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use pyo3::Python;
-use tokio::sync::Semaphore;
 
 use super::app::WebsocketApp;
 use super::frame_task::FrameTask;
 use super::handshake::{Config, invalid_key, unsupported_version};
 use super::session::Session;
-use crate::http::{ConnInfo, ResponseBody, exchange};
+use crate::http::{Backpressure, ConnInfo, ResponseBody, exchange};
 
 /// Serves one upgrade request: admits it under `--backpressure`, has the
 /// event-loop thread start `app` on the handshake,
@@ -20,7 +19,7 @@ use crate::http::{ConnInfo, ResponseBody, exchange};
 /// (tracked, so a graceful stop waits for it). A client that leaves during
 /// the handshake ends the session with 1006.
 pub(crate) async fn serve<A: WebsocketApp>(
-    limiter: &Arc<Semaphore>,
+    backpressure: &Backpressure,
     req: Request<Incoming>,
     conn: &Arc<ConnInfo>,
     config: Config,
@@ -28,11 +27,11 @@ pub(crate) async fn serve<A: WebsocketApp>(
 ) -> Response<ResponseBody> {
     // Boxed: inline, the upgrade's larger state would make the future of
     // every plain request, which embeds this call, bigger too.
-    Box::pin(serve_upgrade(limiter, req, conn, config, app)).await
+    Box::pin(serve_upgrade(backpressure, req, conn, config, app)).await
 }
 
 async fn serve_upgrade<A: WebsocketApp>(
-    limiter: &Arc<Semaphore>,
+    backpressure: &Backpressure,
     mut req: Request<Incoming>,
     conn: &Arc<ConnInfo>,
     config: Config,
@@ -44,7 +43,7 @@ async fn serve_upgrade<A: WebsocketApp>(
     }
     let upgrade = hyper::upgrade::on(&mut req);
     let mut frames = None;
-    let response = exchange(limiter, req, |admitted| {
+    let response = exchange(backpressure, req, |admitted| {
         let (session, outgoing) =
             Session::new(admitted.reply, admitted.permit, &admitted.head.headers);
         let session = Arc::new(session);

@@ -18,10 +18,9 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use pyo3::prelude::*;
 use tokio::runtime::Handle;
-use tokio::sync::Semaphore;
 
 use crate::bridge::{Outbox, PyObj, PythonPool};
-use crate::http::{ConnInfo, Handler, ResponseBody, exchange};
+use crate::http::{Backpressure, ConnInfo, Handler, ResponseBody, exchange};
 
 pub(crate) use input::Input;
 pub(crate) use response::FileWrapper;
@@ -69,21 +68,21 @@ impl WsgiApp {
 
 pub(crate) struct WsgiHandler {
     app: Arc<WsgiApp>,
-    limiter: Arc<Semaphore>,
+    backpressure: Backpressure,
 }
 
 impl WsgiHandler {
-    pub(crate) fn new(app: WsgiApp, backpressure: usize) -> Self {
+    pub(crate) fn new(app: WsgiApp, backpressure: Backpressure) -> Self {
         Self {
             app: Arc::new(app),
-            limiter: Arc::new(Semaphore::new(backpressure.max(1))),
+            backpressure,
         }
     }
 }
 
 impl Handler for WsgiHandler {
     async fn handle(&self, req: Request<Incoming>, conn: &Arc<ConnInfo>) -> Response<ResponseBody> {
-        exchange(&self.limiter, req, |admitted| {
+        exchange(&self.backpressure, req, |admitted| {
             let app = Arc::clone(&self.app);
             let conn = Arc::clone(conn);
             let gone_body = Arc::clone(&admitted.body);
