@@ -42,7 +42,8 @@ impl Backpressure {
     }
 
     /// A place, at once or once one is free; `None` when none came free
-    /// within the wait (or the worker is stopping).
+    /// within the wait. (The places are never closed; were they, the
+    /// answer would be the same.)
     async fn place(&self) -> Option<OwnedSemaphorePermit> {
         match Arc::clone(&self.places).try_acquire_owned() {
             Ok(permit) => return Some(permit),
