@@ -14,6 +14,8 @@ import pytest
 import websockets
 from conftest import free_port, run_cli
 from prometheus_client.parser import text_string_to_metric_families
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 
 def scrape(port: int) -> dict[str, list]:
@@ -184,17 +186,23 @@ def test_requests_answered_503_for_want_of_a_backpressure_place_are_counted(serv
         serve, "metrics_app:app", "--backpressure", "1", "--backpressure-timeout", "0.2"
     )
     holder = threading.Thread(
-        target=httpx.get, args=(f"{server.url}/slow?2",), kwargs={"timeout": 10}
+        target=httpx.get, args=(f"{server.url}/slow?3",), kwargs={"timeout": 10}
     )
     holder.start()
     time.sleep(0.3)
     statuses = [httpx.get(f"{server.url}/", timeout=10).status_code for _ in range(2)]
+    # A websocket handshake needs a place too.
+    ws_url = server.url.replace("http://", "ws://") + "/ws"
+    with pytest.raises(InvalidStatus) as refused, connect(ws_url, open_timeout=10):
+        pass
+    assert holder.is_alive()
     holder.join()
     assert statuses == [503, 503]
+    assert refused.value.response.status_code == 503
     samples = scrape(port)
-    assert value(samples, "diorite_backpressure_waits_total") == 2
-    assert value(samples, "diorite_backpressure_timeouts_total") == 2
-    assert value(samples, "diorite_requests_handled_total", status="5xx") == 2
+    assert value(samples, "diorite_backpressure_waits_total") == 3
+    assert value(samples, "diorite_backpressure_timeouts_total") == 3
+    assert value(samples, "diorite_requests_handled_total", status="5xx") == 3
 
 
 def test_requests_refused_before_the_app_are_counted_and_logged_at_debug(serve):
