@@ -185,6 +185,48 @@ pub(crate) async fn exchange<G: FnOnce()>(
 }
 
 #[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    #[test]
+    fn with_no_wait_a_request_gets_a_free_place_or_none_at_once() {
+        run(async {
+            let backpressure = Backpressure::new(1, Duration::ZERO);
+            let held = backpressure.place().await.expect("a free place");
+            assert!(backpressure.place().await.is_none());
+            drop(held);
+            assert!(backpressure.place().await.is_some());
+        });
+    }
+
+    #[test]
+    fn a_place_freed_during_the_wait_is_taken_and_none_after_it() {
+        run(async {
+            let backpressure = Backpressure::new(1, Duration::from_secs(30));
+            let held = backpressure.place().await.unwrap();
+            let release = async {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                drop(held);
+            };
+            let (place, ()) = tokio::join!(backpressure.place(), release);
+            assert!(place.is_some());
+
+            let short = Backpressure::new(1, Duration::from_millis(20));
+            let _held = short.place().await.unwrap();
+            assert!(short.place().await.is_none());
+        });
+    }
+}
+
+#[cfg(test)]
 mod proptests {
     use hyper::header::HeaderName;
     use proptest::prelude::*;
