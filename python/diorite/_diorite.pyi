@@ -34,6 +34,7 @@ class Worker:
         http: str = "auto",
         runtime_threads: int = 1,
         backpressure: int = 1024,
+        backpressure_timeout: float = 30.0,
         keep_alive: bool = True,
         pipeline_flush: bool = False,
         h2_max_concurrent_streams: int = 200,
