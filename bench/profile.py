@@ -1,8 +1,13 @@
-"""Where a worker's time goes: a `perf` profile of one diorite worker serving
-hello world under wrk, per interface, as a flame graph and a table.
+"""Where a worker's time goes: a `perf` profile of one diorite worker under
+load, per interface and scenario, as a flame graph and a table.
 
-    python bench/profile.py [--interface asgi ...] [--duration 5]
-                            [--site DIR] [--out bench/results/profiles]
+    python bench/profile.py [--interface asgi ...] [--scenario hello ...]
+                            [--duration 5] [--site DIR] [--out bench/results/profiles]
+
+Scenarios: `hello` (examples/hello_*.py under wrk, the default) and
+bench/harness.py's, on its apps and with its clients: `json-4k`,
+`post-64k`, `stream-100` (wrk), `h2-hello-16` (h2load) and `ws-echo`
+(bench/wsload; ASGI and RSGI only).
 
 Run it with the Python whose `diorite` is to be profiled (3.12 or later
 names Python functions through `-X perf`; older ones show the
@@ -23,19 +28,38 @@ import subprocess
 import sys
 from pathlib import Path
 
+import harness
 import run
 from run import BIN, ROOT, SCENARIOS, free_port, wait_listening, wrk
+
+#: The scenarios beside hello world: bench/harness.py's, by name.
+WRK_SCENARIOS = {name: (path, script) for name, path, script, _ in harness.SCENARIOS}
+OTHER_SCENARIOS = ("json-4k", "post-64k", "stream-100", harness.H2_SCENARIO, harness.WS_SCENARIO)
 
 #: Samples per second: enough for ~5,000 samples in 5 s, little enough that
 #: perf's own cost stays small beside the server's.
 FREQUENCY = 999
 
 
-def profile(interface: str, args, out: Path) -> tuple[float, str]:
+def load(scenario: str, port: int, duration: int, connections: int) -> float:
+    """Runs `scenario`'s client against `port`: requests (or round trips) a
+    second."""
+    if scenario == "hello":
+        return wrk(port, duration, connections)
+    if scenario == harness.H2_SCENARIO:
+        return harness.h2load(port, duration)["rps"]
+    if scenario == harness.WS_SCENARIO:
+        return harness.wsload(port, duration)["rps"]
+    path, script = WRK_SCENARIOS[scenario]
+    return harness.wrk(port, path, script, duration, connections)["rps"]
+
+
+def profile(interface: str, scenario: str, args, out: Path) -> tuple[float, str]:
     """Requests/s under perf, and the path of the recorded profile."""
     port = free_port()
+    app = SCENARIOS[interface] if scenario == "hello" else harness.APPS[interface]
     command = [str(BIN / "diorite"), "--interface", interface, "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--log-level", "warning", SCENARIOS[interface]]
+    command += ["--port", str(port), "--log-level", "warning", app]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([*args.path, str(ROOT)]))
     if sys.version_info >= (3, 12):
         # Python frames appear in the profile under their function names.
@@ -47,17 +71,17 @@ def profile(interface: str, args, out: Path) -> tuple[float, str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    data = out / f"{interface}.perf.data"
+    data = out / f"{interface}-{scenario}.perf.data"
     try:
         wait_listening(port, proc)
-        wrk(port, 1, args.connections)
+        load(scenario, port, 1, args.connections)
         recorder = subprocess.Popen(
             ["perf", "record", "-F", str(FREQUENCY), "--call-graph", "dwarf,16384"]
             + ["-p", str(proc.pid), "-o", str(data), "--", "sleep", str(args.duration)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        rate = wrk(port, args.duration, args.connections)
+        rate = load(scenario, port, args.duration, args.connections)
         recorder.wait()
     finally:
         run.stop(proc)
@@ -118,6 +142,7 @@ def by_library(data: str) -> list[tuple[str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--interface", choices=tuple(SCENARIOS), action="append")
+    parser.add_argument("--scenario", choices=("hello", *OTHER_SCENARIOS), action="append")
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--top", type=int, default=25)
@@ -131,20 +156,35 @@ def main() -> None:
             sys.exit(f"bench/profile.py needs {tool} on PATH")
     run.PIN_SERVER[:] = ["taskset", "-c", "1"]
     run.PIN_CLIENT[:] = ["taskset", "-c", "0"]
+    # harness.py's clients are not pinned by it: they inherit this process's
+    # CPU (the server's taskset overrides it).
+    os.sched_setaffinity(0, {0})
+    scenarios = args.scenario or ["hello"]
+    if harness.WS_SCENARIO in scenarios:
+        run.build_tool("wsload")
     args.out.mkdir(parents=True, exist_ok=True)
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     for interface in args.interface or list(SCENARIOS):
-        rate, data = profile(interface, args, args.out)
-        svg = args.out / f"{interface}-hello-py{python}.svg"
-        title = f"diorite {interface.upper()} hello world, Python {python}, {rate:,.0f} req/s"
-        flame_graph(data, svg, title)
-        print(f"\n### {interface.upper()}: {rate:,.0f} requests/s, {svg.name}\n")
-        shares = [f"{library} {share}%" for share, library in by_library(data)[:6]]
-        print("By library: " + ", ".join(shares) + ".\n")
-        print("| self | library | symbol |\n|---|---|---|")
-        for share, library, symbol in top(data, args.top):
-            print(f"| {share}% | {library} | `{symbol}` |")
-        os.remove(data)
+        for scenario in scenarios:
+            if scenario == harness.WS_SCENARIO and interface == "wsgi":
+                continue
+            report(interface, scenario, python, args)
+
+
+def report(interface: str, scenario: str, python: str, args) -> None:
+    """Profiles one scenario and prints its section of the results."""
+    rate, data = profile(interface, scenario, args, args.out)
+    svg = args.out / f"{interface}-{scenario}-py{python}.svg"
+    unit = "round trips/s" if scenario == harness.WS_SCENARIO else "req/s"
+    title = f"diorite {interface.upper()} {scenario}, Python {python}, {rate:,.0f} {unit}"
+    flame_graph(data, svg, title)
+    print(f"\n### {interface.upper()} {scenario}: {rate:,.0f} {unit}, {svg.name}\n")
+    shares = [f"{library} {share}%" for share, library in by_library(data)[:6]]
+    print("By library: " + ", ".join(shares) + ".\n")
+    print("| self | library | symbol |\n|---|---|---|")
+    for share, library, symbol in top(data, args.top):
+        print(f"| {share}% | {library} | `{symbol}` |")
+    os.remove(data)
 
 
 if __name__ == "__main__":
