@@ -11,6 +11,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 
+use super::memory;
 use super::options::{HttpMode, HttpOptions, Limits, http1_builder, http2_builder};
 use super::preamble::{self, Preamble};
 use super::registry::{Place, Registry};
@@ -362,7 +363,7 @@ pub(crate) async fn serve<H: Handler>(
             biased;
             _ = stop.changed() => break,
             _ = heartbeat.tick() => {
-                give_back_freed_memory();
+                memory::give_back_freed_memory();
                 continue;
             }
             accepted = accept(&listener) => accepted,
@@ -411,16 +412,6 @@ pub(crate) async fn serve<H: Handler>(
     )
     .await
     .is_ok()
-}
-
-/// mimalloc hands pages freed by closed connections back to the system
-/// only after a delay, and only when some allocation or collection on a
-/// thread looks: an I/O thread left idle after a spike of connections would
-/// otherwise keep their memory for good. A collection that finds nothing
-/// due returns at once, so a second's heartbeat pays for it.
-fn give_back_freed_memory() {
-    // SAFETY: a plain call into the allocator, on this thread's heap.
-    unsafe { libmimalloc_sys::mi_collect(false) };
 }
 
 enum Accepted {

@@ -3,6 +3,7 @@
 //! [`Handler`](crate::http::Handler).
 
 mod accept;
+mod memory;
 mod options;
 mod preamble;
 mod registry;
@@ -11,6 +12,7 @@ mod sniff;
 mod timeouts;
 
 pub(crate) use accept::{Listener, serve};
+pub(crate) use memory::keep_freed_memory;
 pub(crate) use options::{Http2Tuning, HttpMode, HttpOptions, Limits};
 pub(crate) use runtime::IoRuntime;
 pub(crate) use timeouts::Timeouts;

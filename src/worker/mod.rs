@@ -132,6 +132,7 @@ impl Worker {
         proxy: Option<ProxySettings>,
     ) -> PyResult<Self> {
         log::note_level(py);
+        server::keep_freed_memory();
         let mode = match http {
             "auto" => HttpMode::Auto,
             "1" => HttpMode::Http1,
