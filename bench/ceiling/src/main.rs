@@ -25,6 +25,7 @@ use hyper_util::server::conn::auto;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -119,6 +120,17 @@ fn tls_acceptor(cert: &str, key: &str) -> Result<TlsAcceptor, Box<dyn std::error
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// One connection, plain or TLS, served until it ends.
+async fn serve<IO>(builder: &auto::Builder<TokioExecutor>, io: IO)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(io);
+    let _ = builder
+        .serve_connection_with_upgrades(io, service_fn(handle))
+        .await;
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -138,18 +150,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             match tls {
                 Some(tls) => {
                     if let Ok(stream) = tls.accept(stream).await {
-                        let io = TokioIo::new(stream);
-                        let _ = builder
-                            .serve_connection_with_upgrades(io, service_fn(handle))
-                            .await;
+                        serve(&builder, stream).await;
                     }
                 }
-                None => {
-                    let io = TokioIo::new(stream);
-                    let _ = builder
-                        .serve_connection_with_upgrades(io, service_fn(handle))
-                        .await;
-                }
+                None => serve(&builder, stream).await,
             }
         });
     }
