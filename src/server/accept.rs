@@ -307,7 +307,11 @@ impl<H: Handler> Connections<H> {
                         }
                         Version::Http2 => {
                             let conn = this.h2.serve_connection(TokioIo::new(io), service);
-                            report_end(client, &ended, drive_graceful!(conn, draining));
+                            // Boxed: inline, hyper's HTTP/2 connection would
+                            // make every connection's task bigger, parked
+                            // HTTP/1 ones too.
+                            let served = Box::pin(async { drive_graceful!(conn, draining) });
+                            report_end(client, &ended, served.await);
                         }
                     }
                 });

@@ -65,9 +65,12 @@ where
             self.activity.may_park();
         }
         loop {
-            let mut conn = self
-                .builder
-                .serve_connection(TokioIo::new(io), self.service.clone());
+            // Boxed: inline, hyper's connection would make the task of
+            // every connection, parked ones too, 2 KiB bigger.
+            let mut conn = Box::new(
+                self.builder
+                    .serve_connection(TokioIo::new(io), self.service.clone()),
+            );
             let ended = tokio::select! {
                 ended = poll_fn(|cx| match std::pin::Pin::new(&mut conn).poll(cx) {
                     Poll::Ready(ended) => Poll::Ready(Some(ended)),
@@ -76,7 +79,7 @@ where
                     Poll::Pending => Poll::Pending,
                 }) => ended,
                 _ = self.draining.cancelled() => {
-                    std::pin::Pin::new(&mut conn).graceful_shutdown();
+                    std::pin::Pin::new(&mut *conn).graceful_shutdown();
                     Some((&mut conn).await)
                 }
             };
@@ -95,7 +98,7 @@ where
                 io: taken,
                 read_buf,
                 ..
-            } = conn.into_parts();
+            } = (*conn).into_parts();
             io = taken.into_inner();
             io.unread(read_buf);
             if upgraded {
