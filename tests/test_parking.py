@@ -132,8 +132,8 @@ def test_a_parked_connection_can_be_upgraded_to_a_websocket(serve):
 
 def test_idle_keep_alive_connections_hold_little_memory_once_parked(serve):
     """hyper's 16 KiB of buffers per connection are freed once it is idle:
-    before parking an idle keep-alive connection cost about 23 KiB, after
-    it about 7 (bench/results/idle.md)."""
+    before parking an idle keep-alive connection cost about 23 KiB here,
+    after it about 5 (bench/results/idle.md)."""
     count = 2000
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < count + 100:
