@@ -212,3 +212,19 @@ def test_the_header_read_timeout_also_closes_a_parked_connection(serve):
         started = time.monotonic()
         assert closed_by_server(s)
         assert 2.0 < time.monotonic() - started < 6
+
+
+def test_a_stop_closes_a_parked_connection_that_sent_an_empty_line_too(serve):
+    """Bytes hyper read but did not use are kept when a connection parks;
+    empty lines among them are dropped (a request may be preceded by some),
+    so the stop does not wait for a request that is not coming."""
+    server = serve("asgi_app:app", "--timeout-keep-alive", "60")
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        s.sendall(get() + b"\r\n")
+        assert Responses(s).next()[0] == 200
+        time.sleep(PARKED)
+        server.signal(signal.SIGTERM)
+        started = time.monotonic()
+        assert closed_by_server(s)
+        assert time.monotonic() - started < 5
+    assert server.proc.wait(20) == 0

@@ -33,11 +33,39 @@ impl Handover {
         receiver
     }
 
+    /// Tells the request waiting for the socket, if any, that none is
+    /// coming (the connection ended). Needed because the hand-over point
+    /// can outlive the connection: requests carry it, and an app may keep
+    /// a request's head.
+    pub(crate) fn cancel(&self) {
+        drop(self.0.lock().unwrap_or_else(|e| e.into_inner()).take());
+    }
+
     /// Gives the socket to the request that asked for it (if it still
     /// waits; otherwise the socket is dropped, closing it).
     pub(crate) fn fulfil(&self, io: Upgraded) {
         if let Some(sender) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = sender.send(io);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_waiting_request_learns_when_no_socket_is_coming() {
+        let handover = Handover::default();
+        // A clone outlives the connection, as one kept in a request's
+        // extensions would.
+        let kept = handover.clone();
+        let waiting = handover.on_upgrade();
+        handover.cancel();
+        assert!(waiting.await.is_err());
+        let (socket, _client) = tokio::io::duplex(64);
+        let waiting = kept.on_upgrade();
+        kept.fulfil(Box::new(socket));
+        assert!(waiting.await.is_ok());
     }
 }

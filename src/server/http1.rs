@@ -57,7 +57,16 @@ where
     /// Serves `io` until the client or the server ends the connection, or
     /// until it is upgraded and handed over; a graceful stop finishes the
     /// request in flight, if any, then closes.
-    pub(super) async fn serve<IO>(self, mut io: Prefixed<IO>) -> hyper::Result<()>
+    pub(super) async fn serve<IO>(self, io: Prefixed<IO>) -> hyper::Result<()>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let ended = self.serve_until_done(io).await;
+        self.handover.cancel();
+        ended
+    }
+
+    async fn serve_until_done<IO>(&self, mut io: Prefixed<IO>) -> hyper::Result<()>
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -105,6 +114,11 @@ where
                 self.handover.fulfil(Box::new(io));
                 return Ok(());
             }
+            // Empty lines before a request are ignored (RFC 9112, 2.2);
+            // left in front of a new hyper connection, which counts as
+            // busy until its first request, they would keep a graceful
+            // stop waiting for a request that is not coming.
+            io.skip_empty_lines();
             if !(io.has_unread() || self.next_bytes(&mut io).await) {
                 io.close().await;
                 return Ok(());

@@ -73,6 +73,16 @@ impl<IO> Prefixed<IO> {
         }
     }
 
+    /// Drops the CR and LF bytes at the front of the unread bytes.
+    pub(super) fn skip_empty_lines(&mut self) {
+        let blank = self
+            .prefix
+            .iter()
+            .take_while(|b| matches!(b, b'\r' | b'\n'))
+            .count();
+        let _ = self.prefix.split_to(blank);
+    }
+
     pub(super) fn has_unread(&self) -> bool {
         !self.prefix.is_empty()
     }
@@ -192,6 +202,27 @@ mod tests {
             (Version::Http1, pri)
         );
         assert_eq!(sniffed(&[]).await, (Version::Http1, Vec::new()));
+    }
+
+    #[tokio::test]
+    async fn unread_bytes_come_first_in_order_and_empty_lines_can_be_dropped() {
+        let (mut client, server) = tokio::io::duplex(256);
+        client.write_all(b" HTTP/1.1\r\n\r\n").await.unwrap();
+        drop(client);
+        let mut io = Prefixed::new(server, Bytes::from_static(b"/x"));
+        io.unread(Bytes::from_static(b"GET "));
+        let mut all = Vec::new();
+        io.read_to_end(&mut all).await.unwrap();
+        assert_eq!(all, b"GET /x HTTP/1.1\r\n\r\n");
+        let mut io = Prefixed::new(tokio::io::empty(), Bytes::from_static(b"\r\n\r\nGET"));
+        io.skip_empty_lines();
+        assert!(io.has_unread());
+        let mut rest = Vec::new();
+        io.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"GET");
+        let mut io = Prefixed::new(tokio::io::empty(), Bytes::from_static(b"\r\n"));
+        io.skip_empty_lines();
+        assert!(!io.has_unread());
     }
 
     #[tokio::test]
