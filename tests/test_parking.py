@@ -7,7 +7,6 @@ header-read timeouts, by `--limit-connections` and by a stop."""
 from __future__ import annotations
 
 import http.client
-import resource
 import signal
 import socket
 import ssl
@@ -15,6 +14,7 @@ import time
 
 import pytest
 import trustme
+from conftest import hold_idle_connections
 from websockets.sync.client import connect as ws_connect
 
 # A little over the server's PARK_AFTER (1 s).
@@ -52,6 +52,23 @@ def closed_by_server(sock: socket.socket) -> bool:
         return sock.recv(100) == b""
     except ConnectionResetError:
         return True
+
+
+def idle_connection(server, after: bytes = b"") -> socket.socket:
+    """A connection that made one request (followed by `after`) and is
+    now idle."""
+    s = socket.create_connection((server.host, server.port), timeout=10)
+    s.sendall(get() + after)
+    assert Responses(s).next()[0] == 200
+    return s
+
+
+def assert_a_stop_closes_it_at_once(server, parked: socket.socket) -> None:
+    server.signal(signal.SIGTERM)
+    started = time.monotonic()
+    assert closed_by_server(parked)
+    assert time.monotonic() - started < 3
+    assert server.proc.wait(20) == 0
 
 
 @pytest.fixture(scope="module")
@@ -135,22 +152,11 @@ def test_idle_keep_alive_connections_hold_little_memory_once_parked(serve):
     before parking an idle keep-alive connection cost about 23 KiB here,
     after it about 5 (bench/results/idle.md)."""
     count = 2000
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < count + 100:
-        pytest.skip(f"open files limit {hard}")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, count + 100), hard))
     server = serve("asgi_app:app", "--timeout-keep-alive", "600")
-    warm = socket.create_connection((server.host, server.port), timeout=10)
-    warm.sendall(get())
-    Responses(warm).next()
+    warm = idle_connection(server)
     before = server.rss_mib()
-    held = []
+    held = hold_idle_connections(server, count)
     try:
-        for _ in range(count):
-            s = socket.create_connection((server.host, server.port), timeout=10)
-            held.append(s)
-            s.sendall(get())
-            assert Responses(s).next()[0] == 200
         time.sleep(PARKED + 1)
         per_connection = (server.rss_mib() - before) * 1024 / count
         assert per_connection < 11, f"{per_connection:.1f} KiB per idle connection"
@@ -166,12 +172,6 @@ def test_idle_keep_alive_connections_hold_little_memory_once_parked(serve):
 
 
 def test_parked_connections_are_still_closed_by_timeouts_limits_and_stops(serve):
-    def idle_connection(server) -> socket.socket:
-        s = socket.create_connection((server.host, server.port), timeout=10)
-        s.sendall(get())
-        assert Responses(s).next()[0] == 200
-        return s
-
     # The keep-alive timeout counts from the end of the last response,
     # parked or not.
     server = serve("asgi_app:app", "--timeout-keep-alive", "2.5")
@@ -193,11 +193,7 @@ def test_parked_connections_are_still_closed_by_timeouts_limits_and_stops(serve)
     time.sleep(0.3)
     with idle_connection(server) as s:
         time.sleep(PARKED)
-        server.signal(signal.SIGTERM)
-        started = time.monotonic()
-        assert closed_by_server(s)
-        assert time.monotonic() - started < 3
-    assert server.proc.wait(20) == 0
+        assert_a_stop_closes_it_at_once(server, s)
 
 
 def test_the_header_read_timeout_also_closes_a_parked_connection(serve):
@@ -206,9 +202,7 @@ def test_the_header_read_timeout_also_closes_a_parked_connection(serve):
     server = serve(
         "asgi_app:app", "--timeout-keep-alive", "60", "--http1-header-read-timeout", "2500"
     )
-    with socket.create_connection((server.host, server.port), timeout=10) as s:
-        s.sendall(get())
-        assert Responses(s).next()[0] == 200
+    with idle_connection(server) as s:
         started = time.monotonic()
         assert closed_by_server(s)
         assert 2.0 < time.monotonic() - started < 6
@@ -219,12 +213,6 @@ def test_a_stop_closes_a_parked_connection_that_sent_an_empty_line_too(serve):
     empty lines among them are dropped (a request may be preceded by some),
     so the stop does not wait for a request that is not coming."""
     server = serve("asgi_app:app", "--timeout-keep-alive", "60")
-    with socket.create_connection((server.host, server.port), timeout=10) as s:
-        s.sendall(get() + b"\r\n")
-        assert Responses(s).next()[0] == 200
+    with idle_connection(server, after=b"\r\n") as s:
         time.sleep(PARKED)
-        server.signal(signal.SIGTERM)
-        started = time.monotonic()
-        assert closed_by_server(s)
-        assert time.monotonic() - started < 5
-    assert server.proc.wait(20) == 0
+        assert_a_stop_closes_it_at_once(server, s)

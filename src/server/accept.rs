@@ -278,7 +278,6 @@ impl<H: Handler> Connections<H> {
             }
         });
         let (connections, draining) = (&self.tasks.tracker, &self.tasks.draining);
-        let header_read_timeout = self.limits.header_read_timeout;
         match self.mode {
             HttpMode::Auto => {
                 let (this, draining) = (Arc::clone(self), draining.clone());
@@ -294,15 +293,7 @@ impl<H: Handler> Connections<H> {
                     let Ok((version, io)) = sniffed else { return };
                     match version {
                         Version::Http1 => {
-                            let http1 = Http1 {
-                                builder: &this.h1,
-                                service,
-                                activity: Arc::clone(&ended),
-                                handover,
-                                parks: this.park_idle,
-                                draining: &draining,
-                                header_read_timeout,
-                            };
+                            let http1 = this.http1(service, &ended, handover, &draining);
                             report_end(client, &ended, http1.serve(io).await);
                         }
                         Version::Http2 => {
@@ -320,15 +311,7 @@ impl<H: Handler> Connections<H> {
                 let (this, draining) = (Arc::clone(self), draining.clone());
                 connections.spawn(async move {
                     let _place = place;
-                    let http1 = Http1 {
-                        builder: &this.h1,
-                        service,
-                        activity: Arc::clone(&ended),
-                        handover,
-                        parks: this.park_idle,
-                        draining: &draining,
-                        header_read_timeout,
-                    };
+                    let http1 = this.http1(service, &ended, handover, &draining);
                     let io = Prefixed::new(io, bytes::Bytes::new());
                     report_end(client, &ended, http1.serve(io).await);
                 });
@@ -337,6 +320,27 @@ impl<H: Handler> Connections<H> {
                 let conn = self.h2.serve_connection(TokioIo::new(io), service);
                 spawn_graceful!(connections, draining, conn, place, client, ended);
             }
+        }
+    }
+}
+
+impl<H> Connections<H> {
+    /// How one HTTP/1 connection is served.
+    fn http1<'a, S>(
+        &'a self,
+        service: S,
+        activity: &Arc<Activity>,
+        handover: Handover,
+        draining: &'a tokio_util::sync::CancellationToken,
+    ) -> Http1<'a, S> {
+        Http1 {
+            builder: &self.h1,
+            service,
+            activity: Arc::clone(activity),
+            handover,
+            parks: self.park_idle,
+            draining,
+            header_read_timeout: self.limits.header_read_timeout,
         }
     }
 }
