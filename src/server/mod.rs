@@ -3,7 +3,6 @@
 //! [`Handler`](crate::http::Handler).
 
 mod accept;
-mod http1;
 mod memory;
 mod options;
 mod preamble;
