@@ -161,7 +161,9 @@ def measure(server: str, args) -> dict:
         start = tree_rss_mib(proc.pid)
         sockets_before = sockets_held(proc.pid)
         held = open_idle(port, args.connections, UPGRADE if args.kind == "ws" else HELLO)
-        time.sleep(2)
+        # Idle for a while: diorite parks an idle HTTP/1 connection after a
+        # second and gives the freed memory back on a one-second heartbeat.
+        time.sleep(5)
         holding = tree_rss_mib(proc.pid)
         open_sockets = sockets_held(proc.pid) - sockets_before
         taken = latencies(port, 2000)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -208,3 +209,25 @@ def pipelined_bodies(data: bytes) -> list[bytes]:
         bodies.append(rest[:length])
         data = rest[length:]
     return bodies
+
+
+def hold_idle_connections(server, count: int) -> list[socket.socket]:
+    """`count` keep-alive connections, each after one `GET /` answered 200
+    and then left idle (the test's open files limit raised for them, or
+    the test skipped where it cannot be)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < count + 100:
+        pytest.skip(f"open files limit {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, count + 100), hard))
+    held = []
+    try:
+        for _ in range(count):
+            s = socket.create_connection((server.host, server.port), timeout=10)
+            held.append(s)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(65536).startswith(b"HTTP/1.1 200 ")
+    except BaseException:
+        for s in held:
+            s.close()
+        raise
+    return held

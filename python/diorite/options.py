@@ -512,7 +512,8 @@ OPTIONS: tuple[Option, ...] = (
         False,
         "HTTP/1.1: while more pipelined requests are already read, hold responses back and "
         "write them together (experimental: a response also waits while only part of the next "
-        "request has arrived); off by default, as in hyper and Granian",
+        "request has arrived, and idle connections keep hyper's buffers instead of being "
+        "parked); off by default, as in hyper and Granian",
         "HTTP",
         "flag",
     ),

@@ -17,6 +17,7 @@ mod stream;
 #[cfg(test)]
 pub(crate) mod testing;
 mod trust;
+mod upgrade;
 
 pub(crate) use conn::{COMMON_REQUEST_HEADERS, ConnInfo, ServerTasks, TlsInfo};
 pub(crate) use exchange::{Admitted, Backpressure, Reply, exchange};
@@ -32,3 +33,4 @@ pub(crate) use statics::{MountSettings, StaticError, StaticFiles};
 pub(crate) use stream::BUDGET;
 pub(crate) use stream::{Queued, StreamSender, Weighed};
 pub(crate) use trust::{Proxies, Trusted};
+pub(crate) use upgrade::{Handover, Upgraded};

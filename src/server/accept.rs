@@ -6,19 +6,23 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::body::Body;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 
+use super::http1::Http1;
 use super::memory;
 use super::options::{HttpMode, HttpOptions, Limits, http1_builder, http2_builder};
 use super::preamble::{self, Preamble};
 use super::registry::{Place, Registry};
-use super::sniff::{Version, sniff};
+use super::sniff::{Prefixed, Version, sniff};
 use super::timeouts::{Activity, InFlight, Timed, Tracked};
 use crate::http::metrics::{self, RequestTimer};
-use crate::http::{ConnInfo, Handler, Proxies, ServerTasks, StaticFiles, Trusted, read_forwarded};
+use crate::http::{
+    ConnInfo, Handler, Handover, Proxies, ServerTasks, StaticFiles, Trusted, read_forwarded,
+};
 use crate::log::access::AccessLog;
 use crate::log::{self, Logger};
 use crate::tls::{Refused, Tls};
@@ -95,6 +99,8 @@ struct Connections<H> {
     mode: HttpMode,
     h1: hyper::server::conn::http1::Builder,
     h2: hyper::server::conn::http2::Builder<TokioExecutor>,
+    /// Idle HTTP/1 connections leave hyper (see `http1`).
+    park_idle: bool,
     limits: Limits,
     registry: Arc<Registry>,
     tasks: ServerTasks,
@@ -225,6 +231,8 @@ impl<H: Handler> Connections<H> {
         let limits = self.limits.request;
         let statics = self.statics.clone();
         let access = self.access.clone();
+        let handover = Handover::default();
+        let upgrades = handover.clone();
         let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             let handler = Arc::clone(&handler);
             // Read here, before the future: nothing per request is cloned
@@ -235,7 +243,10 @@ impl<H: Handler> Connections<H> {
                 None => Arc::clone(&conn),
             };
             let statics = statics.if_any();
-            let in_flight = InFlight::new(&activity);
+            if req.headers().contains_key(hyper::header::UPGRADE) {
+                req.extensions_mut().insert(upgrades.clone());
+            }
+            let in_flight = InFlight::new(&activity, !req.body().is_end_stream());
             let mut timer = RequestTimer::start(req.method());
             // Begun before the request moves on, so that a request dropped
             // unanswered (the client left) is still logged.
@@ -280,28 +291,56 @@ impl<H: Handler> Connections<H> {
                         _ = draining.cancelled() => return,
                     };
                     let Ok((version, io)) = sniffed else { return };
-                    let io = TokioIo::new(io);
                     match version {
                         Version::Http1 => {
-                            let conn = this.h1.serve_connection(io, service).with_upgrades();
-                            report_end(client, &ended, drive_graceful!(conn, draining));
+                            let http1 = this.http1(service, &ended, handover, &draining);
+                            report_end(client, &ended, http1.serve(io).await);
                         }
                         Version::Http2 => {
-                            let conn = this.h2.serve_connection(io, service);
-                            report_end(client, &ended, drive_graceful!(conn, draining));
+                            let conn = this.h2.serve_connection(TokioIo::new(io), service);
+                            // Boxed: inline, hyper's HTTP/2 connection would
+                            // make every connection's task bigger, parked
+                            // HTTP/1 ones too.
+                            let served = Box::pin(async { drive_graceful!(conn, draining) });
+                            report_end(client, &ended, served.await);
                         }
                     }
                 });
             }
             HttpMode::Http1 => {
-                let conn = self.h1.serve_connection(TokioIo::new(io), service);
-                let conn = conn.with_upgrades();
-                spawn_graceful!(connections, draining, conn, place, client, ended);
+                let (this, draining) = (Arc::clone(self), draining.clone());
+                connections.spawn(async move {
+                    let _place = place;
+                    let http1 = this.http1(service, &ended, handover, &draining);
+                    let io = Prefixed::new(io, bytes::Bytes::new());
+                    report_end(client, &ended, http1.serve(io).await);
+                });
             }
             HttpMode::Http2 => {
                 let conn = self.h2.serve_connection(TokioIo::new(io), service);
                 spawn_graceful!(connections, draining, conn, place, client, ended);
             }
+        }
+    }
+}
+
+impl<H> Connections<H> {
+    /// How one HTTP/1 connection is served.
+    fn http1<'a, S>(
+        &'a self,
+        service: S,
+        activity: &Arc<Activity>,
+        handover: Handover,
+        draining: &'a tokio_util::sync::CancellationToken,
+    ) -> Http1<'a, S> {
+        Http1 {
+            builder: &self.h1,
+            service,
+            activity: Arc::clone(activity),
+            handover,
+            parks: self.park_idle,
+            draining,
+            header_read_timeout: self.limits.header_read_timeout,
         }
     }
 }
@@ -339,6 +378,7 @@ pub(crate) async fn serve<H: Handler>(
         mode: opts.mode,
         h1: http1_builder(&opts),
         h2: http2_builder(&opts),
+        park_idle: !opts.pipeline_flush,
         limits: opts.limits,
         registry: Registry::new(opts.limits.max_connections),
         tasks: ServerTasks::default(),

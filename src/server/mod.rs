@@ -3,6 +3,7 @@
 //! [`Handler`](crate::http::Handler).
 
 mod accept;
+mod http1;
 mod memory;
 mod options;
 mod preamble;

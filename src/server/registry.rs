@@ -79,7 +79,7 @@ mod tests {
         let _first = registry.admit(&first).unwrap();
         let _second = registry.admit(&second).unwrap();
         // Both busy: the third is refused.
-        let busy = (InFlight::new(&first), InFlight::new(&second));
+        let busy = (InFlight::new(&first, false), InFlight::new(&second, false));
         assert!(registry.admit(&Arc::new(Activity::default())).is_none());
         // The second one idle: it gives way, the first is left alone.
         drop(busy.1);
@@ -93,7 +93,7 @@ mod tests {
         let registry = Registry::new(Some(1));
         let first = Arc::new(Activity::default());
         let place = registry.admit(&first).unwrap();
-        let _busy = InFlight::new(&first);
+        let _busy = InFlight::new(&first, false);
         assert!(registry.admit(&Arc::new(Activity::default())).is_none());
         drop(place);
         assert!(registry.admit(&Arc::new(Activity::default())).is_some());

@@ -6,13 +6,15 @@
 //! connection holds 16 KiB for the rest of its life instead of 8.
 //! [`Prefixed`] gives the sniffed bytes back together with whatever the
 //! socket has ready, so the request lands in one read as on a connection
-//! served without sniffing.
+//! served without sniffing. `http1` uses it the same way for a parked
+//! connection's next bytes, and for what hyper read but did not use.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -42,21 +44,69 @@ where
             break Version::Http2;
         }
     };
-    let prefixed = Prefixed {
-        io,
-        prefix,
-        start: 0,
-        end,
-    };
-    Ok((version, prefixed))
+    Ok((
+        version,
+        Prefixed::new(io, Bytes::copy_from_slice(&prefix[..end])),
+    ))
 }
 
 /// A socket whose first bytes were already read: they come first.
 pub(super) struct Prefixed<IO> {
     io: IO,
-    prefix: [u8; PREFACE.len()],
-    start: usize,
-    end: usize,
+    prefix: Bytes,
+}
+
+impl<IO> Prefixed<IO> {
+    pub(super) fn new(io: IO, prefix: Bytes) -> Self {
+        Self { io, prefix }
+    }
+
+    /// `bytes` were read from the socket after the prefix but not used:
+    /// they come first.
+    pub(super) fn unread(&mut self, bytes: Bytes) {
+        if !bytes.is_empty() {
+            self.prefix = if self.prefix.is_empty() {
+                bytes
+            } else {
+                [bytes, std::mem::take(&mut self.prefix)].concat().into()
+            };
+        }
+    }
+
+    /// Drops the CR and LF bytes at the front of the unread bytes.
+    pub(super) fn skip_empty_lines(&mut self) {
+        let blank = self
+            .prefix
+            .iter()
+            .take_while(|b| matches!(b, b'\r' | b'\n'))
+            .count();
+        let _ = self.prefix.split_to(blank);
+    }
+
+    pub(super) fn has_unread(&self) -> bool {
+        !self.prefix.is_empty()
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> Prefixed<IO> {
+    /// Waits for the client's next bytes, reading at most a preface's
+    /// worth; false when the socket ended (or failed) first.
+    pub(super) async fn await_bytes(&mut self) -> bool {
+        let mut first = [0; PREFACE.len()];
+        match self.io.read(&mut first).await {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                self.prefix = Bytes::copy_from_slice(&first[..n]);
+                true
+            }
+        }
+    }
+
+    /// Shuts the socket down (a TLS close_notify, then the end of the
+    /// stream), as hyper does when it ends a connection.
+    pub(super) async fn close(mut self) {
+        let _ = self.io.shutdown().await;
+    }
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Prefixed<IO> {
@@ -66,13 +116,12 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Prefixed<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if this.start == this.end {
+        if this.prefix.is_empty() {
             return Pin::new(&mut this.io).poll_read(cx, buf);
         }
-        let n = buf.remaining().min(this.end - this.start);
-        buf.put_slice(&this.prefix[this.start..this.start + n]);
-        this.start += n;
-        if this.start == this.end && buf.remaining() > 0 {
+        let n = buf.remaining().min(this.prefix.len());
+        buf.put_slice(&this.prefix.split_to(n));
+        if this.prefix.is_empty() && buf.remaining() > 0 {
             // The rest of the request, if it is there. Bytes were given
             // either way, so a socket with nothing more (pending) or an
             // error waits for the next read, which sees it again.
@@ -153,6 +202,27 @@ mod tests {
             (Version::Http1, pri)
         );
         assert_eq!(sniffed(&[]).await, (Version::Http1, Vec::new()));
+    }
+
+    #[tokio::test]
+    async fn unread_bytes_come_first_in_order_and_empty_lines_can_be_dropped() {
+        let (mut client, server) = tokio::io::duplex(256);
+        client.write_all(b" HTTP/1.1\r\n\r\n").await.unwrap();
+        drop(client);
+        let mut io = Prefixed::new(server, Bytes::from_static(b"/x"));
+        io.unread(Bytes::from_static(b"GET "));
+        let mut all = Vec::new();
+        io.read_to_end(&mut all).await.unwrap();
+        assert_eq!(all, b"GET /x HTTP/1.1\r\n\r\n");
+        let mut io = Prefixed::new(tokio::io::empty(), Bytes::from_static(b"\r\n\r\nGET"));
+        io.skip_empty_lines();
+        assert!(io.has_unread());
+        let mut rest = Vec::new();
+        io.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"GET");
+        let mut io = Prefixed::new(tokio::io::empty(), Bytes::from_static(b"\r\n"));
+        io.skip_empty_lines();
+        assert!(!io.has_unread());
     }
 
     #[tokio::test]

@@ -2,7 +2,8 @@
 //! ends a connection that has been idle (no request in flight, nothing
 //! received) for the keep-alive timeout, and fails one whose client has
 //! stopped reading for the write timeout. [`InFlight`] is how the
-//! connection's requests tell it whether it is idle.
+//! connection's requests tell it whether it is idle. An HTTP/1 connection
+//! idle for [`PARK_AFTER`] is also asked to leave hyper (see `http1`).
 
 use std::future::Future;
 use std::io;
@@ -16,10 +17,18 @@ use bytes::Buf;
 use futures_util::task::AtomicWaker;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::http::metrics::{self, Open, RequestTimer};
 use crate::log::access::Pending;
+
+/// How long an HTTP/1 connection is idle before it is parked. Long enough
+/// that a client sending requests one after another never is; parking
+/// and taking a connection back costs two buffers and one more read.
+pub(super) const PARK_AFTER: Duration = Duration::from_secs(1);
+
+/// Stands for "never" where a timer must have a deadline.
+const NEVER: Duration = Duration::from_secs(365 * 86_400);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Timeouts {
@@ -42,6 +51,15 @@ pub(crate) struct Activity {
     /// Bytes arrived with no request in flight: the start of a head not
     /// yet handed over (cleared when it is).
     head_begun: AtomicBool,
+    /// The last request came with a body, which hyper may still be
+    /// reading (or discarding) after the response: not safe to park.
+    body_pending: AtomicBool,
+    /// Served by `http1`, which can park the connection.
+    parks: AtomicBool,
+    /// Idle for [`PARK_AFTER`] with nothing half-written and no request
+    /// body still coming: the connection may leave hyper until its next
+    /// bytes arrive.
+    park: AtomicBool,
     /// The read that found the connection busy, to be woken when it is not.
     reader: AtomicWaker,
     /// `--metrics`: counted as open from admission until the last holder
@@ -86,6 +104,21 @@ impl Activity {
     pub(crate) fn head_begun(&self) -> bool {
         self.head_begun.load(Ordering::Acquire)
     }
+
+    /// The connection may be parked (`http1` serves it).
+    pub(super) fn may_park(&self) {
+        self.parks.store(true, Ordering::Release);
+    }
+
+    /// Whether the connection asked to be parked since the last call.
+    pub(super) fn take_park(&self) -> bool {
+        self.park.load(Ordering::Relaxed) && self.park.swap(false, Ordering::AcqRel)
+    }
+
+    /// Whether the socket's last request was upgraded (`101`).
+    pub(super) fn is_upgraded(&self) -> bool {
+        self.upgraded.load(Ordering::Acquire)
+    }
 }
 
 /// One request counted as in flight from the moment hyper hands it over
@@ -94,9 +127,11 @@ impl Activity {
 pub(crate) struct InFlight(Arc<Activity>);
 
 impl InFlight {
-    pub(crate) fn new(activity: &Arc<Activity>) -> Self {
+    /// `body`: the request has a body still to come (or to be discarded).
+    pub(crate) fn new(activity: &Arc<Activity>, body: bool) -> Self {
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
         activity.head_begun.store(false, Ordering::Release);
+        activity.body_pending.store(body, Ordering::Release);
         Self(Arc::clone(activity))
     }
 
@@ -190,8 +225,19 @@ pub(crate) struct Timed<IO> {
     io: IO,
     activity: Arc<Activity>,
     timeouts: Timeouts,
-    idle: Option<Pin<Box<Sleep>>>,
+    idle: Option<IdleTimer>,
     stalled: Option<Pin<Box<Sleep>>>,
+    /// The last write or flush could not finish: hyper still holds bytes
+    /// for the client.
+    write_blocked: bool,
+}
+
+/// The timer of one idle spell: first to [`PARK_AFTER`] (when the
+/// keep-alive timeout is longer), then to the keep-alive timeout.
+#[derive(Debug)]
+struct IdleTimer {
+    sleep: Pin<Box<Sleep>>,
+    parking: bool,
 }
 
 impl<IO> Timed<IO> {
@@ -202,7 +248,50 @@ impl<IO> Timed<IO> {
             timeouts,
             idle: None,
             stalled: None,
+            write_blocked: false,
         }
+    }
+
+    /// Runs the idle timer of a connection with nothing in flight: true
+    /// once the keep-alive timeout has passed. On the way, [`PARK_AFTER`]
+    /// into the spell, asks for the connection to be parked if nothing is
+    /// half-written and no request body may still be coming.
+    fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let keep_alive = self.timeouts.keep_alive;
+        let timer = match &mut self.idle {
+            Some(timer) => timer,
+            None => {
+                let parking = self.activity.parks.load(Ordering::Relaxed)
+                    && keep_alive.is_none_or(|limit| limit > PARK_AFTER);
+                let Some(first) = (if parking {
+                    Some(PARK_AFTER)
+                } else {
+                    keep_alive
+                }) else {
+                    return false;
+                };
+                let sleep = Box::pin(tokio::time::sleep(first));
+                self.idle.insert(IdleTimer { sleep, parking })
+            }
+        };
+        if timer.sleep.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        if !timer.parking {
+            return true;
+        }
+        timer.parking = false;
+        let start = timer.sleep.deadline() - PARK_AFTER;
+        let end: Instant = start + keep_alive.unwrap_or(NEVER);
+        timer.sleep.as_mut().reset(end);
+        let activity = &self.activity;
+        if !self.write_blocked
+            && !activity.head_begun()
+            && !activity.body_pending.load(Ordering::Acquire)
+        {
+            activity.park.store(true, Ordering::Release);
+        }
+        timer.sleep.as_mut().poll(cx).is_ready()
     }
 }
 
@@ -238,11 +327,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Timed<IO> {
             this.idle = None;
             return Poll::Pending;
         }
-        let expired = match this.timeouts.keep_alive {
-            Some(limit) => expired(&mut this.idle, limit, cx),
-            None => false,
-        };
-        if expired || this.activity.is_evicted() {
+        if this.idle_expired(cx) || this.activity.is_evicted() {
             // An end of stream: hyper closes an idle connection quietly.
             return Poll::Ready(Ok(()));
         }
@@ -259,8 +344,10 @@ impl<IO: AsyncWrite + Unpin> Timed<IO> {
     ) -> Poll<io::Result<T>> {
         if let Poll::Ready(done) = poll(Pin::new(&mut self.io), cx) {
             self.stalled = None;
+            self.write_blocked = false;
             return Poll::Ready(done);
         }
+        self.write_blocked = true;
         if let Some(limit) = self.timeouts.write
             && expired(&mut self.stalled, limit, cx)
         {

@@ -19,9 +19,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use hyper::upgrade::{OnUpgrade, Upgraded};
-use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
@@ -34,7 +33,7 @@ use super::handshake::Config;
 use super::inbox::Received;
 use super::keepalive::{Due, Keepalive};
 use super::session::Session;
-use crate::http::Queued;
+use crate::http::{Queued, Upgraded};
 
 /// Bytes tungstenite reads per call. It zero-fills this much of its buffer
 /// before every read, also the reads that find nothing, so its default
@@ -56,7 +55,7 @@ pub(crate) struct FrameTask {
     config: Config,
 }
 
-type Socket = WebSocketStream<TokioIo<Upgraded>>;
+type Socket = WebSocketStream<Upgraded>;
 
 impl FrameTask {
     pub(crate) fn new(
@@ -71,9 +70,13 @@ impl FrameTask {
         }
     }
 
-    /// Waits for hyper to hand over the connection, then moves messages
+    /// Waits for the connection to be handed over, then moves messages
     /// until the websocket is closed. `draining` starts a close (1001).
-    pub(crate) async fn run(mut self, upgrade: OnUpgrade, draining: CancellationToken) {
+    pub(crate) async fn run(
+        mut self,
+        upgrade: oneshot::Receiver<Upgraded>,
+        draining: CancellationToken,
+    ) {
         let Ok(upgraded) = upgrade.await else {
             self.session.inbox.close(ABNORMAL, "");
             return;
@@ -84,8 +87,7 @@ impl FrameTask {
             .max_message_size(limit)
             .max_frame_size(limit);
         let mut socket =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
+            WebSocketStream::from_raw_socket(upgraded, Role::Server, Some(config)).await;
         self.move_frames(&mut socket, draining).await;
         // Whatever ended it, the app's `receive()` now reports the close
         // (if the client's close frame did not already).

@@ -11,7 +11,7 @@ use super::app::WebsocketApp;
 use super::frame_task::FrameTask;
 use super::handshake::{Config, invalid_key, unsupported_version};
 use super::session::Session;
-use crate::http::{Backpressure, ConnInfo, ResponseBody, exchange};
+use crate::http::{Backpressure, ConnInfo, Handover, ResponseBody, exchange};
 
 /// Serves one upgrade request: admits it under `--backpressure`, has the
 /// event-loop thread start `app` on the handshake,
@@ -41,7 +41,13 @@ async fn serve_upgrade<A: WebsocketApp>(
     {
         return refused;
     }
-    let upgrade = hyper::upgrade::on(&mut req);
+    // Put there by the connection for a request asking to upgrade; absent
+    // (HTTP/2), the frame task learns at once that no socket is coming.
+    let upgrade = req
+        .extensions_mut()
+        .remove::<Handover>()
+        .unwrap_or_default()
+        .on_upgrade();
     let mut frames = None;
     let response = exchange(backpressure, req, |admitted| {
         let (session, outgoing) =
