@@ -211,10 +211,12 @@ def pipelined_bodies(data: bytes) -> list[bytes]:
     return bodies
 
 
-def hold_idle_connections(server, count: int) -> list[socket.socket]:
-    """`count` keep-alive connections, each after one `GET /` answered 200
-    and then left idle (the test's open files limit raised for them, or
-    the test skipped where it cannot be)."""
+def hold_idle_connections(
+    server, count: int, request: bytes = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+) -> list[socket.socket]:
+    """`count` keep-alive connections, each after one `request` (by default
+    `GET /`) answered 200 and then left idle (the test's open files limit
+    raised for them, or the test skipped where it cannot be)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < count + 100:
         pytest.skip(f"open files limit {hard}")
@@ -224,7 +226,7 @@ def hold_idle_connections(server, count: int) -> list[socket.socket]:
         for _ in range(count):
             s = socket.create_connection((server.host, server.port), timeout=10)
             held.append(s)
-            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.sendall(request)
             assert s.recv(65536).startswith(b"HTTP/1.1 200 ")
     except BaseException:
         for s in held:

@@ -73,7 +73,7 @@ impl<'py> TestLoop<'py> {
                 .await
                 .unwrap();
             (
-                RequestBody::spawn(rx.await.unwrap(), Default::default()),
+                RequestBody::spawn(rx.await.unwrap(), Default::default(), None),
                 client,
             )
         })

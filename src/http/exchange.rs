@@ -12,7 +12,7 @@ use hyper::{Request, Response, StatusCode, Version};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
 
 use super::metrics;
-use super::{BodyLimits, RequestBody, ResponseBody, error_response, refusal};
+use super::{BodyLimits, OnBodyRead, RequestBody, ResponseBody, error_response, refusal};
 
 /// Where the interface sends the response head (with its body).
 pub(crate) type Reply = oneshot::Sender<Response<ResponseBody>>;
@@ -87,7 +87,8 @@ pub(crate) async fn admit(
         (RequestBody::empty(), None)
     } else {
         let limits = head.extensions.get::<BodyLimits>().copied();
-        let body = RequestBody::spawn(incoming, limits.unwrap_or_default());
+        let on_read = head.extensions.remove::<OnBodyRead>();
+        let body = RequestBody::spawn(incoming, limits.unwrap_or_default(), on_read);
         (Arc::clone(&body), Some(body))
     };
     let (reply, response) = oneshot::channel();

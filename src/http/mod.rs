@@ -26,7 +26,7 @@ pub(crate) use forwarded::{read as read_forwarded, under_root};
 pub(crate) use handler::Handler;
 pub(crate) use head::{HeadError, append_header, latin1_bytes, response_head};
 pub(crate) use limits::{BodyLimits, RequestLimits, refusal};
-pub(crate) use request_body::{RequestBody, Take};
+pub(crate) use request_body::{BodyRead, OnBodyRead, RequestBody, Take};
 pub(crate) use response_body::{ResponseBody, StreamItem, error_response};
 pub(crate) use statics::{MountSettings, StaticError, StaticFiles};
 #[cfg(test)]

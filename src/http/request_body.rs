@@ -25,6 +25,21 @@ pub(crate) const BUFFER_LIMIT: usize = 1 << 20;
 
 type Wake = Box<dyn FnOnce() + Send>;
 
+/// Told by the reader when a request's body has been read to its end, by
+/// the request's number on its connection: an HTTP/1 connection is not
+/// parked while hyper may still be reading a body (see `server::http1`).
+pub(crate) trait BodyRead: Send + Sync {
+    fn body_read(&self, request: u64);
+}
+
+/// Who to tell that this request's body was read to its end; carried in
+/// the request's extensions, on HTTP/1 requests with a body.
+#[derive(Clone)]
+pub(crate) struct OnBodyRead {
+    pub(crate) connection: Arc<dyn BodyRead>,
+    pub(crate) request: u64,
+}
+
 pub(crate) struct RequestBody {
     state: Mutex<State>,
     resume: Notify,
@@ -81,14 +96,19 @@ impl RequestBody {
         })
     }
 
-    /// Starts a tokio task that reads `incoming` into the buffer.
-    pub(crate) fn spawn(incoming: Incoming, limits: BodyLimits) -> Arc<Self> {
+    /// Starts a tokio task that reads `incoming` into the buffer, and tells
+    /// `on_read` (if any) once it has read it to its end.
+    pub(crate) fn spawn(
+        incoming: Incoming,
+        limits: BodyLimits,
+        on_read: Option<OnBodyRead>,
+    ) -> Arc<Self> {
         let body = Arc::new(Self {
             state: Mutex::new(State::default()),
             resume: Notify::new(),
             refused: Notify::new(),
         });
-        tokio::spawn(Arc::clone(&body).read_from(incoming, limits));
+        tokio::spawn(Arc::clone(&body).read_from(incoming, limits, on_read));
         body
     }
 
@@ -96,7 +116,12 @@ impl RequestBody {
         self.state.lock()
     }
 
-    async fn read_from(self: Arc<Self>, mut incoming: Incoming, limits: BodyLimits) {
+    async fn read_from(
+        self: Arc<Self>,
+        mut incoming: Incoming,
+        limits: BodyLimits,
+        on_read: Option<OnBodyRead>,
+    ) {
         let mut received: u64 = 0;
         loop {
             loop {
@@ -156,7 +181,13 @@ impl RequestBody {
                     self.refused.notify_waiters();
                     return;
                 }
-                End::Finished | End::Gone => return,
+                End::Finished => {
+                    if let Some(on_read) = on_read {
+                        on_read.connection.body_read(on_read.request);
+                    }
+                    return;
+                }
+                End::Gone => return,
             }
         }
     }

@@ -6,7 +6,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Body;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -246,7 +245,7 @@ impl<H: Handler> Connections<H> {
             if req.headers().contains_key(hyper::header::UPGRADE) {
                 req.extensions_mut().insert(upgrades.clone());
             }
-            let in_flight = InFlight::new(&activity, !req.body().is_end_stream());
+            let in_flight = InFlight::new(&activity, &mut req);
             let mut timer = RequestTimer::start(req.method());
             // Begun before the request moves on, so that a request dropped
             // unanswered (the client left) is still logged.

@@ -72,6 +72,12 @@ mod tests {
     use super::*;
     use crate::server::timeouts::InFlight;
 
+    /// A request without a body in flight on `activity`'s connection.
+    fn in_flight(activity: &Arc<Activity>) -> InFlight {
+        let mut req = hyper::Request::new(http_body_util::Empty::<bytes::Bytes>::new());
+        InFlight::new(activity, &mut req)
+    }
+
     #[test]
     fn the_oldest_idle_connection_makes_room() {
         let registry = Registry::new(Some(2));
@@ -79,7 +85,7 @@ mod tests {
         let _first = registry.admit(&first).unwrap();
         let _second = registry.admit(&second).unwrap();
         // Both busy: the third is refused.
-        let busy = (InFlight::new(&first, false), InFlight::new(&second, false));
+        let busy = (in_flight(&first), in_flight(&second));
         assert!(registry.admit(&Arc::new(Activity::default())).is_none());
         // The second one idle: it gives way, the first is left alone.
         drop(busy.1);
@@ -93,7 +99,7 @@ mod tests {
         let registry = Registry::new(Some(1));
         let first = Arc::new(Activity::default());
         let place = registry.admit(&first).unwrap();
-        let _busy = InFlight::new(&first, false);
+        let _busy = in_flight(&first);
         assert!(registry.admit(&Arc::new(Activity::default())).is_none());
         drop(place);
         assert!(registry.admit(&Arc::new(Activity::default())).is_some());

@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use crate::http::metrics::{self, Open, RequestTimer};
+use crate::http::{BodyRead, OnBodyRead};
 use crate::log::access::Pending;
 
 /// How long an HTTP/1 connection is idle before it is parked. Long enough
@@ -51,9 +52,12 @@ pub(crate) struct Activity {
     /// Bytes arrived with no request in flight: the start of a head not
     /// yet handed over (cleared when it is).
     head_begun: AtomicBool,
-    /// The last request came with a body, which hyper may still be
-    /// reading (or discarding) after the response: not safe to park.
-    body_pending: AtomicBool,
+    /// Requests the connection has handed over so far.
+    requests: AtomicU64,
+    /// The number of the last request if it came with a body that has not
+    /// been read to its end (0 otherwise): hyper may still be reading (or
+    /// discarding) it, so the connection must not be parked.
+    body_pending: AtomicU64,
     /// Served by `http1`, which can park the connection.
     parks: AtomicBool,
     /// Idle for [`PARK_AFTER`] with nothing half-written and no request
@@ -121,17 +125,40 @@ impl Activity {
     }
 }
 
+impl BodyRead for Activity {
+    /// Only the last request's body counts: a late word about an earlier
+    /// one must not clear it.
+    fn body_read(&self, request: u64) {
+        let _ = self
+            .body_pending
+            .compare_exchange(request, 0, Ordering::AcqRel, Ordering::Relaxed);
+    }
+}
+
 /// One request counted as in flight from the moment hyper hands it over
 /// until its response body is done (or dropped).
 #[derive(Debug)]
 pub(crate) struct InFlight(Arc<Activity>);
 
 impl InFlight {
-    /// `body`: the request has a body still to come (or to be discarded).
-    pub(crate) fn new(activity: &Arc<Activity>, body: bool) -> Self {
+    /// A request handed over with its body (if any) still to come. On a
+    /// connection that may be parked, a request with a body carries an
+    /// [`OnBodyRead`] in its extensions: the connection is not parked
+    /// until its body has been read to the end.
+    pub(crate) fn new<B: Body>(activity: &Arc<Activity>, req: &mut hyper::Request<B>) -> Self {
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
         activity.head_begun.store(false, Ordering::Release);
-        activity.body_pending.store(body, Ordering::Release);
+        let request = activity.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        let body = !req.body().is_end_stream();
+        let pending = if body { request } else { 0 };
+        activity.body_pending.store(pending, Ordering::Release);
+        if body && activity.parks.load(Ordering::Relaxed) {
+            let connection: Arc<dyn BodyRead> = Arc::clone(activity) as _;
+            req.extensions_mut().insert(OnBodyRead {
+                connection,
+                request,
+            });
+        }
         Self(Arc::clone(activity))
     }
 
@@ -287,7 +314,7 @@ impl<IO> Timed<IO> {
         let activity = &self.activity;
         if !self.write_blocked
             && !activity.head_begun()
-            && !activity.body_pending.load(Ordering::Acquire)
+            && activity.body_pending.load(Ordering::Acquire) == 0
         {
             activity.park.store(true, Ordering::Release);
         }
@@ -396,5 +423,49 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Timed<IO> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use http_body_util::{Empty, Full};
+
+    use super::*;
+
+    fn request(body: &'static [u8]) -> hyper::Request<Full<Bytes>> {
+        hyper::Request::new(Full::new(Bytes::from_static(body)))
+    }
+
+    #[test]
+    fn only_the_last_requests_body_keeps_the_connection_from_parking() {
+        let activity = Arc::new(Activity::default());
+        activity.may_park();
+        let mut post = request(b"body");
+        drop(InFlight::new(&activity, &mut post));
+        let first = post.extensions_mut().remove::<OnBodyRead>().unwrap();
+        assert_eq!(activity.body_pending.load(Ordering::Acquire), first.request);
+        // The next request has no body and carries no watcher.
+        let mut get = hyper::Request::new(Empty::<Bytes>::new());
+        drop(InFlight::new(&activity, &mut get));
+        assert!(get.extensions().get::<OnBodyRead>().is_none());
+        assert_eq!(activity.body_pending.load(Ordering::Acquire), 0);
+        // A body read to its end clears only its own request.
+        let mut post = request(b"more");
+        drop(InFlight::new(&activity, &mut post));
+        let third = post.extensions_mut().remove::<OnBodyRead>().unwrap();
+        first.connection.body_read(first.request);
+        assert_eq!(activity.body_pending.load(Ordering::Acquire), third.request);
+        third.connection.body_read(third.request);
+        assert_eq!(activity.body_pending.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn a_connection_that_cannot_park_gets_no_watcher() {
+        let activity = Arc::new(Activity::default());
+        let mut post = request(b"body");
+        drop(InFlight::new(&activity, &mut post));
+        assert!(post.extensions().get::<OnBodyRead>().is_none());
+        assert_ne!(activity.body_pending.load(Ordering::Acquire), 0);
     }
 }
