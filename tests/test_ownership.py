@@ -158,6 +158,18 @@ def test_large_responses_do_not_leak(serve):
     assert stats(server)["deferred_releases"] > 0
 
 
+def test_a_shared_body_is_freed_while_the_server_sits_idle(serve, tmp_path):
+    """hyper drops a written body on its I/O thread, where the Python
+    `bytes` it shares cannot be released; the event loop is asked to
+    release it within about a second even when no other request comes to
+    make it take a turn (before, it waited for the next request)."""
+    server = serve("asgi_app:app")
+    mark = tmp_path / "freed"
+    response = httpx.get(server.url + "/marked-big", params={"mark": str(mark)})
+    assert len(response.content) == 65536
+    assert wait_for(mark.exists, timeout=5), "the body was not freed"
+
+
 def test_shutdown_with_streams_in_flight(serve):
     server = serve("asgi_app:app", "--shutdown-timeout", "1")
     socks = []

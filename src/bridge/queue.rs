@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use tokio::runtime::Handle;
 
 use super::outbox::{Delivery, Outbox};
-use super::pyobj::release_deferred;
+use super::pyobj::{has_deferred, release_deferred};
 
 /// Work for the event-loop thread. It runs attached to the interpreter and
 /// must handle its own errors (there is nobody to return them to).
@@ -136,6 +136,23 @@ impl Bridge {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         self.runtime.spawn(future);
+    }
+
+    /// If references dropped on other threads wait for the event loop,
+    /// has it release them now, and its thread's allocator look at what
+    /// that freed. Without this they wait for the loop's next job: a server
+    /// left idle after a spike of connections, or after a large response
+    /// (whose `bytes` hyper dropped on its I/O thread), would hold them
+    /// until its next request. False once the bridge is closed.
+    pub(crate) fn sweep(&self) -> bool {
+        if !has_deferred() {
+            return !self.shared.closed.load(Ordering::Acquire);
+        }
+        self.submit(Box::new(|py| {
+            release_deferred(py);
+            // SAFETY: a plain call into the allocator, on this thread's heap.
+            unsafe { libmimalloc_sys::mi_collect(false) };
+        }))
     }
 
     /// Refuses further jobs; queued ones still run on the next `run_jobs`.

@@ -33,6 +33,10 @@ use settings::{
 };
 pub(crate) use settings::{TlsSettingError, check_tls, metrics_layout};
 
+/// How often the event loop is asked to release the Python references
+/// dropped on I/O threads, when there are any ([`Bridge::sweep`]).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
 #[pyclass(frozen, module = "diorite._diorite")]
 pub(crate) struct Worker {
     bridge: Bridge,
@@ -86,6 +90,17 @@ impl Worker {
             self.stop.subscribe(),
         ));
         *self.serving.lock() = Some(serving);
+        let bridge = self.bridge.clone();
+        runtime.handle().spawn(async move {
+            let mut sweeps = tokio::time::interval(SWEEP_EVERY);
+            sweeps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                sweeps.tick().await;
+                if !bridge.sweep() {
+                    return;
+                }
+            }
+        });
         Ok(())
     }
 

@@ -11,6 +11,19 @@ from diorite._diorite import ClientDisconnected, deferred_release_count
 STATS = {"disconnects": 0, "stream_cancelled": 0, "thread_responses": 0}
 
 
+class Marked(bytes):
+    """`bytes` that create the file `mark` names when they are freed."""
+
+    def __new__(cls, data: bytes, mark: str):
+        made = super().__new__(cls, data)
+        made.mark = mark
+        return made
+
+    def __del__(self):
+        with open(self.mark, "w"):
+            pass
+
+
 async def read_body(receive):
     chunks, calls = [], 0
     while True:
@@ -234,6 +247,10 @@ async def app(scope, receive, send):
     if path == "/big":
         size = int(query.get("size", 4 * 1024 * 1024))
         return await respond(send, body=os.urandom(16) + b"x" * (size - 16))
+
+    if path == "/marked-big":
+        # A body shared with hyper (64 KiB) that says when Python frees it.
+        return await respond(send, body=Marked(b"x" * 65536, query["mark"]))
 
     if path == "/stats":
         stats = dict(STATS, deferred_releases=deferred_release_count())
