@@ -145,11 +145,15 @@ impl Bridge {
     /// (whose `bytes` hyper dropped on its I/O thread), would hold them
     /// until its next request. False once the bridge is closed.
     pub(crate) fn sweep(&self) -> bool {
-        if !has_deferred() {
+        // A loop already woken releases them at the end of its jobs; one
+        // that is stalled gets one sweep, not one per second.
+        if self.shared.wake_pending.load(Ordering::Acquire) || !has_deferred() {
             return !self.shared.closed.load(Ordering::Acquire);
         }
         self.submit(Box::new(|py| {
             release_deferred(py);
+            // Rust's allocator only: Python's larger objects went to glibc,
+            // which the accept loop's heartbeat trims.
             // SAFETY: a plain call into the allocator, on this thread's heap.
             unsafe { libmimalloc_sys::mi_collect(false) };
         }))

@@ -120,7 +120,7 @@ impl RequestBody {
         self: Arc<Self>,
         mut incoming: Incoming,
         limits: BodyLimits,
-        on_read: Option<OnBodyRead>,
+        mut on_read: Option<OnBodyRead>,
     ) {
         let mut received: u64 = 0;
         loop {
@@ -143,6 +143,13 @@ impl RequestBody {
                     .map_err(|_| StatusCode::REQUEST_TIMEOUT),
                 None => Ok(incoming.frame().await),
             };
+            if matches!(frame, Ok(None))
+                && let Some(on_read) = on_read.take()
+            {
+                // hyper has read the body to its end, whether or not the
+                // app still wants it.
+                on_read.connection.body_read(on_read.request);
+            }
             let (wake, end) = {
                 let mut state = self.lock();
                 if state.closed {
@@ -181,13 +188,7 @@ impl RequestBody {
                     self.refused.notify_waiters();
                     return;
                 }
-                End::Finished => {
-                    if let Some(on_read) = on_read {
-                        on_read.connection.body_read(on_read.request);
-                    }
-                    return;
-                }
-                End::Gone => return,
+                End::Finished | End::Gone => return,
             }
         }
     }
