@@ -212,10 +212,13 @@ def pipelined_bodies(data: bytes) -> list[bytes]:
 
 
 def hold_idle_connections(
-    server, count: int, request: bytes = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    server,
+    count: int,
+    request: bytes = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    status: int = 200,
 ) -> list[socket.socket]:
-    """`count` keep-alive connections, each after one `request` (by default
-    `GET /`) answered 200 and then left idle (the test's open files limit
+    """`count` connections, each after one `request` (by default `GET /`)
+    answered with `status` and then left idle (the test's open files limit
     raised for them, or the test skipped where it cannot be)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < count + 100:
@@ -227,7 +230,7 @@ def hold_idle_connections(
             s = socket.create_connection((server.host, server.port), timeout=10)
             held.append(s)
             s.sendall(request)
-            assert s.recv(65536).startswith(b"HTTP/1.1 200 ")
+            assert s.recv(65536).startswith(f"HTTP/1.1 {status} ".encode())
     except BaseException:
         for s in held:
             s.close()

@@ -33,13 +33,37 @@ impl Scope {
         }
     }
 
+    /// A websocket's scope, which the app usually keeps for as long as the
+    /// websocket is open: it keeps a copy of the head, as the head's own
+    /// values share hyper's read buffer (8 KiB or more) and would hold it.
     pub(crate) fn websocket(head: Parts, conn: Arc<ConnInfo>) -> Self {
         Self {
             proto: "ws",
-            head: Arc::new(head),
+            head: Arc::new(owned(&head)),
             conn,
         }
     }
+}
+
+/// `head`'s method, target, version and headers, in memory of their own
+/// (its extensions are left out: the scope never reads them).
+fn owned(head: &Parts) -> Parts {
+    let (mut copy, ()) = hyper::Request::new(()).into_parts();
+    copy.method = head.method.clone();
+    copy.uri = hyper::Uri::try_from(head.uri.to_string()).unwrap_or_else(|_| head.uri.clone());
+    copy.version = head.version;
+    copy.headers = head
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let bytes = bytes::Bytes::copy_from_slice(value.as_bytes());
+            // Valid, as `value` was; sharing would only cost memory.
+            let mut own = HeaderValue::from_maybe_shared(bytes).unwrap_or_else(|_| value.clone());
+            own.set_sensitive(value.is_sensitive());
+            (name.clone(), own)
+        })
+        .collect();
+    copy
 }
 
 fn address(addr: Option<std::net::SocketAddr>) -> String {
@@ -278,5 +302,35 @@ mod proptests {
                 Ok(())
             });
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use hyper::header::HeaderName;
+
+    use super::*;
+
+    #[test]
+    fn a_websocket_scope_keeps_none_of_the_read_buffer() {
+        let read = Bytes::copy_from_slice(b"/chat?room=1 abc def");
+        let mut head = hyper::Request::new(()).into_parts().0;
+        head.uri = hyper::Uri::from_maybe_shared(read.slice(..12)).unwrap();
+        let name = HeaderName::from_static("x-one");
+        head.headers.append(
+            &name,
+            HeaderValue::from_maybe_shared(read.slice(13..16)).unwrap(),
+        );
+        head.headers.append(
+            &name,
+            HeaderValue::from_maybe_shared(read.slice(17..)).unwrap(),
+        );
+        let copy = owned(&head);
+        drop(head);
+        assert!(read.is_unique(), "the copy still shares the read buffer");
+        assert_eq!(copy.uri, "/chat?room=1");
+        let values: Vec<_> = copy.headers.get_all(&name).iter().collect();
+        assert_eq!(values, ["abc", "def"]);
     }
 }

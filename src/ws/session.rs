@@ -6,7 +6,7 @@
 
 use crate::sync::{Mutex, MutexGuard};
 
-use hyper::header::HeaderMap;
+use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -82,8 +82,12 @@ impl Session {
             hyper::header::SEC_WEBSOCKET_KEY,
             hyper::header::SEC_WEBSOCKET_VERSION,
         ] {
-            if let Some(value) = handshake.get(&name) {
-                request.insert(name, value.clone());
+            // Copied: a clone would share hyper's read buffer (8 KiB or
+            // more), held for as long as the websocket is open.
+            if let Some(value) = handshake.get(&name)
+                && let Ok(copy) = HeaderValue::from_bytes(value.as_bytes())
+            {
+                request.insert(name, copy);
             }
         }
         let session = Self {
