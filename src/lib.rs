@@ -15,6 +15,7 @@ mod asgi;
 mod bridge;
 mod http;
 mod log;
+mod memory;
 mod rsgi;
 mod server;
 mod sync;

@@ -5,9 +5,10 @@
 
 Rules (docs/architecture.md, "Modules"):
 * the graph between top-level modules has no cycle, and the modules below
-  the interfaces know none of them: `server`, `http`, `tls`, `bridge`, `log`
-  and `sync` use no interface (`asgi`, `rsgi`, `wsgi`, `ws`) and not `worker`;
-* `http` and `tls` know no Python (`bridge`, `log`);
+  the interfaces know none of them: `server`, `http`, `tls`, `bridge`, `log`,
+  `sync` and `memory` use no interface (`asgi`, `rsgi`, `wsgi`, `ws`) and
+  not `worker`;
+* `http`, `tls` and `memory` know no Python (`bridge`, `log`);
 * inside a folder, no two files use each other (directly or in a circle).
 """
 
@@ -20,8 +21,12 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 INTERFACES = {"asgi", "rsgi", "wsgi", "ws"}
-FOUNDATION = {"server", "http", "tls", "bridge", "log", "sync"}
-NO_PYTHON = {"http": {"bridge", "log"}, "tls": {"bridge", "log"}}
+FOUNDATION = {"server", "http", "tls", "bridge", "log", "sync", "memory"}
+NO_PYTHON = {
+    "http": {"bridge", "log"},
+    "tls": {"bridge", "log"},
+    "memory": {"bridge", "log"},
+}
 
 USE = re.compile(r"\b(crate|super)::(\{[^;]*\}|[a-z_][a-z0-9_]*)", re.S)
 

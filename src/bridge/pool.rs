@@ -34,6 +34,7 @@ use pyo3::prelude::*;
 use super::Job;
 use super::pyobj::release_deferred;
 use crate::log::{self, Logger};
+use crate::memory;
 
 /// How long queued jobs may see no progress before another thread wakes.
 const STALL: Duration = Duration::from_millis(1);
@@ -154,11 +155,9 @@ fn spawn_thread(shared: &Arc<Shared>, n: usize, woken: bool) -> std::io::Result<
             if tid.is_some() {
                 worker.lock().threads.retain(|(thread, _)| *thread != n);
             }
-            // mimalloc keeps what a thread freed for the thread's own next
-            // allocations; a thread that ends would leave it held (tens of
-            // MB after a burst of streamed responses). Give it back.
-            // SAFETY: a plain call into the allocator, on this thread's heap.
-            unsafe { libmimalloc_sys::mi_collect(true) };
+            // Else held for good: tens of MB after a burst of streamed
+            // responses.
+            memory::give_back_this_thread();
         })?;
     Ok(())
 }

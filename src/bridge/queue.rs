@@ -17,6 +17,7 @@ use tokio::runtime::Handle;
 
 use super::outbox::{Delivery, Outbox};
 use super::pyobj::{has_deferred, release_deferred};
+use crate::memory;
 
 /// Work for the event-loop thread. It runs attached to the interpreter and
 /// must handle its own errors (there is nobody to return them to).
@@ -154,8 +155,7 @@ impl Bridge {
             release_deferred(py);
             // Rust's allocator only: Python's larger objects went to glibc,
             // which the accept loop's heartbeat trims.
-            // SAFETY: a plain call into the allocator, on this thread's heap.
-            unsafe { libmimalloc_sys::mi_collect(false) };
+            memory::collect_this_thread();
         }))
     }
 

@@ -57,6 +57,17 @@ pub(crate) fn latin1_bytes(text: &str) -> Option<Cow<'_, [u8]>> {
         .map(Cow::Owned)
 }
 
+/// `value` in memory of its own. A request's header values share hyper's
+/// read buffer (8 KiB or more), so one kept past the request, by an open
+/// websocket say, would keep all of it.
+pub(crate) fn unshared(value: &HeaderValue) -> HeaderValue {
+    let bytes = bytes::Bytes::copy_from_slice(value.as_bytes());
+    // Valid, as `value` was; the clone (sharing) is only a fallback.
+    let mut own = HeaderValue::from_maybe_shared(bytes).unwrap_or_else(|_| value.clone());
+    own.set_sensitive(value.is_sensitive());
+    own
+}
+
 /// A head with `status` and `headers`.
 pub(crate) fn response_head(status: u16, headers: HeaderMap) -> Result<Response<()>, HeadError> {
     let status = StatusCode::from_u16(status).map_err(|_| HeadError::Status(status))?;
@@ -87,6 +98,17 @@ mod tests {
             response_head(204, map).unwrap().status(),
             StatusCode::NO_CONTENT
         );
+    }
+
+    #[test]
+    fn an_unshared_value_is_a_copy_with_its_sensitivity() {
+        let read = bytes::Bytes::copy_from_slice(b"secret token");
+        let mut value = HeaderValue::from_maybe_shared(read.slice(..6)).unwrap();
+        value.set_sensitive(true);
+        let own = unshared(&value);
+        assert_eq!(own, "secret");
+        assert!(own.is_sensitive());
+        assert_ne!(own.as_bytes().as_ptr(), value.as_bytes().as_ptr());
     }
 
     #[test]

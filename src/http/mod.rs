@@ -24,7 +24,7 @@ pub(crate) use exchange::{Admitted, Backpressure, Reply, exchange};
 pub(crate) use file::{FileRange, send_file, send_open_file};
 pub(crate) use forwarded::{read as read_forwarded, under_root};
 pub(crate) use handler::Handler;
-pub(crate) use head::{HeadError, append_header, latin1_bytes, response_head};
+pub(crate) use head::{HeadError, append_header, latin1_bytes, response_head, unshared};
 pub(crate) use limits::{BodyLimits, RequestLimits, refusal};
 pub(crate) use request_body::{BodyRead, OnBodyRead, RequestBody, Take};
 pub(crate) use response_body::{ResponseBody, StreamItem, error_response};

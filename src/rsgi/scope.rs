@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString};
 
 use super::RSGI_VERSION;
-use crate::http::ConnInfo;
+use crate::http::{ConnInfo, unshared};
 
 #[pyclass(frozen, module = "diorite._diorite")]
 pub(crate) struct Scope {
@@ -55,13 +55,7 @@ fn owned(head: &Parts) -> Parts {
     copy.headers = head
         .headers
         .iter()
-        .map(|(name, value)| {
-            let bytes = bytes::Bytes::copy_from_slice(value.as_bytes());
-            // Valid, as `value` was; sharing would only cost memory.
-            let mut own = HeaderValue::from_maybe_shared(bytes).unwrap_or_else(|_| value.clone());
-            own.set_sensitive(value.is_sensitive());
-            (name.clone(), own)
-        })
+        .map(|(name, value)| (name.clone(), unshared(value)))
         .collect();
     copy
 }

@@ -12,7 +12,6 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use super::http1::Http1;
-use super::memory;
 use super::options::{HttpMode, HttpOptions, Limits, http1_builder, http2_builder};
 use super::preamble::{self, Preamble};
 use super::registry::{Place, Registry};
@@ -24,6 +23,7 @@ use crate::http::{
 };
 use crate::log::access::AccessLog;
 use crate::log::{self, Logger};
+use crate::memory;
 use crate::tls::{Refused, Tls};
 
 /// How long just-accepted connections get to be read before draining.

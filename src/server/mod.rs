@@ -4,7 +4,6 @@
 
 mod accept;
 mod http1;
-mod memory;
 mod options;
 mod preamble;
 mod registry;
@@ -13,7 +12,6 @@ mod sniff;
 mod timeouts;
 
 pub(crate) use accept::{Listener, serve};
-pub(crate) use memory::keep_freed_memory;
 pub(crate) use options::{Http2Tuning, HttpMode, HttpOptions, Limits};
 pub(crate) use runtime::IoRuntime;
 pub(crate) use timeouts::Timeouts;

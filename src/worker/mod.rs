@@ -21,6 +21,7 @@ use crate::http::metrics;
 use crate::http::{Backpressure, Handler};
 use crate::http::{Proxies, StaticFiles};
 use crate::log::{self, Logger};
+use crate::memory;
 use crate::rsgi::{RsgiApp, RsgiHandler};
 use crate::server::{self, Http2Tuning, HttpMode, HttpOptions, IoRuntime, Limits, Listener};
 use crate::tls::Tls;
@@ -147,7 +148,7 @@ impl Worker {
         proxy: Option<ProxySettings>,
     ) -> PyResult<Self> {
         log::note_level(py);
-        server::keep_freed_memory();
+        memory::keep_freed_memory();
         let mode = match http {
             "auto" => HttpMode::Auto,
             "1" => HttpMode::Http1,

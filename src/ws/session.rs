@@ -6,7 +6,7 @@
 
 use crate::sync::{Mutex, MutexGuard};
 
-use hyper::header::{HeaderMap, HeaderValue};
+use hyper::header::HeaderMap;
 use hyper::{Response, StatusCode};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use super::handshake::accept_response;
 use super::inbox::Inbox;
-use crate::http::{Queued, Reply, ResponseBody, StreamSender, Weighed, error_response};
+use crate::http::{Queued, Reply, ResponseBody, StreamSender, Weighed, error_response, unshared};
 
 impl Weighed for Message {
     /// Close frames cost nothing: closing must never wait for room.
@@ -82,12 +82,9 @@ impl Session {
             hyper::header::SEC_WEBSOCKET_KEY,
             hyper::header::SEC_WEBSOCKET_VERSION,
         ] {
-            // Copied: a clone would share hyper's read buffer (8 KiB or
-            // more), held for as long as the websocket is open.
-            if let Some(value) = handshake.get(&name)
-                && let Ok(copy) = HeaderValue::from_bytes(value.as_bytes())
-            {
-                request.insert(name, copy);
+            // Kept for as long as the websocket is open.
+            if let Some(value) = handshake.get(&name) {
+                request.insert(name, unshared(value));
             }
         }
         let session = Self {

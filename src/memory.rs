@@ -1,5 +1,7 @@
 //! Memory freed by the process, handed back to the system on the
-//! heartbeat rather than at every `free`.
+//! heartbeat rather than at every `free`; and the calls that ask mimalloc
+//! (Rust's allocator here) to look at a thread's freed pages, which every
+//! module that needs one makes through here.
 //!
 //! Python allocates request bodies and other objects over 512 bytes with
 //! the C library's `malloc`. glibc gives the top of its heap back to the
@@ -37,11 +39,25 @@ pub(crate) fn keep_freed_memory() {
 /// at once. glibc's free memory, kept by [`keep_freed_memory`], goes back
 /// here too.
 pub(crate) fn give_back_freed_memory() {
-    // SAFETY: a plain call into the allocator, on this thread's heap.
-    unsafe { libmimalloc_sys::mi_collect(false) };
+    collect_this_thread();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: glibc locks each arena while it trims it.
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// Has mimalloc look now at the pages this thread's heap has freed (which
+/// it otherwise does only when this thread next allocates), giving back
+/// those due.
+pub(crate) fn collect_this_thread() {
+    // SAFETY: a plain call into the allocator, on this thread's heap.
+    unsafe { libmimalloc_sys::mi_collect(false) };
+}
+
+/// For a thread about to end: mimalloc keeps what a thread freed for the
+/// thread's own next allocations, which an ended thread never makes.
+pub(crate) fn give_back_this_thread() {
+    // SAFETY: a plain call into the allocator, on this thread's heap.
+    unsafe { libmimalloc_sys::mi_collect(true) };
 }
