@@ -1,7 +1,9 @@
 """HTTP/1.1 and HTTP/2 over the same port, as real clients speak them."""
 
 import socket
+import time
 
+import h11
 import httpx
 import pytest
 from conftest import pipelined_bodies
@@ -61,6 +63,61 @@ def test_chunked_streaming_response(serve):
     body = b"".join(pieces)
     assert len(body) == 2000
     assert body.startswith(b"0" * 100 + b"1" * 100)
+
+
+def chunked_get(server, target: str, *, wait: float = 0, rcvbuf: int = 0):
+    """GETs `target` with h11 and returns the body and its chunk sizes as
+    they came on the wire. `wait` seconds pass before the first read, with
+    the socket's receive buffer at `rcvbuf` when given."""
+    client = h11.Connection(h11.CLIENT)
+    with socket.socket() as s:
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.settimeout(10)
+        s.connect((server.host, server.port))
+        request = h11.Request(method="GET", target=target, headers=[("host", "x")])
+        s.sendall(client.send(request) + client.send(h11.EndOfMessage()))
+        time.sleep(wait)
+        body, sizes, chunk = bytearray(), [], 0
+        while True:
+            event = client.next_event()
+            if event is h11.NEED_DATA:
+                client.receive_data(s.recv(65536))
+            elif isinstance(event, h11.Response):
+                assert event.status_code == 200
+            elif isinstance(event, h11.Data):
+                body += event.data
+                chunk += len(event.data)
+                if event.chunk_end:
+                    sizes.append(chunk)
+                    chunk = 0
+            elif isinstance(event, h11.EndOfMessage):
+                return bytes(body), sizes
+
+
+@pytest.mark.parametrize("app", ["asgi_app:app", "rsgi_app:app", "wsgi_app:app"])
+def test_chunks_waiting_for_a_slow_client_go_out_joined(serve, app):
+    interface = app.split("_")[0]
+    server = serve(app, "--interface", interface)
+    n = 2000
+    # The client reads nothing for a while: hyper's writes stop, and the
+    # app's 1 KB chunks queue up behind them (up to the stream's 512 KiB
+    # budget). Once the client reads, what queued goes out in few chunks;
+    # the rest may go one by one, as the app makes them.
+    body, sizes = chunked_get(server, f"/stream?n={n}&size=1000", wait=1, rcvbuf=4096)
+    assert body == b"".join(b"%d" % (i % 10) * 1000 for i in range(n))
+    assert sum(size for size in sizes if size > 1000) >= 256_000, sizes[:20]
+    # Up to 64 KiB each, and never part of a chunk.
+    assert max(sizes) <= 64 * 1024
+    assert all(size % 1000 == 0 for size in sizes)
+
+
+@pytest.mark.parametrize("app", ["asgi_app:app", "rsgi_app:app", "wsgi_app:app"])
+def test_a_chunk_sent_alone_is_not_held_for_the_next(serve, app):
+    interface = app.split("_")[0]
+    server = serve(app, "--interface", interface)
+    _, sizes = chunked_get(server, "/stream?n=4&size=5&delay=0.3")
+    assert sizes == [5, 5, 5, 5]
 
 
 def test_http2_prior_knowledge(serve):

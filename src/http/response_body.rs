@@ -5,12 +5,19 @@
 //! whose sending half the interface holds ([`StreamSender`]). When hyper
 //! drops a stream before its end (the client went away), the interface is
 //! told through the `on_abandon` callback.
+//!
+//! Small chunks that are already waiting when hyper asks for the next one
+//! go out joined as one frame ([`StreamBody::join_waiting`]): an app that
+//! streams a hundred 1 KiB pieces otherwise costs hyper a hundred chunk
+//! headers and a `writev` per sixteen of them. Only chunks already queued
+//! are joined, so no chunk waits for another and a slow stream (server-sent
+//! events) still goes out piece by piece.
 
 use std::fmt;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{HeaderMap, Response, StatusCode};
@@ -35,9 +42,19 @@ pub(crate) enum ResponseBody {
 
 pub(crate) struct StreamBody {
     rx: mpsc::UnboundedReceiver<Queued>,
+    /// Taken from the channel while joining but not joinable: the next
+    /// frame. Its charge is kept until hyper takes it.
+    next: Option<Queued>,
     ended: bool,
     on_abandon: Option<Abandon>,
 }
+
+/// Chunks at least this big go out on their own: copying them would cost
+/// more than their frame does (and a `bytes` this big is shared with
+/// Python, not copied, on its way here).
+const JOIN_BELOW: usize = 16 * 1024;
+/// The most a joined frame holds.
+const JOINED_AT_MOST: usize = 64 * 1024;
 
 /// The error hyper sees when a streamed response was aborted.
 #[derive(Debug)]
@@ -65,6 +82,7 @@ impl ResponseBody {
         let (tx, rx) = StreamSender::new();
         let body = StreamBody {
             rx,
+            next: None,
             ended: false,
             on_abandon,
         };
@@ -92,28 +110,7 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyAborted>>> {
         match self.get_mut() {
             Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            // The frame's charge against the byte budget is released as
-            // hyper takes it (dropped by the `map` below).
-            Self::Stream(stream) => {
-                match stream.rx.poll_recv(cx).map(|q| q.map(|(item, _)| item)) {
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(Some(StreamItem::Data(bytes))) => {
-                        Poll::Ready(Some(Ok(Frame::data(bytes))))
-                    }
-                    Poll::Ready(Some(StreamItem::Trailers(map))) => {
-                        stream.ended = true;
-                        Poll::Ready(Some(Ok(Frame::trailers(map))))
-                    }
-                    Poll::Ready(Some(StreamItem::Abort)) => {
-                        stream.ended = true;
-                        Poll::Ready(Some(Err(BodyAborted)))
-                    }
-                    Poll::Ready(None) => {
-                        stream.ended = true;
-                        Poll::Ready(None)
-                    }
-                }
-            }
+            Self::Stream(stream) => stream.poll_next(cx),
         }
     }
 
@@ -129,6 +126,65 @@ impl Body for ResponseBody {
             Self::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
             Self::Stream(_) => SizeHint::default(),
         }
+    }
+}
+
+impl StreamBody {
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyAborted>>> {
+        // The frame's charge against the byte budget is released as hyper
+        // takes it (dropped at the end of this call).
+        let next = match self.next.take() {
+            Some(queued) => Some(queued),
+            None => ready!(self.rx.poll_recv(cx)),
+        };
+        let Some((item, _charge)) = next else {
+            self.ended = true;
+            return Poll::Ready(None);
+        };
+        Poll::Ready(Some(match item {
+            StreamItem::Data(bytes) => Ok(Frame::data(self.join_waiting(bytes))),
+            StreamItem::Trailers(map) => {
+                self.ended = true;
+                Ok(Frame::trailers(map))
+            }
+            StreamItem::Abort => {
+                self.ended = true;
+                Err(BodyAborted)
+            }
+        }))
+    }
+
+    /// `first`, followed in one buffer by the small chunks queued behind
+    /// it; the first item that does not fit is kept for the next frame.
+    fn join_waiting(&mut self, first: Bytes) -> Bytes {
+        if first.len() >= JOIN_BELOW {
+            return first;
+        }
+        let mut joined: Option<BytesMut> = None;
+        while let Ok(queued) = self.rx.try_recv() {
+            let len = joined.as_ref().map_or(first.len(), BytesMut::len);
+            match &queued.0 {
+                StreamItem::Data(bytes)
+                    if bytes.len() < JOIN_BELOW && len + bytes.len() <= JOINED_AT_MOST =>
+                {
+                    let buf = joined.get_or_insert_with(|| {
+                        let want = (len + bytes.len()) * 4;
+                        let mut buf = BytesMut::with_capacity(want.min(JOINED_AT_MOST));
+                        buf.extend_from_slice(&first);
+                        buf
+                    });
+                    buf.extend_from_slice(bytes);
+                }
+                _ => {
+                    self.next = Some(queued);
+                    break;
+                }
+            }
+        }
+        joined.map_or(first, BytesMut::freeze)
     }
 }
 
@@ -195,6 +251,68 @@ mod tests {
         drop(body);
         assert!(abandoned.load(Ordering::SeqCst));
         assert!(tx.is_closed());
+    }
+
+    #[tokio::test]
+    async fn small_waiting_chunks_go_out_as_one_frame() {
+        let (tx, mut body) = ResponseBody::channel(None);
+        for piece in [&b"ab"[..], b"cd", b"ef"] {
+            tx.send(StreamItem::Data(Bytes::from_static(piece)))
+                .await
+                .unwrap();
+        }
+        let big = Bytes::from(vec![b'x'; JOIN_BELOW]);
+        tx.send(StreamItem::Data(big.clone())).await.unwrap();
+        tx.send(StreamItem::Data(Bytes::from_static(b"gh")))
+            .await
+            .unwrap();
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-sum", HeaderValue::from_static("1"));
+        tx.send(StreamItem::Trailers(trailers)).await.unwrap();
+        drop(tx);
+        let mut frames = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.unwrap();
+            frames.push(match frame.into_data() {
+                Ok(data) => data,
+                Err(frame) => {
+                    assert!(frame.is_trailers());
+                    Bytes::from_static(b"<trailers>")
+                }
+            });
+        }
+        // A big chunk is not copied, and nothing is taken past it.
+        assert_eq!(
+            frames,
+            [
+                Bytes::from_static(b"abcdef"),
+                big,
+                Bytes::from_static(b"gh"),
+                Bytes::from_static(b"<trailers>"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_joined_frame_stops_at_its_limit_and_frees_its_charges() {
+        let (tx, mut body) = ResponseBody::channel(None);
+        let piece = Bytes::from(vec![b'y'; 1000]);
+        let count = JOINED_AT_MOST / 1000 + 5;
+        for _ in 0..count {
+            tx.send(StreamItem::Data(piece.clone())).await.unwrap();
+        }
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first.len(), JOINED_AT_MOST / 1000 * 1000);
+        // Joined chunks no longer count against the budget; the one kept
+        // for the next frame still does.
+        let ResponseBody::Stream(stream) = &body else {
+            unreachable!()
+        };
+        assert!(stream.next.is_some());
+        assert_eq!(tx.queued_bytes(), (count - JOINED_AT_MOST / 1000) * 1000);
+        drop(tx);
+        let rest = body.collect().await.unwrap().to_bytes();
+        assert_eq!(rest.len(), 5 * 1000);
     }
 
     #[tokio::test]

@@ -312,6 +312,11 @@ impl<T: Weighed> StreamSender<T> {
     pub(crate) fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
+
+    #[cfg(test)]
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.budget.used.lock().bytes
+    }
 }
 
 #[cfg(test)]
