@@ -181,6 +181,10 @@ def test_gunicorn_command(serve):
         (["--env", "FOO=bar"], "unrecognized option --env"),
         (["-x", "2"], "unrecognized option -x"),
         (["--workers-lifetime", "soon"], "argument --workers-lifetime: expected a duration"),
+        (
+            ["--max-requests", "-1"],
+            "argument --max-requests: expected an integer of at least 0, got -1",
+        ),
         (["--bind", "127.0.0.1:http"], "bind: expected an integer from 0 to 65535"),
         (["--uds-permissions", "660"], "--uds-permissions needs --uds"),
         (["--http2-keep-alive-interval", "0"], "argument --http2-keep-alive-interval: expected a"),

@@ -285,7 +285,7 @@ def test_workers_replaced_on_sighup_are_counted_by_reason(serve):
     wait_healthy(port)
     samples = scrape(port)
     reasons = {labels["reason"] for labels, _ in samples["diorite_workers_respawns_total"]}
-    assert reasons == {"died", "hung", "lifetime", "max_rss", "sighup", "reload"}
+    assert reasons == {"died", "hung", "lifetime", "max_rss", "max_requests", "sighup", "reload"}
     assert value(samples, "diorite_workers_respawns_total") == 0
     server.signal(signal.SIGHUP)
     deadline = time.monotonic() + 30

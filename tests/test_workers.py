@@ -123,6 +123,37 @@ def test_workers_lifetime(serve):
     assert wait_for(lambda: not (first & worker_pids(server, tries=10)), timeout=30)
 
 
+def test_max_requests_replaces_a_worker_without_losing_a_request(serve):
+    # One worker: its successor must be ready before it stops, or requests
+    # would wait or fail meanwhile.
+    server = serve("pid_app:app", *WSGI, "--max-requests", "40", "--max-requests-jitter", "10")
+    first = get_pid(server)
+    served = {first: 1}
+    for _ in range(600):
+        pid = get_pid(server)  # fails the test on any error or non-200
+        served[pid] = served.get(pid, 0) + 1
+        if len(served) == 2 and served[pid] >= 5:
+            break
+    assert len(served) == 2, served
+    # Between 40 and 50 with its jitter, plus what it answered until the
+    # supervisor looked and its successor was ready.
+    assert served[first] >= 40, served
+    log = server.log()
+    replaced = [line for line in log.splitlines() if f"replacing worker {first}:" in line]
+    assert len(replaced) == 1, log
+    limit = int(replaced[0].rsplit(": ", 1)[1].split()[0])
+    assert 40 <= limit <= 50, replaced
+    assert replaced[0].endswith(f"{limit} requests served")
+    assert wait_for(lambda: f"worker {first} stopped" in server.log())
+
+
+def test_max_requests_of_zero_is_off(serve):
+    server = serve("pid_app:app", *WSGI, "--max-requests", "0")
+    assert len(worker_pids(server, tries=30)) == 1
+    # No supervisor: the one worker is the server.
+    assert "started worker" not in server.log()
+
+
 def test_dead_worker_without_respawn_stops_the_server(serve):
     server = serve("pid_app:app", *WSGI, "--workers", "2")
     server.check_log = False

@@ -29,8 +29,8 @@ HEARTBEAT_INTERVAL = 0.5
 HEALTH_STALE = 2.0
 #: Why a worker replaced another: it died (--respawn-failed-workers), its
 #: event loop hung (--workers-loop-timeout), --workers-lifetime,
-#: --workers-max-rss, SIGHUP, or changed files (--reload).
-RESPAWN_REASONS = ("died", "hung", "lifetime", "max_rss", "sighup", "reload")
+#: --workers-max-rss, --max-requests, SIGHUP, or changed files (--reload).
+RESPAWN_REASONS = ("died", "hung", "lifetime", "max_rss", "max_requests", "sighup", "reload")
 
 MISSING = "--metrics needs the prometheus-client package: pip install 'diorite[metrics]'"
 
@@ -65,12 +65,18 @@ class Block:
         self.map = mmap.mmap(self.fd, self.size)
         self.view = memoryview(self.map).cast("Q")
         self.index = {name: i for i, name in enumerate(layout["slots"])}
+        #: Where the latency histogram's buckets are.
+        self.histogram = slice(len(self.index), len(self.index) + len(layout["buckets"]) + 1)
 
     def values(self) -> list[int]:
         return self.view.tolist()
 
     def heartbeat_ms(self) -> int:
         return self.view[self.index["heartbeat_ms"]]
+
+    def requests(self) -> int:
+        """Requests the worker has answered (its latency histogram's count)."""
+        return sum(self.view[self.histogram])
 
     def close(self) -> None:
         self.view.release()

@@ -938,6 +938,25 @@ OPTIONS: tuple[Option, ...] = (
         metavar="MIB",
     ),
     Option(
+        "max_requests",
+        ("--max-requests",),
+        integer(0),
+        0,
+        "replace a worker once it has served this many requests, one at a time (0: never)",
+        "workers",
+        metavar="N",
+    ),
+    Option(
+        "max_requests_jitter",
+        ("--max-requests-jitter",),
+        integer(0),
+        0,
+        "add a random 0 to N to each worker's --max-requests, so that workers "
+        "started together are not replaced together",
+        "workers",
+        metavar="N",
+    ),
+    Option(
         "rss_sample_interval",
         ("--rss-sample-interval",),
         duration,
@@ -1190,15 +1209,17 @@ class _Derived:
             or self.respawn_failed_workers
             or self.workers_lifetime is not None
             or self.workers_max_rss is not None
+            or self.max_requests > 0
             or self.workers_loop_timeout is not None
             or self.reload
         )
 
     @property
     def metrics_block(self) -> bool:
-        """Whether workers count into a shared block: for --metrics, and for
-        the heartbeat --workers-loop-timeout watches."""
-        return self.metrics or self.workers_loop_timeout is not None
+        """Whether workers count into a shared block: for --metrics, for the
+        heartbeat --workers-loop-timeout watches, and for the request count
+        --max-requests watches."""
+        return self.metrics or self.workers_loop_timeout is not None or self.max_requests > 0
 
     @property
     def effective_backpressure(self) -> int:

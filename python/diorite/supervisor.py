@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import random
 import selectors
 import signal
 import socket
@@ -42,7 +43,13 @@ TICK = 0.5
 
 
 class Worker:
-    def __init__(self, proc: subprocess.Popen, ready_fd: int, block: metrics.Block | None):
+    def __init__(
+        self,
+        proc: subprocess.Popen,
+        ready_fd: int,
+        block: metrics.Block | None,
+        max_requests: int = 0,
+    ):
         self.proc = proc
         self.ready_fd = ready_fd
         #: Its counters and heartbeat (--metrics, --workers-loop-timeout).
@@ -56,6 +63,8 @@ class Worker:
         # measurements in a row were over the limit.
         self.rss_sampled = 0.0
         self.rss_over = 0
+        #: --max-requests plus this worker's jitter (0: no limit).
+        self.max_requests = max_requests
 
     @property
     def pid(self) -> int:
@@ -182,7 +191,10 @@ class Supervisor:
             start_new_session=True,
         )
         os.close(ready_w)
-        worker = Worker(proc, ready_r, block)
+        limit = self.config.max_requests
+        if limit:
+            limit += random.randint(0, self.config.max_requests_jitter)
+        worker = Worker(proc, ready_r, block, limit)
         self.workers[proc.pid] = worker
         self.selector.register(ready_r, selectors.EVENT_READ, worker)
         logger.info("started worker %d", proc.pid)
@@ -437,6 +449,8 @@ class Supervisor:
                 reason, label = "reload requested", self.rolling_reason
             elif config.workers_lifetime and now - worker.started >= config.workers_lifetime:
                 reason, label = f"lifetime of {config.workers_lifetime}s reached", "lifetime"
+            elif worker.max_requests and worker.block.requests() >= worker.max_requests:
+                reason, label = f"{worker.max_requests} requests served", "max_requests"
             elif self.over_max_rss(worker, now):
                 reason, label = f"memory above {config.workers_max_rss} MiB", "max_rss"
                 if config.rss_samples > 1:
