@@ -140,6 +140,8 @@ def test_uvicorn_command(serve, tmp_path):
         ".",
         "--loop",
         "asyncio",
+        "--limit-concurrency",
+        "100",
     )
     assert httpx.get(server.url + "/").status_code in (200, 404)
     server.wait_log("ASGI, found from the app")
@@ -163,6 +165,10 @@ def test_gunicorn_command(serve):
         ".",
         "--pid",
         "gunicorn.pid",
+        "--max-requests",
+        "1000",
+        "--max-requests-jitter",
+        "50",
         "shapes_app:wsgi_function",
         env={"DIORITE_PORT": str(port)},
     )
@@ -181,6 +187,10 @@ def test_gunicorn_command(serve):
         (["--env", "FOO=bar"], "unrecognized option --env"),
         (["-x", "2"], "unrecognized option -x"),
         (["--workers-lifetime", "soon"], "argument --workers-lifetime: expected a duration"),
+        (
+            ["--limit-concurrency", "2", "--backpressure", "3"],
+            "give one of --limit-concurrency and --backpressure",
+        ),
         (
             ["--max-requests", "-1"],
             "argument --max-requests: expected an integer of at least 0, got -1",

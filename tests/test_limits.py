@@ -436,12 +436,21 @@ def test_stopping_closes_keep_alive_and_http2_connections_after_their_requests(s
 
 
 @pytest.mark.parametrize(
-    ("app", "flags", "slow", "wait"),
-    [("asgi_app:app", (), "/slow?delay=3", "0.5"), ("wsgi_app:app", WSGI, "/sleep?s=3", "0")],
-    ids=["asgi-waits", "wsgi-at-once"],
+    ("app", "flags", "slow"),
+    [
+        ("asgi_app:app", ("--backpressure", "1", "--backpressure-timeout", "0.5"), "/slow?delay=3"),
+        (
+            "wsgi_app:app",
+            (*WSGI, "--backpressure", "1", "--backpressure-timeout", "0"),
+            "/sleep?s=3",
+        ),
+        # Uvicorn's name for --backpressure 1 --backpressure-timeout 0.
+        ("asgi_app:app", ("--limit-concurrency", "1"), "/slow?delay=3"),
+    ],
+    ids=["asgi-waits", "wsgi-at-once", "limit-concurrency"],
 )
-def test_a_request_that_finds_no_backpressure_place_in_time_gets_503(serve, app, flags, slow, wait):
-    server = serve(app, *flags, "--backpressure", "1", "--backpressure-timeout", wait)
+def test_a_request_that_finds_no_backpressure_place_in_time_gets_503(serve, app, flags, slow):
+    server = serve(app, *flags)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         holder = pool.submit(httpx.get, server.url + slow, timeout=20)
         time.sleep(0.5)  # the slow request holds the one place

@@ -20,6 +20,7 @@ def _config(target, options: dict) -> Config:
     # Named as on the command line (`--ssl-keyfile: ...`): the keyword is
     # the same name with underscores.
     tls.check(config)
+    table.check_limits(config)
     table.static_files(config)
     return config
 

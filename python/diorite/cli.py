@@ -216,6 +216,7 @@ def check(config: Any) -> None:
     if config.proxy_protocol and config.uds is not None:
         raise ConfigError("--proxy-protocol is read on TCP listeners only, not with --uds")
     tls.check(config)
+    options.check_limits(config)
     options.static_files(config)
     failed = logs.configure_from(config)
     if failed:

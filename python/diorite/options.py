@@ -497,6 +497,16 @@ OPTIONS: tuple[Option, ...] = (
         metavar="DURATION",
     ),
     Option(
+        "limit_concurrency",
+        ("--limit-concurrency",),
+        optional(_POSITIVE),
+        None,
+        "Uvicorn's: answer 503 at once to a request beyond N inside Python "
+        "(--backpressure N with --backpressure-timeout 0)",
+        "HTTP",
+        metavar="N",
+    ),
+    Option(
         "http1_keep_alive",
         ("--http1-keep-alive",),
         boolean,
@@ -1223,7 +1233,13 @@ class _Derived:
 
     @property
     def effective_backpressure(self) -> int:
+        if self.limit_concurrency is not None:
+            return self.limit_concurrency
         return self.backpressure if self.backpressure is not None else self.backlog
+
+    @property
+    def effective_backpressure_timeout(self) -> float:
+        return 0.0 if self.limit_concurrency is not None else self.backpressure_timeout
 
     @property
     def effective_kill_timeout(self) -> float:
@@ -1232,6 +1248,15 @@ class _Derived:
         if self.workers_kill_timeout is not None:
             return self.workers_kill_timeout
         return self.shutdown_timeout + 5.0
+
+
+def check_limits(config: Any) -> None:
+    """ConfigError for limits that contradict each other."""
+    if config.limit_concurrency is not None and config.backpressure is not None:
+        raise ConfigError(
+            "--limit-concurrency N is --backpressure N with --backpressure-timeout 0: "
+            "give one of --limit-concurrency and --backpressure"
+        )
 
 
 def static_files(config: Any) -> list[dict[str, Any]]:

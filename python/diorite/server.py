@@ -280,7 +280,7 @@ async def serve_app(
         http=config.http,
         runtime_threads=config.runtime_threads,
         backpressure=config.effective_backpressure,
-        backpressure_timeout=config.backpressure_timeout,
+        backpressure_timeout=config.effective_backpressure_timeout,
         keep_alive=config.http1_keep_alive,
         pipeline_flush=config.http1_pipeline_flush,
         h2_max_concurrent_streams=config.http2_max_concurrent_streams,
