@@ -224,15 +224,21 @@ mod tests {
         assert_eq!(&collected[..], b"hello");
     }
 
-    #[tokio::test]
-    async fn stream_ends_with_trailers() {
-        let (tx, body) = ResponseBody::channel(None);
-        tx.send(StreamItem::Data(Bytes::from_static(b"a")))
-            .await
-            .unwrap();
+    async fn send(tx: &StreamSender, bytes: Bytes) {
+        tx.send(StreamItem::Data(bytes)).await.unwrap();
+    }
+
+    async fn send_trailers(tx: &StreamSender) {
         let mut trailers = HeaderMap::new();
         trailers.insert("x-sum", HeaderValue::from_static("1"));
         tx.send(StreamItem::Trailers(trailers)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn stream_ends_with_trailers() {
+        let (tx, body) = ResponseBody::channel(None);
+        send(&tx, Bytes::from_static(b"a")).await;
+        send_trailers(&tx).await;
         drop(tx);
         let collected = body.collect().await.unwrap();
         assert_eq!(collected.trailers().unwrap()["x-sum"], "1");
@@ -257,18 +263,12 @@ mod tests {
     async fn small_waiting_chunks_go_out_as_one_frame() {
         let (tx, mut body) = ResponseBody::channel(None);
         for piece in [&b"ab"[..], b"cd", b"ef"] {
-            tx.send(StreamItem::Data(Bytes::from_static(piece)))
-                .await
-                .unwrap();
+            send(&tx, Bytes::from_static(piece)).await;
         }
         let big = Bytes::from(vec![b'x'; JOIN_BELOW]);
-        tx.send(StreamItem::Data(big.clone())).await.unwrap();
-        tx.send(StreamItem::Data(Bytes::from_static(b"gh")))
-            .await
-            .unwrap();
-        let mut trailers = HeaderMap::new();
-        trailers.insert("x-sum", HeaderValue::from_static("1"));
-        tx.send(StreamItem::Trailers(trailers)).await.unwrap();
+        send(&tx, big.clone()).await;
+        send(&tx, Bytes::from_static(b"gh")).await;
+        send_trailers(&tx).await;
         drop(tx);
         let mut frames = Vec::new();
         while let Some(frame) = body.frame().await {
@@ -299,7 +299,7 @@ mod tests {
         let piece = Bytes::from(vec![b'y'; 1000]);
         let count = JOINED_AT_MOST / 1000 + 5;
         for _ in 0..count {
-            tx.send(StreamItem::Data(piece.clone())).await.unwrap();
+            send(&tx, piece.clone()).await;
         }
         let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(first.len(), JOINED_AT_MOST / 1000 * 1000);
