@@ -121,10 +121,10 @@ class Server:
         answers until it closes the connection."""
         with socket.create_connection((self.host, self.port), timeout=30) as s:
             s.sendall(request)
-            data = b""
+            data = bytearray()
             while chunk := s.recv(65536):
                 data += chunk
-        return data
+        return bytes(data)
 
     def rss_mib(self) -> float:
         """The server process's resident memory."""

@@ -99,37 +99,42 @@ def test_a_parked_connection_serves_what_comes_next(serve, tls_files, app, flags
     if flags == ("tls",):
         flags, context = tls_files
     server = serve(app, *flags, "--timeout-keep-alive", "60")
-    sock = socket.create_connection((server.host, server.port), timeout=10)
-    if context is not None:
-        sock = context.wrap_socket(sock, server_hostname="127.0.0.1")
-    responses = Responses(sock)
-    with sock:
-        for _ in range(2):
-            sock.sendall(get())
-            assert responses.next()[0] == 200
-            time.sleep(PARKED)
-        # Two requests in one write, after a park.
-        sock.sendall(get() + get("/nothing-here"))
-        assert responses.next()[0] == 200
-        assert responses.next()[0] == 404
-        time.sleep(PARKED)
+
+    def connect() -> tuple[socket.socket, Responses]:
+        sock = socket.create_connection((server.host, server.port), timeout=10)
+        if context is not None:
+            sock = context.wrap_socket(sock, server_hostname="127.0.0.1")
+        return sock, Responses(sock)
+
+    # Three connections park side by side, each left in another state, so
+    # that one wait covers all three.
+    (plain, plain_r), (split, split_r), (posted, posted_r) = connect(), connect(), connect()
+    with plain, split, posted:
+        plain.sendall(get())
+        assert plain_r.next()[0] == 200
         # A request and the start of the next one: the connection parks
         # with that start read but not used, and it is not lost.
-        sock.sendall(get() + b"GET /nothing-here HTTP/1.1\r\nHo")
-        assert responses.next()[0] == 200
-        time.sleep(PARKED)
-        sock.sendall(b"st: x\r\n\r\n")
-        assert responses.next()[0] == 404
-        time.sleep(PARKED)
+        split.sendall(get() + b"GET /nothing-here HTTP/1.1\r\nHo")
+        assert split_r.next()[0] == 200
         # A request with a body, then idle: the body is read before the
         # connection may park, and the next request is still a request.
         body = b"x" * 100_000
-        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + body)
-        status, echoed = responses.next()
-        assert status == 200
+        posted.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + body)
+        assert posted_r.next() == (200, body)
         time.sleep(PARKED)
-        sock.sendall(get())
-        assert responses.next()[0] == 200
+        # Two requests in one write, after a park.
+        plain.sendall(get() + get("/nothing-here"))
+        assert plain_r.next()[0] == 200
+        assert plain_r.next()[0] == 404
+        split.sendall(b"st: x\r\n\r\n")
+        assert split_r.next()[0] == 404
+        posted.sendall(get())
+        assert posted_r.next()[0] == 200
+        time.sleep(PARKED)
+        # Each parks again, and serves again.
+        for sock, responses in ((plain, plain_r), (split, split_r), (posted, posted_r)):
+            sock.sendall(get())
+            assert responses.next()[0] == 200
 
 
 def test_a_parked_connection_can_be_upgraded_to_a_websocket(serve):
