@@ -128,10 +128,8 @@ def test_streaming_generators_are_closed_when_clients_leave(serve):
 
 def test_callbacks_from_background_threads(serve):
     server = serve("asgi_app:app")
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        texts = list(
-            pool.map(lambda _: httpx.get(server.url + "/thread", timeout=20).text, range(300))
-        )
+    with httpx.Client(timeout=20) as client, concurrent.futures.ThreadPoolExecutor(16) as pool:
+        texts = list(pool.map(lambda _: client.get(server.url + "/thread").text, range(300)))
     assert texts == ["from a thread"] * 300
     assert stats(server)["thread_responses"] == 300
 

@@ -30,8 +30,8 @@ def test_responses_from_the_loop_and_from_other_threads(serve):
     another thread goes out at once. Both kinds, concurrently, all arrive."""
     server = serve("rsgi_app:app", *RSGI)
     paths = ["/", "/thread", "/slow?delay=0.01"] * 100
-    with concurrent.futures.ThreadPoolExecutor(32) as pool:
-        texts = list(pool.map(lambda p: httpx.get(server.url + p, timeout=20).text, paths))
+    with httpx.Client(timeout=20) as client, concurrent.futures.ThreadPoolExecutor(32) as pool:
+        texts = list(pool.map(lambda p: client.get(server.url + p).text, paths))
     assert texts == ["Hello, world!", "from a thread", "slow done"] * 100
 
 
