@@ -216,7 +216,7 @@ mod tests {
             drop(rx.try_recv().unwrap());
             let deadline = Instant::now() + Duration::from_secs(5);
             let second = loop {
-                if let Ok(item) = rx.try_recv() {
+                if let Some(item) = rx.try_recv() {
                     break item;
                 }
                 assert!(Instant::now() < deadline);

@@ -2,6 +2,7 @@
 //! built from, the request body as it arrives, and the response body that
 //! hyper writes out. Nothing here knows about Python.
 
+mod channel;
 mod conn;
 mod exchange;
 mod file;
@@ -31,6 +32,6 @@ pub(crate) use response_body::{ResponseBody, StreamItem, error_response};
 pub(crate) use statics::{MountSettings, StaticError, StaticFiles};
 #[cfg(test)]
 pub(crate) use stream::BUDGET;
-pub(crate) use stream::{Queued, StreamSender, Weighed};
+pub(crate) use stream::{Queued, StreamReceiver, StreamSender, Weighed};
 pub(crate) use trust::{Proxies, Trusted};
 pub(crate) use upgrade::{Handover, Upgraded};

@@ -21,9 +21,8 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{HeaderMap, Response, StatusCode};
-use tokio::sync::mpsc;
 
-use super::stream::{Queued, StreamSender};
+use super::stream::{Queued, StreamReceiver, StreamSender};
 
 pub(crate) enum StreamItem {
     Data(Bytes),
@@ -41,7 +40,7 @@ pub(crate) enum ResponseBody {
 }
 
 pub(crate) struct StreamBody {
-    rx: mpsc::UnboundedReceiver<Queued>,
+    rx: StreamReceiver,
     /// Taken from the channel while joining but not joinable: the next
     /// frame. Its charge is kept until hyper takes it.
     next: Option<Queued>,
@@ -164,7 +163,7 @@ impl StreamBody {
             return first;
         }
         let mut joined: Option<BytesMut> = None;
-        while let Ok(queued) = self.rx.try_recv() {
+        while let Some(queued) = self.rx.try_recv() {
             let len = joined.as_ref().map_or(first.len(), BytesMut::len);
             match &queued.0 {
                 StreamItem::Data(bytes)

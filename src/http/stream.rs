@@ -11,19 +11,18 @@
 //! A tokio task woken from outside its runtime costs a system call. The
 //! event loop answering websocket messages on many connections in one
 //! batch would make one per message, so it may queue with
-//! [`StreamSender::try_send_later`]: its items are held until the end of
-//! the batch, when one [`Wake`], run on the I/O thread (see
-//! `bridge::Outbox`), moves them all into the channel, where waking the
-//! reader is a local queue push.
+//! [`StreamSender::try_send_later`]: its items are queued out of the
+//! reader's sight, and one [`Wake`] for the batch, run on the I/O thread
+//! (see `bridge::Outbox`), shows them and wakes it with a local queue push.
 
 use crate::sync::{Condvar, Mutex};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::Notify;
-use tokio::sync::mpsc::{self, error::SendError, error::TrySendError};
+use tokio::sync::mpsc::error::{SendError, TrySendError};
 
 use super::StreamItem;
+use super::channel::{self, Receiver, Sender};
 
 /// Bytes buffered per streamed response before senders wait.
 pub(crate) const BUDGET: usize = 512 * 1024;
@@ -147,35 +146,18 @@ impl Weighed for StreamItem {
 
 pub(crate) type Queued<T = StreamItem> = (T, Option<Charge>);
 
-/// Items queued by [`StreamSender::try_send_later`] and not yet in the
-/// channel. Every other queueing goes behind them, so the order of sends
-/// is kept whoever sends.
-struct Held<T> {
-    items: Mutex<Vec<Queued<T>>>,
-    /// Some are held: a sender that finds none (the usual case, and the
-    /// only one for a streamed body) skips the lock.
-    any: AtomicBool,
-}
+/// The reading half: hyper's streamed body, or a websocket's frame task.
+pub(crate) type StreamReceiver<T = StreamItem> = Receiver<Queued<T>>;
 
-impl<T> Default for Held<T> {
-    fn default() -> Self {
-        Self {
-            items: Mutex::new(Vec::new()),
-            any: AtomicBool::new(false),
-        }
-    }
-}
-
-/// What the items held by [`StreamSender::try_send_later`] are owed: their
-/// move into the channel, which wakes the reader. Run it once the batch is
-/// queued, typically on the I/O thread ([`Wake::into_fn`]); dropped unrun,
-/// it runs where it is dropped, so a forgotten one costs a system call,
-/// never a lost item.
+/// What the items queued by [`StreamSender::try_send_later`] are owed:
+/// waking the reader. Run it once the batch is queued, typically on the
+/// I/O thread ([`Wake::into_fn`]); dropped unrun, it runs where it is
+/// dropped, so a forgotten one costs a system call, never a stalled item.
 #[must_use]
 pub(crate) struct Wake(Option<Box<dyn FnOnce() + Send>>);
 
 impl Wake {
-    /// Nothing owed (nothing held, or the wake-up is someone else's).
+    /// Nothing owed (nothing queued, or the wake-up is someone else's).
     pub(crate) fn none() -> Self {
         Self(None)
     }
@@ -197,9 +179,8 @@ impl Drop for Wake {
 /// The sending half of a byte-budgeted channel: a streamed response body
 /// (`StreamItem`) or a websocket's outgoing messages.
 pub(crate) struct StreamSender<T = StreamItem> {
-    tx: mpsc::UnboundedSender<Queued<T>>,
+    tx: Sender<Queued<T>>,
     budget: Arc<Budget>,
-    held: Arc<Held<T>>,
 }
 
 impl<T> Clone for StreamSender<T> {
@@ -207,61 +188,33 @@ impl<T> Clone for StreamSender<T> {
         Self {
             tx: self.tx.clone(),
             budget: Arc::clone(&self.budget),
-            held: Arc::clone(&self.held),
         }
     }
 }
 
 impl<T: Weighed> StreamSender<T> {
-    pub(crate) fn new() -> (Self, mpsc::UnboundedReceiver<Queued<T>>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub(crate) fn new() -> (Self, StreamReceiver<T>) {
+        let (tx, rx) = channel::channel();
         let sender = Self {
             tx,
             budget: Arc::new(Budget::default()),
-            held: Arc::default(),
         };
         (sender, rx)
     }
 
-    /// Into the channel, or behind the held items (the lock is kept while
-    /// sending, so that a [`Wake`] running meanwhile cannot be overtaken).
-    fn queue(&self, item: T, charge: Option<Charge>) -> Result<(), T> {
-        let send = |queued| self.tx.send(queued).map_err(|SendError((item, _))| item);
-        if !self.held.any.load(Ordering::Acquire) {
-            return send((item, charge));
-        }
-        let mut held = self.held.items.lock();
-        if held.is_empty() {
-            return send((item, charge));
-        }
-        if self.tx.is_closed() {
-            return Err(item);
-        }
-        held.push((item, charge));
-        Ok(())
-    }
-
-    /// [`StreamSender::try_send`] for the event-loop thread: the item is
-    /// held, and the [`Wake`] returned for the first one held moves them
-    /// all into the channel.
+    /// [`StreamSender::try_send`] for the event-loop thread: the reader is
+    /// not woken, and the [`Wake`] returned for the first item of a batch
+    /// wakes it for all of them.
     pub(crate) fn try_send_later(&self, item: T) -> Result<Wake, TrySendError<T>> {
         let (item, charge) = self.try_charge(item)?;
-        let mut items = self.held.items.lock();
-        items.push((item, charge));
-        if items.len() > 1 {
-            return Ok(Wake::none());
-        }
-        self.held.any.store(true, Ordering::Release);
-        drop(items);
-        let (tx, held) = (self.tx.clone(), Arc::clone(&self.held));
-        Ok(Wake(Some(Box::new(move || {
-            let mut items = held.items.lock();
-            for queued in items.drain(..) {
-                // A reader gone drops the rest, with their charges.
-                let _ = tx.send(queued);
+        match self.tx.push_quietly((item, charge)) {
+            Ok(false) => Ok(Wake::none()),
+            Ok(true) => {
+                let tx = self.tx.clone();
+                Ok(Wake(Some(Box::new(move || tx.wake()))))
             }
-            held.any.store(false, Ordering::Release);
-        }))))
+            Err((item, _)) => Err(TrySendError::Closed(item)),
+        }
     }
 
     /// Queues `item` if the budget allows; `Full` when the client is
@@ -269,6 +222,10 @@ impl<T: Weighed> StreamSender<T> {
     pub(crate) fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
         let (item, charge) = self.try_charge(item)?;
         self.queue(item, charge).map_err(TrySendError::Closed)
+    }
+
+    fn queue(&self, item: T, charge: Option<Charge>) -> Result<(), T> {
+        self.tx.send((item, charge)).map_err(|(item, _)| item)
     }
 
     /// `item` with its charge against the budget, if it fits.
@@ -413,7 +370,7 @@ mod tests {
     }
 
     #[test]
-    fn items_sent_later_reach_the_reader_when_their_wake_runs_and_in_order() {
+    fn items_sent_later_keep_their_order_and_one_wake_is_owed_per_batch() {
         let (tx, mut rx) = StreamSender::<StreamItem>::new();
         let wake = tx.try_send_later(data(b"1")).ok().unwrap();
         // The rest of the batch owes nothing more.
@@ -421,34 +378,31 @@ mod tests {
         assert!(more.into_fn().is_none());
         // Another thread's send goes behind them, not ahead.
         assert!(tx.try_send(data(b"3")).is_ok());
-        assert!(rx.try_recv().is_err());
+        assert!(rx.try_recv().is_none());
         (wake.into_fn().unwrap())();
         let got: Vec<Bytes> = (0..3).map(|_| bytes_of(rx.try_recv().unwrap())).collect();
         assert_eq!(got, [&b"1"[..], b"2", b"3"]);
-        // Nothing held now: a plain send goes straight in, and the next
-        // later one owes a wake again.
-        assert!(tx.try_send(data(b"4")).is_ok());
-        assert_eq!(bytes_of(rx.try_recv().unwrap()), &b"4"[..]);
+        // The wake ran: the next later one owes a wake again.
         let again = tx.try_send_later(data(b"5")).ok().unwrap();
         assert!(again.into_fn().is_some());
     }
 
     #[test]
-    fn a_wake_dropped_unrun_delivers_at_once_and_keeps_the_stream_open_till_then() {
+    fn a_wake_dropped_unrun_wakes_at_once_and_keeps_the_stream_open_till_then() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let (tx, mut rx) = StreamSender::<StreamItem>::new();
         let wake = tx.try_send_later(data(b"x")).ok().unwrap();
-        // The last sender gone does not end the stream before the held item.
         drop(tx);
-        assert!(matches!(
-            rx.try_recv(),
-            Err(mpsc::error::TryRecvError::Empty)
-        ));
+        // The wake holds a sender: the stream is not over.
+        assert!(!rx.is_finished());
         drop(wake);
-        assert_eq!(bytes_of(rx.try_recv().unwrap()), &b"x"[..]);
-        assert!(matches!(
-            rx.try_recv(),
-            Err(mpsc::error::TryRecvError::Disconnected)
-        ));
+        assert!(rx.is_finished());
+        runtime.block_on(async {
+            assert_eq!(bytes_of(rx.recv().await.unwrap()), &b"x"[..]);
+            assert!(rx.recv().await.is_none());
+        });
     }
 
     #[test]

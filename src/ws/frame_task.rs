@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
@@ -32,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use super::handshake::Config;
 use super::inbox::Received;
 use super::keepalive::{Due, Keepalive};
+use super::session::Outgoing;
 use super::session::Session;
 use crate::http::{Queued, Upgraded};
 
@@ -51,18 +51,14 @@ const PING_TIMEOUT: (u16, &str) = (1011, "keepalive ping timeout");
 
 pub(crate) struct FrameTask {
     session: Arc<Session>,
-    outgoing: UnboundedReceiver<Queued<Message>>,
+    outgoing: Outgoing,
     config: Config,
 }
 
 type Socket = WebSocketStream<Upgraded>;
 
 impl FrameTask {
-    pub(crate) fn new(
-        session: Arc<Session>,
-        outgoing: UnboundedReceiver<Queued<Message>>,
-        config: Config,
-    ) -> Self {
+    pub(crate) fn new(session: Arc<Session>, outgoing: Outgoing, config: Config) -> Self {
         Self {
             session,
             outgoing,
@@ -214,7 +210,7 @@ impl FrameTask {
             if closed {
                 break;
             }
-            next = self.outgoing.try_recv().ok();
+            next = self.outgoing.try_recv();
         }
         socket.flush().await?;
         Ok(closed)

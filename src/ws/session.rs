@@ -9,13 +9,14 @@ use crate::sync::{Mutex, MutexGuard};
 use hyper::header::HeaderMap;
 use hyper::{Response, StatusCode};
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use super::handshake::accept_response;
 use super::inbox::Inbox;
-use crate::http::{Queued, Reply, ResponseBody, StreamSender, Weighed, error_response, unshared};
+use crate::http::{
+    Reply, ResponseBody, StreamReceiver, StreamSender, Weighed, error_response, unshared,
+};
 
 impl Weighed for Message {
     /// Close frames cost nothing: closing must never wait for room.
@@ -65,7 +66,7 @@ pub(crate) struct Session {
 }
 
 /// The frame task's end of [`Session`]'s sender.
-pub(crate) type Outgoing = UnboundedReceiver<Queued<Message>>;
+pub(crate) type Outgoing = StreamReceiver<Message>;
 
 impl Session {
     /// A session whose handshake (`handshake`: the request's headers)
@@ -274,7 +275,7 @@ mod tests {
 
     fn sent_close(outgoing: &mut Outgoing) -> Option<u16> {
         match outgoing.try_recv() {
-            Ok((Message::Close(Some(frame)), _)) => Some(frame.code.into()),
+            Some((Message::Close(Some(frame)), _)) => Some(frame.code.into()),
             _ => None,
         }
     }
@@ -339,7 +340,7 @@ mod tests {
             assert_eq!(sent_close(&mut outgoing), Some(code));
             // Finishing twice (the app's task and its done callback) is harmless.
             session.finish(failed);
-            assert!(outgoing.try_recv().is_err());
+            assert!(outgoing.try_recv().is_none());
         }
     }
 
