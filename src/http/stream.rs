@@ -202,9 +202,9 @@ impl<T: Weighed> StreamSender<T> {
         (sender, rx)
     }
 
-    /// [`StreamSender::try_send`] for the event-loop thread: the reader is
-    /// not woken, and the [`Wake`] returned for the first item of a batch
-    /// wakes it for all of them.
+    /// [`StreamSender::try_send`] for the event-loop thread: the item waits
+    /// out of the reader's sight, and the [`Wake`] returned for the first
+    /// item of a batch shows them all to the reader and wakes it.
     pub(crate) fn try_send_later(&self, item: T) -> Result<Wake, TrySendError<T>> {
         let (item, charge) = self.try_charge(item)?;
         match self.tx.push_quietly((item, charge)) {
@@ -382,7 +382,10 @@ mod tests {
         (wake.into_fn().unwrap())();
         let got: Vec<Bytes> = (0..3).map(|_| bytes_of(rx.try_recv().unwrap())).collect();
         assert_eq!(got, [&b"1"[..], b"2", b"3"]);
-        // The wake ran: the next later one owes a wake again.
+        // Nothing held now: a plain send goes straight in, and the next
+        // later one owes a wake again.
+        assert!(tx.try_send(data(b"4")).is_ok());
+        assert_eq!(bytes_of(rx.try_recv().unwrap()), &b"4"[..]);
         let again = tx.try_send_later(data(b"5")).ok().unwrap();
         assert!(again.into_fn().is_some());
     }
@@ -395,8 +398,10 @@ mod tests {
         let (tx, mut rx) = StreamSender::<StreamItem>::new();
         let wake = tx.try_send_later(data(b"x")).ok().unwrap();
         drop(tx);
-        // The wake holds a sender: the stream is not over.
+        // The wake holds a sender: the stream is not over, and the item
+        // waits for it.
         assert!(!rx.is_finished());
+        assert!(rx.try_recv().is_none());
         drop(wake);
         assert!(rx.is_finished());
         runtime.block_on(async {
