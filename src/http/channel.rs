@@ -24,6 +24,12 @@ use tokio::sync::Notify;
 
 use crate::sync::Mutex;
 
+/// Slots an empty queue may keep. A burst (many small messages to a slow
+/// client: the byte budget lets thousands wait) grows the queue; once it
+/// has drained, that room is given back instead of kept for the life of a
+/// websocket.
+const KEEP_WHEN_EMPTY: usize = 64;
+
 struct Shared<T> {
     state: Mutex<State<T>>,
     reader: AtomicWaker,
@@ -119,7 +125,11 @@ impl<T> State<T> {
             return None;
         }
         self.visible -= 1;
-        self.items.pop_front()
+        let item = self.items.pop_front();
+        if self.items.is_empty() && self.items.capacity() > KEEP_WHEN_EMPTY {
+            self.items = VecDeque::new();
+        }
+        item
     }
 
     fn push(&mut self, item: T, reader_gone: &AtomicBool) -> Result<(), T> {
@@ -145,6 +155,10 @@ impl<T> Drop for Sender<T> {
         let last = {
             let mut state = self.0.state.lock();
             state.senders -= 1;
+            if state.senders == 0 {
+                // Held items whose wake-up was lost unrun still go out.
+                state.visible = state.items.len();
+            }
             state.senders == 0
         };
         if last {
@@ -166,7 +180,7 @@ impl<T> Receiver<T> {
         let mut state = self.0.state.lock();
         match state.take() {
             Some(item) => Poll::Ready(Some(item)),
-            // Held items keep a sender: the one in their wake-up.
+            // With no sender left, nothing is held (see `Sender::drop`).
             None if state.senders == 0 => Poll::Ready(None),
             None => Poll::Pending,
         }
@@ -257,6 +271,32 @@ mod tests {
         assert_eq!(got, [1, 2, 3]);
         tx.wake();
         assert_eq!(rx.try_recv(), Some(4));
+    }
+
+    #[test]
+    fn a_drained_queue_gives_back_the_room_a_burst_took() {
+        let (tx, mut rx) = channel();
+        for i in 0..1000 {
+            tx.send(i).unwrap();
+        }
+        let capacity = || rx.0.state.lock().items.capacity();
+        assert!(capacity() >= 1000);
+        let got: Vec<_> = std::iter::from_fn(|| rx.try_recv()).collect();
+        assert_eq!(got, (0..1000).collect::<Vec<_>>());
+        assert_eq!(rx.0.state.lock().items.capacity(), 0);
+        // A queue that stays small keeps its room.
+        tx.send(1).unwrap();
+        assert_eq!(rx.try_recv(), Some(1));
+        assert!(rx.0.state.lock().items.capacity() > 0);
+    }
+
+    #[test]
+    fn held_items_whose_wake_was_lost_go_out_when_the_last_sender_goes() {
+        let (tx, mut rx) = channel();
+        assert_eq!(tx.push_quietly(1), Ok(true));
+        assert_eq!(rx.try_recv(), None);
+        drop(tx);
+        assert_eq!(rx.try_recv(), Some(1));
     }
 
     #[test]
