@@ -31,14 +31,11 @@ use tokio_util::sync::CancellationToken;
 use super::handshake::Config;
 use super::inbox::Received;
 use super::keepalive::{Due, Keepalive};
+use super::read_ahead::{ReadAhead, SMALL_READS};
 use super::session::Outgoing;
 use super::session::Session;
 use crate::http::{Queued, Upgraded};
 
-/// Bytes tungstenite reads per call. It zero-fills this much of its buffer
-/// before every read, also the reads that find nothing, so its default
-/// (128 KiB) cost a quarter of the I/O thread's time in the echo benchmark.
-const READ_CHUNK: usize = 8 * 1024;
 /// How long a close handshake may take before the connection is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Close code for a client that vanished without a close frame.
@@ -55,7 +52,7 @@ pub(crate) struct FrameTask {
     config: Config,
 }
 
-type Socket = WebSocketStream<Upgraded>;
+type Socket = WebSocketStream<ReadAhead<Upgraded>>;
 
 impl FrameTask {
     pub(crate) fn new(session: Arc<Session>, outgoing: Outgoing, config: Config) -> Self {
@@ -79,9 +76,10 @@ impl FrameTask {
         };
         let limit = Some(self.config.max_message_size);
         let config = WebSocketConfig::default()
-            .read_buffer_size(READ_CHUNK)
+            .read_buffer_size(SMALL_READS)
             .max_message_size(limit)
             .max_frame_size(limit);
+        let upgraded = ReadAhead::new(upgraded);
         let mut socket =
             WebSocketStream::from_raw_socket(upgraded, Role::Server, Some(config)).await;
         self.move_frames(&mut socket, draining).await;

@@ -11,7 +11,7 @@
 //!
 //! Within the folder the files use each other one way: `handler` uses
 //! `upgrade`, which starts a `session` and its `frame_task` (whose pings
-//! `keepalive` schedules); `calls` (the app's side) uses `app` and
+//! `keepalive` schedules, and which reads through `read_ahead`); `calls` (the app's side) uses `app` and
 //! `session`; `session` knows neither.
 
 mod app;
@@ -21,6 +21,7 @@ mod handler;
 mod handshake;
 mod inbox;
 mod keepalive;
+mod read_ahead;
 mod session;
 #[cfg(test)]
 pub(crate) mod testing;
