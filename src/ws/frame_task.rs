@@ -32,8 +32,7 @@ use super::handshake::Config;
 use super::inbox::Received;
 use super::keepalive::{Due, Keepalive};
 use super::read_ahead::{ReadAhead, SMALL_READS};
-use super::session::Outgoing;
-use super::session::Session;
+use super::session::{Outgoing, Session};
 use crate::http::{Queued, Upgraded};
 
 /// How long a close handshake may take before the connection is dropped.

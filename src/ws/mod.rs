@@ -11,8 +11,8 @@
 //!
 //! Within the folder the files use each other one way: `handler` uses
 //! `upgrade`, which starts a `session` and its `frame_task` (whose pings
-//! `keepalive` schedules, and which reads through `read_ahead`); `calls` (the app's side) uses `app` and
-//! `session`; `session` knows neither.
+//! `keepalive` schedules, and which reads through `read_ahead`); `calls`
+//! (the app's side) uses `app` and `session`; `session` knows neither.
 
 mod app;
 mod calls;

@@ -4,11 +4,11 @@
 //! buffer's size is also the most it reads per call (and zero-fills before
 //! each read: its 128 KiB default cost a quarter of the I/O thread's time
 //! in the echo benchmark). A large buffer is held by every idle websocket;
-//! a small one costs large messages a system call per few KiB. So tungstenite gets a small one ([`SMALL_READS`]),
-//! and reads go straight to the socket until one fills it; then more is
-//! likely waiting, and the next read takes up to [`AHEAD`] bytes into a
-//! buffer of this wrapper's own, which tungstenite then takes from without
-//! system calls. That buffer is given back once drained, and whenever the
+//! a small one costs large messages a system call per few KiB. So
+//! tungstenite gets a small one ([`SMALL_READS`]), and reads go straight to
+//! the socket until one fills it; then more is likely waiting, and the next
+//! read takes up to [`AHEAD`] bytes into a buffer of this wrapper's own,
+//! which tungstenite then takes from without system calls. That buffer is given back once drained, and whenever the
 //! socket has nothing: an idle websocket, or one that gets small messages,
 //! holds none.
 
@@ -52,7 +52,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.ahead.is_empty() {
-            if !this.filled || out.remaining() >= AHEAD {
+            if !this.filled {
                 let room = out.remaining();
                 ready!(Pin::new(&mut this.inner).poll_read(cx, out))?;
                 this.filled = room > 0 && out.remaining() == 0;
