@@ -188,6 +188,35 @@ def test_lifespan_shutdown_runs_on_sigterm(serve, tmp_path):
     assert marker.read_text() == "lifespan shutdown ran"
 
 
+@pytest.mark.parametrize(
+    ("startup", "after"),
+    [
+        # The signal waits for the loop and the app goes on serving
+        # briefly; before, KeyboardInterrupt landed in the app's startup,
+        # which the lifespan took for "not supported", and the server
+        # served on with the signal gone.
+        ({"STARTUP_BLOCKS": "1.5"}, "shutting down"),
+        # Startup is given up on: the signal must not wait for it.
+        ({"STARTUP_HANGS": "1"}, "stopped before the app finished starting"),
+    ],
+    ids=["blocking", "hanging"],
+)
+def test_a_stop_signal_during_startup_stops_the_server(serve, tmp_path, startup, after):
+    import signal
+
+    marker = tmp_path / "started.txt"
+    server = serve("asgi_app:app", env={"STARTUP_MARKER": str(marker), **startup})
+    deadline = time.monotonic() + 20
+    while not marker.exists():
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.01)
+    server.signal(signal.SIGINT)
+    assert server.proc.wait(20) == 0, server.log()
+    log = server.log()
+    assert after in log
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log, log
+
+
 def test_asginl_skips_lifespan(serve, tmp_path):
     marker = tmp_path / "shutdown.txt"
     server = serve("asgi_app:app", "--interface", "asginl", env={"SHUTDOWN_MARKER": str(marker)})

@@ -97,6 +97,11 @@ def task_spawner(loop: asyncio.AbstractEventLoop):
     return spawn
 
 
+# How long a stop during startup waits for the app's lifespan to end once
+# cancelled; an app that ignores the cancellation is left behind.
+ABANDON_TIMEOUT = 5.0
+
+
 class Lifespan:
     """Runs the ASGI lifespan protocol for one worker."""
 
@@ -136,10 +141,20 @@ class Lifespan:
             return ok
         return True
 
+    async def abandon(self) -> None:
+        """Cancels a startup the server stopped waiting for (a stop signal
+        came first) and waits a little for the app to let go."""
+        if self._task is None or self._task.done():
+            return
+        self._task.cancel()
+        await asyncio.wait({self._task}, timeout=ABANDON_TIMEOUT)
+
     async def _main(self):
         scope = {"type": "lifespan", "asgi": dict(ASGI_VERSION), "state": self.state}
         try:
             await self.app(scope, self._receive, self._send)
+        except asyncio.CancelledError:
+            logger.debug("ASGI lifespan cancelled")
         except BaseException as exc:
             if self._startup is not None and not self._startup.done():
                 self.supported = False

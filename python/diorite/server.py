@@ -38,6 +38,9 @@ from .proctitle import set_title
 # Set when the process must end without finalizing the interpreter.
 _HARD_EXIT = threading.Event()
 
+# The signals that stop a server gracefully (a second one cuts it short).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 
 @dataclass
 class Inherited:
@@ -156,6 +159,20 @@ def run(config: Config, inherited: Inherited | None = None, app=None) -> int:
     except ImportError:
         logger.error("--loop uvloop was asked for, but uvloop is not installed")
         return 2
+    # Once the socket listens, a client (or a test) sees the server up and
+    # may stop it at once. Until serve_app installs the loop's handlers, a
+    # stop signal waits in the kernel instead of raising KeyboardInterrupt
+    # wherever start-up happens to be, where code that catches everything
+    # (an app's lifespan, a Rust call) could swallow it and leave the
+    # server running with no signal left to stop it.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        return _run_bound(config, inherited, app, resolved, loop)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _run_bound(config: Config, inherited: Inherited | None, app, resolved, loop) -> int:
     if inherited is not None:
         sock = socket.socket(fileno=inherited.fd)
     else:
@@ -271,9 +288,22 @@ async def serve_app(
 
     loop = asyncio.get_running_loop()
     interface, how = resolved or resolve_interface(app, config.interface)
+    stopping = asyncio.Event()
+    if handle_signals:
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, stopping.set)
+        # run() held them back until now; one sent meanwhile lands here.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     lifespan = Lifespan(app) if interface == "asgi" else None
-    if lifespan is not None and not await lifespan.startup():
-        return 1
+    if lifespan is not None:
+        started = await _start_unless_stopped(lifespan, stopping)
+        if started is None:
+            logger.info("stopped before the app finished starting")
+            _remove_signal_handlers(loop, handle_signals)
+            return 0
+        if not started:
+            _remove_signal_handlers(loop, handle_signals)
+            return 1
     worker = Worker(
         sock.fileno(),
         unix=sock.family == socket.AF_UNIX,
@@ -352,11 +382,7 @@ async def serve_app(
             state,
         )
 
-    stopping = asyncio.Event()
-    signals = (signal.SIGINT, signal.SIGTERM)
     if handle_signals:
-        for sig in signals:
-            loop.add_signal_handler(sig, stopping.set)
         if secure:
             # In a worker of a supervisor too: the supervisor's own SIGHUP
             # replaces workers, but one sent to a worker reloads in place.
@@ -409,7 +435,7 @@ async def serve_app(
 
     if handle_signals:
         # A second signal skips the wait.
-        for sig in signals:
+        for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, force)
     clean = await stopped
     if not clean and not forced:
@@ -428,13 +454,32 @@ async def serve_app(
         await lifespan.shutdown()
     if interface == "rsgi":
         rsgi.call_hook(app, "__rsgi_del__", loop)
-    if handle_signals:
-        for sig in (*signals, signal.SIGHUP):
-            loop.remove_signal_handler(sig)
+    _remove_signal_handlers(loop, handle_signals)
     logger.info("stopped")
     if cancelled:
         raise asyncio.CancelledError
     return 0
+
+
+async def _start_unless_stopped(lifespan: Lifespan, stopping: asyncio.Event) -> bool | None:
+    """The app's lifespan startup, cut short by a stop signal: whether it
+    started, or None when a signal came first (an app waiting at startup
+    for a database that is down can still be stopped with ^C)."""
+    starting = asyncio.ensure_future(lifespan.startup())
+    stopped = asyncio.ensure_future(stopping.wait())
+    await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if starting.done():
+        return starting.result()
+    starting.cancel()
+    await lifespan.abandon()
+    return None
+
+
+def _remove_signal_handlers(loop: asyncio.AbstractEventLoop, handle_signals: bool) -> None:
+    if handle_signals:
+        for sig in (*STOP_SIGNALS, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
 
 
 async def _cancel_app_tasks(only_requests: bool) -> None:

@@ -4,6 +4,7 @@ import asyncio
 import json
 import os
 import threading
+import time
 from urllib.parse import parse_qs
 
 from diorite._diorite import ClientDisconnected, deferred_release_count
@@ -61,6 +62,17 @@ async def lifespan(scope, receive, send):
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            started = os.environ.get("STARTUP_MARKER")
+            if started:
+                with open(started, "w") as f:
+                    f.write("startup began")
+            if os.environ.get("STARTUP_BLOCKS"):
+                # Synchronous start-up work (loading a model) that holds
+                # the loop; a stop signal arrives in the middle of it.
+                time.sleep(float(os.environ["STARTUP_BLOCKS"]))
+            if os.environ.get("STARTUP_HANGS"):
+                # Waiting for a database that never answers.
+                await asyncio.Event().wait()
             if os.environ.get("FAIL_STARTUP"):
                 await send({"type": "lifespan.startup.failed", "message": "database unreachable"})
                 return
