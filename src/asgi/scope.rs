@@ -5,7 +5,7 @@
 //! start-up; each request copies it (one C-level dict copy) and sets the
 //! rest with interned keys.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use std::collections::HashMap;
 
@@ -18,6 +18,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::bridge::PyObj;
 use crate::http::{COMMON_REQUEST_HEADERS, ConnInfo, TlsInfo, under_root};
+use crate::sync::Mutex;
 
 pub(crate) struct ScopeBuilder {
     template: PyObj,
@@ -31,6 +32,14 @@ pub(crate) struct ScopeBuilder {
     header_names: HashMap<HeaderName, PyObj<PyBytes>>,
     /// The template's `root_path` (`--root-path`), which `path` includes.
     root_path: String,
+    /// The last connection's `server` tuple. Nearly every connection comes
+    /// to the same listening address, so they share one instead of each
+    /// keeping its own tuple, string and int (160 bytes an idle websocket
+    /// held for its life).
+    server: Mutex<Option<(SocketAddr, PyObj)>>,
+    /// The last connection's client host string, shared likewise by the
+    /// next connection from the same address (every one through a proxy).
+    client_host: Mutex<Option<(IpAddr, PyObj<PyString>)>>,
 }
 
 struct Keys {
@@ -104,6 +113,8 @@ impl ScopeBuilder {
                 })
                 .collect(),
             root_path,
+            server: Mutex::new(None),
+            client_host: Mutex::new(None),
         })
     }
 
@@ -229,8 +240,8 @@ impl ScopeBuilder {
                 cached.extensions.as_ref().map(|e| e.bind(py).clone()),
             ));
         }
-        let client = address(py, conn.client)?;
-        let server = address(py, conn.server)?;
+        let client = self.client(py, conn.client)?;
+        let server = self.server(py, conn.server)?;
         let extensions = conn
             .tls
             .as_ref()
@@ -249,6 +260,47 @@ impl ScopeBuilder {
             extensions: extensions.clone().map(PyObj::from_bound),
         }));
         Ok((client, server, extensions))
+    }
+
+    fn client<'py>(
+        &self,
+        py: Python<'py>,
+        addr: Option<SocketAddr>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let Some(addr) = addr else {
+            return address(py, None);
+        };
+        let host = {
+            let mut last = self.client_host.lock();
+            match last.as_ref() {
+                Some((ip, host)) if *ip == addr.ip() => host.bind(py).clone(),
+                _ => {
+                    let host = PyString::new(py, &addr.ip().to_string());
+                    *last = Some((addr.ip(), PyObj::from_bound(host.clone())));
+                    host
+                }
+            }
+        };
+        Ok((host, addr.port()).into_pyobject(py)?.into_any())
+    }
+
+    fn server<'py>(
+        &self,
+        py: Python<'py>,
+        addr: Option<SocketAddr>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let Some(addr) = addr else {
+            return address(py, None);
+        };
+        let mut last = self.server.lock();
+        if let Some((at, tuple)) = last.as_ref()
+            && *at == addr
+        {
+            return Ok(tuple.bind(py).clone());
+        }
+        let tuple = address(py, Some(addr))?;
+        *last = Some((addr, PyObj::from_bound(tuple.clone())));
+        Ok(tuple)
     }
 
     fn headers<'py>(&self, py: Python<'py>, head: &Parts) -> PyResult<Bound<'py, PyList>> {

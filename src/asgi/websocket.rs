@@ -56,14 +56,20 @@ impl WebsocketApp for AsgiApp {
     }
 }
 
+/// A refusal of the handshake with an HTTP response: its head, and its
+/// body so far.
+type Denial = (Response<()>, BytesMut);
+
 /// One websocket connection's state on the app side.
 pub(crate) struct WsCycle {
     app: Arc<AsgiApp>,
     session: Arc<Session>,
     /// `websocket.connect` was handed out (it is always the first event).
     connected: AtomicBool,
-    /// A denial response (`websocket.http.response.*`) being assembled.
-    denial: Mutex<Option<(Response<()>, BytesMut)>>,
+    /// A denial response (`websocket.http.response.*`) being assembled;
+    /// boxed, as it is rare and every open websocket would carry its
+    /// space (140 bytes) for hours.
+    denial: Mutex<Option<Box<Denial>>>,
     task: Mutex<TaskSlot>,
 }
 
@@ -91,21 +97,21 @@ impl WsCycle {
                 "'websocket.http.response.start' is only allowed once, before 'websocket.accept'",
             ));
         }
-        *denial = Some((head, BytesMut::new()));
+        *denial = Some(Box::new((head, BytesMut::new())));
         Ok(())
     }
 
     /// `websocket.http.response.body`: the denial goes out with its last part.
     fn deny_body(&self, chunk: &[u8], more: bool) -> PyResult<()> {
         let mut denial = self.denial.lock();
-        let Some((_, body)) = denial.as_mut() else {
+        let Some((_, body)) = denial.as_deref_mut() else {
             return Err(PyRuntimeError::new_err(
                 "'websocket.http.response.body' sent before 'websocket.http.response.start'",
             ));
         };
         body.extend_from_slice(chunk);
         if !more {
-            let (head, body) = denial.take().expect("checked above");
+            let (head, body) = *denial.take().expect("checked above");
             drop(denial);
             let response = head.map(|()| ResponseBody::full(body.freeze()));
             self.session.deny(response).map_err(ws::refused)?;

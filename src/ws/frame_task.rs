@@ -14,13 +14,15 @@
 //! reading has stopped, the client's pong may be waiting unread in the
 //! socket, and the client is not at fault.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::ready;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::oneshot;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -64,39 +66,49 @@ impl FrameTask {
 
     /// Waits for the connection to be handed over, then moves messages
     /// until the websocket is closed. `draining` starts a close (1001).
-    pub(crate) async fn run(
+    ///
+    /// An async block rather than an `async fn`: the latter keeps a second
+    /// copy of its arguments for the task's whole life (rust-lang/rust
+    /// #62958), and every open websocket's task would carry it.
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn run(
         mut self,
         upgrade: oneshot::Receiver<Upgraded>,
         draining: CancellationToken,
-    ) {
-        let Ok(upgraded) = upgrade.await else {
+    ) -> impl Future<Output = ()> + Send {
+        async move {
+            let Ok(upgraded) = upgrade.await else {
+                self.session.inbox.close(ABNORMAL, "");
+                return;
+            };
+            let limit = Some(self.config.max_message_size);
+            let config = WebSocketConfig::default()
+                .read_buffer_size(SMALL_READS)
+                .max_message_size(limit)
+                .max_frame_size(limit);
+            let upgraded = ReadAhead::new(upgraded);
+            let mut socket =
+                WebSocketStream::from_raw_socket(upgraded, Role::Server, Some(config)).await;
+            self.move_frames(&mut socket, draining).await;
+            // Whatever ended it, the app's `receive()` now reports the close
+            // (if the client's close frame did not already).
             self.session.inbox.close(ABNORMAL, "");
-            return;
-        };
-        let limit = Some(self.config.max_message_size);
-        let config = WebSocketConfig::default()
-            .read_buffer_size(SMALL_READS)
-            .max_message_size(limit)
-            .max_frame_size(limit);
-        let upgraded = ReadAhead::new(upgraded);
-        let mut socket =
-            WebSocketStream::from_raw_socket(upgraded, Role::Server, Some(config)).await;
-        self.move_frames(&mut socket, draining).await;
-        // Whatever ended it, the app's `receive()` now reports the close
-        // (if the client's close frame did not already).
-        self.session.inbox.close(ABNORMAL, "");
+        }
     }
 
     async fn move_frames(&mut self, socket: &mut Socket, draining: CancellationToken) {
-        // Set once a close frame went out: the deadline for the client's.
-        let mut closing: Option<Instant> = None;
+        // Set once a close frame went out; `timer` then holds the deadline
+        // for the client's.
+        let mut closing = false;
         // Made once: a new one per message would cost a lock each time.
         let drained = draining.cancelled();
         tokio::pin!(drained);
         let (interval, timeout) = (self.config.ping_interval, self.config.ping_timeout);
         let mut keepalive = Keepalive::new(interval, timeout, Instant::now());
         // One timer, reset when it fires: a new one per message would cost
-        // a trip to tokio's timer wheel each time.
+        // a trip to tokio's timer wheel each time. Once closing, it is the
+        // close deadline (pings have stopped): a second timer would be
+        // space every idle websocket's task keeps.
         let start = keepalive
             .as_ref()
             .map_or_else(Instant::now, Keepalive::next_wake);
@@ -115,10 +127,10 @@ impl FrameTask {
             was_reading = reading;
             tokio::select! {
                 biased;
-                item = self.outgoing.recv(), if closing.is_none() => {
+                item = self.outgoing.recv(), if !closing => {
                     let Some(first) = item else { return };
-                    match self.write(socket, first).await {
-                        Ok(true) => closing = Some(Instant::now() + CLOSE_TIMEOUT),
+                    match write(&mut self.outgoing, socket, first).await {
+                        Ok(true) => await_close(&mut closing, timer.as_mut()),
                         Ok(false) => {}
                         Err(_) => return,
                     }
@@ -134,7 +146,9 @@ impl FrameTask {
                         inbox.push(Received::Closed { code, reason });
                         // tungstenite queued the answering close frame;
                         // reading on sends it and then ends the stream.
-                        closing.get_or_insert(Instant::now() + CLOSE_TIMEOUT);
+                        if !closing {
+                            await_close(&mut closing, timer.as_mut());
+                        }
                     }
                     Some(Ok(Message::Pong(_))) => {
                         if let Some(keepalive) = keepalive.as_mut() {
@@ -145,19 +159,22 @@ impl FrameTask {
                     Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
                         inbox.close(1009, "message too big");
                         let _ = send_close(socket, CloseCode::Size, "message too big").await;
-                        closing = Some(Instant::now() + CLOSE_TIMEOUT);
+                        await_close(&mut closing, timer.as_mut());
                     }
                     Some(Err(WsError::Protocol(_) | WsError::Utf8(_))) => {
                         inbox.close(1002, "protocol error");
                         let _ = send_close(socket, CloseCode::Protocol, "protocol error").await;
-                        closing = Some(Instant::now() + CLOSE_TIMEOUT);
+                        await_close(&mut closing, timer.as_mut());
                     }
                     Some(Err(_)) | None => return,
                 },
                 () = inbox.room_freed(), if !reading => {}
                 // After the read: a pong already in the socket is read
                 // before its deadline is judged.
-                () = &mut timer, if reading && closing.is_none() && keepalive.is_some() => {
+                () = &mut timer, if closing || (reading && keepalive.is_some()) => {
+                    if closing {
+                        return;
+                    }
                     let Some(keepalive) = keepalive.as_mut() else { continue };
                     match keepalive.tick(Instant::now()) {
                         Due::Ping => {
@@ -173,45 +190,53 @@ impl FrameTask {
                             // close frame: it is presumed gone. The bound is
                             // for a client that also stopped reading.
                             let close = send_close(socket, CloseCode::Error, reason);
-                            let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
+                            // Boxed: a rare path, and the task is as large
+                            // as its largest await.
+                            let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, close)).await;
                             return;
                         }
                         Due::Nothing => {}
                     }
                     timer.as_mut().reset(keepalive.next_wake());
                 }
-                () = &mut drained, if closing.is_none() => {
+                () = &mut drained, if !closing => {
                     let _ = send_close(socket, CloseCode::Away, "server shutting down").await;
                     inbox.close(GOING_AWAY, "server shutting down");
-                    closing = Some(Instant::now() + CLOSE_TIMEOUT);
+                    await_close(&mut closing, timer.as_mut());
                 }
-                () = sleep_until(closing) => return,
             }
         }
     }
+}
 
-    /// Writes `first` and whatever else is queued, then flushes once.
-    /// Returns whether a close frame went out.
-    async fn write(
-        &mut self,
-        socket: &mut Socket,
-        first: Queued<Message>,
-    ) -> Result<bool, WsError> {
-        let mut next = Some(first);
-        let mut closed = false;
-        while let Some((msg, charge)) = next.take() {
+/// Writes `first` and whatever else is queued, then flushes once.
+/// Returns whether a close frame went out.
+///
+/// Polled by hand: `feed` and `flush` futures in an async fn, with the
+/// copies of the message it keeps, made this the task's largest await,
+/// and an idle websocket's task is as large as that (200 bytes more).
+fn write<'a>(
+    outgoing: &'a mut Outgoing,
+    socket: &'a mut Socket,
+    first: Queued<Message>,
+) -> impl Future<Output = Result<bool, WsError>> + 'a {
+    let mut next = Some(first);
+    let mut closed = false;
+    std::future::poll_fn(move |cx| {
+        while next.is_some() {
+            ready!(socket.poll_ready_unpin(cx))?;
+            let (msg, charge) = next.take().expect("checked by the loop");
             closed = matches!(msg, Message::Close(_));
-            socket.feed(msg).await?;
+            socket.start_send_unpin(msg)?;
             // The bytes are in tungstenite's buffer now: the app may queue more.
             drop(charge);
             if closed {
                 break;
             }
-            next = self.outgoing.try_recv();
+            next = outgoing.try_recv();
         }
-        socket.flush().await?;
-        Ok(closed)
-    }
+        socket.poll_flush_unpin(cx).map_ok(|()| closed)
+    })
 }
 
 async fn send_close(socket: &mut Socket, code: CloseCode, reason: &str) -> Result<(), WsError> {
@@ -222,9 +247,8 @@ async fn send_close(socket: &mut Socket, code: CloseCode, reason: &str) -> Resul
     socket.send(Message::Close(Some(frame))).await
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
+/// Starts the wait for the client's close frame, on the task's one timer.
+fn await_close(closing: &mut bool, timer: Pin<&mut Sleep>) {
+    *closing = true;
+    timer.reset(Instant::now() + CLOSE_TIMEOUT);
 }

@@ -110,21 +110,18 @@ fn is_nonce(key: &[u8]) -> bool {
 /// The `101 Switching Protocols` response for a request whose
 /// `Sec-WebSocket-Key` is in `request`.
 pub(crate) fn accept_response(
-    request: &HeaderMap,
+    key: Option<&[u8]>,
     subprotocol: Option<&str>,
     extra: HeaderMap,
 ) -> Result<Response<ResponseBody>, &'static str> {
-    let key = request
-        .get(header::SEC_WEBSOCKET_KEY)
-        .ok_or("the request has no Sec-WebSocket-Key")?;
+    let key = key.ok_or("the request has no Sec-WebSocket-Key")?;
     let mut response = Response::new(ResponseBody::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
     *headers = extra;
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    let accept =
-        HeaderValue::from_str(&derive_accept_key(key.as_bytes())).map_err(|_| "bad accept key")?;
+    let accept = HeaderValue::from_str(&derive_accept_key(key)).map_err(|_| "bad accept key")?;
     headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     if let Some(protocol) = subprotocol {
         let value = HeaderValue::from_str(protocol).map_err(|_| "invalid subprotocol name")?;
@@ -160,7 +157,14 @@ mod tests {
     fn accept_key_and_subprotocols_follow_rfc_6455() {
         let (head, ()) = upgrade_request("upgrade").into_parts();
         assert_eq!(subprotocols(&head), ["chat", "superchat", "v3"]);
-        let response = accept_response(&head.headers, Some("chat"), HeaderMap::new()).unwrap();
+        let response = accept_response(
+            head.headers
+                .get(header::SEC_WEBSOCKET_KEY)
+                .map(HeaderValue::as_bytes),
+            Some("chat"),
+            HeaderMap::new(),
+        )
+        .unwrap();
         assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
         // The example from RFC 6455, section 1.3.
         assert_eq!(
@@ -348,7 +352,10 @@ mod proptests {
             HeaderName::from_static("x-extra"),
             HeaderValue::from_static("1"),
         );
-        match accept_response(headers, protocol.as_deref(), extra) {
+        let key = headers
+            .get(header::SEC_WEBSOCKET_KEY)
+            .map(HeaderValue::as_bytes);
+        match accept_response(key, protocol.as_deref(), extra) {
             Err(_) if keys.is_empty() => {}
             Err(_) => {
                 let protocol = protocol.as_deref().unwrap_or("");

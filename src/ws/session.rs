@@ -6,7 +6,7 @@
 
 use crate::sync::{Mutex, MutexGuard};
 
-use hyper::header::HeaderMap;
+use hyper::header::{HeaderMap, SEC_WEBSOCKET_KEY};
 use hyper::{Response, StatusCode};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::tungstenite::Message;
@@ -14,9 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use super::handshake::accept_response;
 use super::inbox::Inbox;
-use crate::http::{
-    Reply, ResponseBody, StreamReceiver, StreamSender, Weighed, error_response, unshared,
-};
+use crate::http::{Reply, ResponseBody, StreamReceiver, StreamSender, Weighed, error_response};
 
 impl Weighed for Message {
     /// Close frames cost nothing: closing must never wait for room.
@@ -42,8 +40,10 @@ pub(crate) enum Refused {
 }
 
 enum Phase {
-    /// The handshake waits for the app's answer.
-    Connecting(Reply),
+    /// The handshake waits for the app's answer, which needs the
+    /// request's `Sec-WebSocket-Key`; an open websocket keeps nothing of
+    /// the handshake (it may be idle for hours, times thousands).
+    Connecting(Reply, Option<Box<[u8]>>),
     Open,
     /// The app closed (or refused) the websocket.
     Closed,
@@ -60,8 +60,6 @@ pub(crate) struct Session {
     pub(crate) inbox: Inbox,
     /// Messages for the client, taken by the frame task.
     sender: StreamSender<Message>,
-    /// The request's handshake headers (key and version).
-    request: HeaderMap,
     state: Mutex<State>,
 }
 
@@ -78,22 +76,15 @@ impl Session {
         handshake: &HeaderMap,
     ) -> (Self, Outgoing) {
         let (sender, outgoing) = StreamSender::new();
-        let mut request = HeaderMap::new();
-        for name in [
-            hyper::header::SEC_WEBSOCKET_KEY,
-            hyper::header::SEC_WEBSOCKET_VERSION,
-        ] {
-            // Kept for as long as the websocket is open.
-            if let Some(value) = handshake.get(&name) {
-                request.insert(name, unshared(value));
-            }
-        }
+        // A copy: a slice of the request's buffer would keep all of it.
+        let key = handshake
+            .get(SEC_WEBSOCKET_KEY)
+            .map(|key| key.as_bytes().into());
         let session = Self {
             inbox: Inbox::default(),
             sender,
-            request,
             state: Mutex::new(State {
-                phase: Phase::Connecting(reply),
+                phase: Phase::Connecting(reply, key),
                 permit: Some(permit),
             }),
         };
@@ -111,11 +102,11 @@ impl Session {
         headers: HeaderMap,
     ) -> Result<(), String> {
         let mut state = self.lock();
-        let Phase::Connecting(_) = &state.phase else {
+        let Phase::Connecting(_, key) = &state.phase else {
             return Err(refusal(&state.phase).to_owned());
         };
-        let response = accept_response(&self.request, subprotocol, headers)?;
-        let Phase::Connecting(reply) = std::mem::replace(&mut state.phase, Phase::Open) else {
+        let response = accept_response(key.as_deref(), subprotocol, headers)?;
+        let Phase::Connecting(reply, _) = std::mem::replace(&mut state.phase, Phase::Open) else {
             unreachable!("checked above")
         };
         state.permit = None;
@@ -130,7 +121,7 @@ impl Session {
     pub(crate) fn deny(&self, response: Response<ResponseBody>) -> Result<(), Refused> {
         let mut state = self.lock();
         match std::mem::replace(&mut state.phase, Phase::Closed) {
-            Phase::Connecting(reply) => {
+            Phase::Connecting(reply, _) => {
                 state.permit = None;
                 drop(state);
                 let _ = reply.send(response);
@@ -150,7 +141,7 @@ impl Session {
         match state.phase {
             Phase::Open if !self.inbox.is_closed() => Ok(self.sender.clone()),
             Phase::Open => Err(Refused::ClientGone),
-            Phase::Connecting(_) => Err(Refused::NotAccepted),
+            Phase::Connecting(..) => Err(Refused::NotAccepted),
             Phase::Closed => Err(Refused::ClosedByApp),
         }
     }
@@ -160,7 +151,7 @@ impl Session {
     pub(crate) fn close(&self, code: u16, reason: &str) -> Result<(), Refused> {
         let mut state = self.lock();
         match std::mem::replace(&mut state.phase, Phase::Closed) {
-            Phase::Connecting(reply) => {
+            Phase::Connecting(reply, _) => {
                 state.permit = None;
                 drop(state);
                 let _ = reply.send(error_response(StatusCode::FORBIDDEN));
@@ -192,7 +183,7 @@ impl Session {
             std::mem::replace(&mut state.phase, Phase::Closed)
         };
         match phase {
-            Phase::Connecting(reply) => {
+            Phase::Connecting(reply, _) => {
                 let status = if failed {
                     StatusCode::INTERNAL_SERVER_ERROR
                 } else {
@@ -219,14 +210,14 @@ impl Session {
 
     /// Whether the handshake is still waiting for the app.
     pub(crate) fn is_connecting(&self) -> bool {
-        matches!(self.lock().phase, Phase::Connecting(_))
+        matches!(self.lock().phase, Phase::Connecting(..))
     }
 }
 
 /// Why `accept` is refused in `phase`.
 fn refusal(phase: &Phase) -> &'static str {
     match phase {
-        Phase::Connecting(_) => "the websocket handshake is still open",
+        Phase::Connecting(..) => "the websocket handshake is still open",
         Phase::Open => "the websocket was already accepted",
         Phase::Closed => "the websocket is already closed",
     }
