@@ -79,12 +79,6 @@ pub(crate) fn release_deferred(_py: Python<'_>) {
     drop(parked);
 }
 
-/// Whether references wait in the queue for a thread attached to the
-/// interpreter.
-pub(crate) fn has_deferred() -> bool {
-    !DEFERRED.lock().is_empty()
-}
-
 /// How many references have ever been parked for a later release; the tests
 /// use it to prove that the off-thread drop path is exercised and survives.
 #[pyfunction]

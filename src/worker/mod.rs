@@ -35,7 +35,8 @@ use settings::{
 pub(crate) use settings::{TlsSettingError, check_tls, metrics_layout};
 
 /// How often the event loop is asked to release the Python references
-/// dropped on I/O threads, when there are any ([`Bridge::sweep`]).
+/// dropped on I/O threads and to give back what its thread's allocator
+/// holds freed ([`Bridge::sweep`]).
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 #[pyclass(frozen, module = "diorite._diorite")]
