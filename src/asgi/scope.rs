@@ -36,10 +36,10 @@ pub(crate) struct ScopeBuilder {
     /// to the same listening address, so they share one instead of each
     /// keeping its own tuple, string and int (160 bytes an idle websocket
     /// held for its life).
-    server: Mutex<Option<(SocketAddr, PyObj)>>,
+    server: Last<SocketAddr>,
     /// The last connection's client host string, shared likewise by the
     /// next connection from the same address (every one through a proxy).
-    client_host: Mutex<Option<(IpAddr, PyObj<PyString>)>>,
+    client_host: Last<IpAddr>,
 }
 
 struct Keys {
@@ -113,8 +113,8 @@ impl ScopeBuilder {
                 })
                 .collect(),
             root_path,
-            server: Mutex::new(None),
-            client_host: Mutex::new(None),
+            server: Last::default(),
+            client_host: Last::default(),
         })
     }
 
@@ -270,17 +270,9 @@ impl ScopeBuilder {
         let Some(addr) = addr else {
             return address(py, None);
         };
-        let host = {
-            let mut last = self.client_host.lock();
-            match last.as_ref() {
-                Some((ip, host)) if *ip == addr.ip() => host.bind(py).clone(),
-                _ => {
-                    let host = PyString::new(py, &addr.ip().to_string());
-                    *last = Some((addr.ip(), PyObj::from_bound(host.clone())));
-                    host
-                }
-            }
-        };
+        let host = self.client_host.get(py, addr.ip(), || {
+            Ok(PyString::new(py, &addr.ip().to_string()).into_any())
+        })?;
         Ok((host, addr.port()).into_pyobject(py)?.into_any())
     }
 
@@ -289,18 +281,10 @@ impl ScopeBuilder {
         py: Python<'py>,
         addr: Option<SocketAddr>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let Some(addr) = addr else {
-            return address(py, None);
-        };
-        let mut last = self.server.lock();
-        if let Some((at, tuple)) = last.as_ref()
-            && *at == addr
-        {
-            return Ok(tuple.bind(py).clone());
+        match addr {
+            Some(addr) => self.server.get(py, addr, || address(py, Some(addr))),
+            None => address(py, None),
         }
-        let tuple = address(py, Some(addr))?;
-        *last = Some((addr, PyObj::from_bound(tuple.clone())));
-        Ok(tuple)
     }
 
     fn headers<'py>(&self, py: Python<'py>, head: &Parts) -> PyResult<Bound<'py, PyList>> {
@@ -326,6 +310,35 @@ impl ScopeBuilder {
             )?)?;
         }
         Ok(list)
+    }
+}
+
+/// The value made for the last key asked for, handed out again while the
+/// key stays the same.
+struct Last<K>(Mutex<Option<(K, PyObj)>>);
+
+impl<K> Default for Last<K> {
+    fn default() -> Self {
+        Self(Mutex::new(None))
+    }
+}
+
+impl<K: PartialEq + Copy> Last<K> {
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        key: K,
+        make: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut last = self.0.lock();
+        if let Some((at, value)) = last.as_ref()
+            && *at == key
+        {
+            return Ok(value.bind(py).clone());
+        }
+        let value = make()?;
+        *last = Some((key, PyObj::from_bound(value.clone())));
+        Ok(value)
     }
 }
 
@@ -490,6 +503,70 @@ mod proptests {
                 prop_assert_eq!(subprotocols.extract::<Vec<String>>().unwrap(), offered);
                 Ok(())
             });
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use pyo3::types::PyTuple;
+
+    use super::*;
+    use crate::http::{ConnInfo, ServerTasks};
+
+    /// Connections share the last one's `server` tuple and client host
+    /// string while the address is the same; a different one gets its own,
+    /// with the right values.
+    #[test]
+    fn addresses_are_shared_only_while_they_are_the_same() {
+        Python::initialize();
+        Python::attach(|py| {
+            let template = PyDict::new(py);
+            template.set_item("type", "http").unwrap();
+            let builder = ScopeBuilder::new(py, template.into_any().unbind(), None, None).unwrap();
+            let (head, ()) = hyper::Request::builder()
+                .uri("/")
+                .body(())
+                .unwrap()
+                .into_parts();
+            fn addresses<'py>(
+                scope: &Bound<'py, PyDict>,
+            ) -> (Bound<'py, PyTuple>, Bound<'py, PyTuple>) {
+                let item = |key| {
+                    let value = scope.get_item(key).unwrap().unwrap();
+                    value.cast_into::<PyTuple>().unwrap()
+                };
+                (item("client"), item("server"))
+            }
+            let scope = |client: &str, server: &str| {
+                let client: SocketAddr = client.parse().unwrap();
+                let server: SocketAddr = server.parse().unwrap();
+                let conn = ConnInfo::new(Some(client), Some(server), None, ServerTasks::default());
+                builder.build(py, &head, &conn).unwrap()
+            };
+            let first = scope("127.0.0.1:50000", "127.0.0.1:8000");
+            let second = scope("127.0.0.1:50001", "127.0.0.1:8000");
+            let other = scope("10.0.0.2:40000", "127.0.0.1:9000");
+            let (c1, s1) = addresses(&first);
+            let (c2, s2) = addresses(&second);
+            let (c3, s3) = addresses(&other);
+            assert!(s1.is(&s2));
+            assert!(c1.get_item(0).unwrap().is(c2.get_item(0).unwrap()));
+            assert_eq!(
+                c2.extract::<(String, u16)>().unwrap(),
+                ("127.0.0.1".into(), 50001)
+            );
+            assert_eq!(
+                c3.extract::<(String, u16)>().unwrap(),
+                ("10.0.0.2".into(), 40000)
+            );
+            assert_eq!(
+                s3.extract::<(String, u16)>().unwrap(),
+                ("127.0.0.1".into(), 9000)
+            );
+            assert!(!s3.is(&s1));
         });
     }
 }
