@@ -35,11 +35,14 @@ pub(crate) fn keep_freed_memory() {
 /// The heartbeat's give-back: mimalloc hands pages freed by closed
 /// connections back only after a delay, and only when an allocation or a
 /// collection on the thread looks (an I/O thread left idle after a spike
-/// would keep them for good); a collection that finds nothing due returns
-/// at once. glibc's free memory, kept by [`keep_freed_memory`], goes back
-/// here too.
+/// would keep them for good). The collection is the forced one: the
+/// ordinary one left 11 MiB in mimalloc's arena 10 s after 10,000
+/// keep-alive connections closed (RSS +12..34% over the start), the forced
+/// one 1 MiB (+5%); once a second, its cost under load is a few pages
+/// faulted in again. glibc's free memory, kept by [`keep_freed_memory`],
+/// goes back here too.
 pub(crate) fn give_back_freed_memory() {
-    collect_this_thread();
+    give_back_this_thread();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: glibc locks each arena while it trims it.
     unsafe {
