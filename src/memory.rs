@@ -58,8 +58,10 @@ pub(crate) fn collect_this_thread() {
     unsafe { libmimalloc_sys::mi_collect(false) };
 }
 
-/// For a thread about to end: mimalloc keeps what a thread freed for the
-/// thread's own next allocations, which an ended thread never makes.
+/// The forced collection: everything this thread's heap holds freed goes
+/// back, cached pages included. For a thread about to end (mimalloc keeps
+/// what a thread freed for its own next allocations, which an ended thread
+/// never makes) and for the heartbeat's give-back.
 pub(crate) fn give_back_this_thread() {
     // SAFETY: a plain call into the allocator, on this thread's heap.
     unsafe { libmimalloc_sys::mi_collect(true) };

@@ -108,7 +108,7 @@ fn is_nonce(key: &[u8]) -> bool {
 }
 
 /// The `101 Switching Protocols` response for a request whose
-/// `Sec-WebSocket-Key` is in `request`.
+/// `Sec-WebSocket-Key` is `key`.
 pub(crate) fn accept_response(
     key: Option<&[u8]>,
     subprotocol: Option<&str>,

@@ -8,9 +8,9 @@
 //! tungstenite gets a small one ([`SMALL_READS`]), and reads go straight to
 //! the socket until one fills it; then more is likely waiting, and the next
 //! read takes up to [`AHEAD`] bytes into a buffer of this wrapper's own,
-//! which tungstenite then takes from without system calls. That buffer is given back once drained, and whenever the
-//! socket has nothing: an idle websocket, or one that gets small messages,
-//! holds none.
+//! which tungstenite then takes from without system calls. That buffer is
+//! given back once drained, and whenever the socket has nothing: an idle
+//! websocket, or one that gets small messages, holds none.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
