@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import __version__, logs, metrics, pidfile, rsgi, tls, wsgi
+from . import __version__, logs, memory, metrics, pidfile, rsgi, tls, wsgi
 from .asgi import (
     Lifespan,
     make_runner,
@@ -354,6 +354,9 @@ async def serve_app(
     )
     loop.add_reader(worker.fileno(), worker.run_jobs)
     stop_beating = start_heartbeat(loop, worker) if metrics_fd is not None else None
+    # Only in a process of our own: a host program's loop and collector are
+    # the host's to manage.
+    stop_trimming = memory.start_trimming(loop) if handle_signals else None
     secure = config.ssl_certificate is not None
     if interface == "rsgi":
         rsgi.call_hook(app, "__rsgi_init__", loop)
@@ -443,6 +446,8 @@ async def serve_app(
     loop.remove_reader(worker.fileno())
     if stop_beating is not None:
         stop_beating()
+    if stop_trimming is not None:
+        stop_trimming()
     if not worker.close():
         # App code is still running on a pool thread (a WSGI request that
         # outlived the shutdown timeout). Finalizing the interpreter under

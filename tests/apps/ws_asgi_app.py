@@ -204,7 +204,17 @@ async def late_reader(scope, receive, send):
     EVENTS.append({"path": "/late-reader", "count": count})
 
 
+async def quiet(scope, receive, send):
+    """Accepts and waits for the close, keeping nothing: a test that counts
+    the worker's objects sees only the server's."""
+    await connect(receive)
+    await send({"type": "websocket.accept"})
+    while (await receive())["type"] != "websocket.disconnect":
+        pass
+
+
 ROUTES = {
+    "/quiet": quiet,
     "/late-reader": late_reader,
     "/echo": echo,
     "/scope": scope_info,
