@@ -312,6 +312,26 @@ def test_a_spike_of_websockets_empties_the_free_lists_once_over(serve, loop):
     assert freed > 1000, log
 
 
+def test_with_frozen_objects_the_free_lists_are_emptied_once_a_minute(serve):
+    """An app that froze objects (or Python 3.12, which starts with some)
+    keeps them frozen: the lists are emptied by a full collection instead,
+    which under bursts of load waits its turn (memory.FULL_COLLECTION_EVERY)."""
+    upgrade = (
+        b"GET /quiet HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    server = serve("ws_asgi_app:app", "--log-level", "debug", env={"GC_FREEZE": "1"})
+    for spike in range(2):
+        held = hold_idle_connections(server, 3000, upgrade, status=101)
+        time.sleep(1.5)
+        for s in held:
+            s.close()
+        if spike == 0:
+            server.wait_log("a spike has passed")
+    time.sleep(5)  # settled for seconds: the first spike's trim came in 1-3
+    assert server.log().count("a spike has passed") == 1, server.log()
+
+
 def test_slow_reader_makes_sends_wait_instead_of_buffering(serve):
     server = serve("ws_asgi_app:app")
     before = server.rss_mib()

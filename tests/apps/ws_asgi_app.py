@@ -3,8 +3,14 @@ app saw (disconnect codes, errors) is kept in EVENTS and served at GET
 /events, so tests can check the server side of each exchange."""
 
 import asyncio
+import gc
 import json
+import os
 import threading
+
+# As an app that freezes its objects before forking does.
+if os.environ.get("GC_FREEZE"):
+    gc.freeze()
 
 EVENTS: list = []
 PROGRESS = {"flood_sent": 0}
