@@ -287,6 +287,12 @@ def test_idle_websockets_hold_little_memory(serve, app, flags):
             s.close()
 
 
+QUIET_UPGRADE = (
+    b"GET /quiet HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
 def test_a_spike_of_websockets_empties_the_free_lists_once_over(serve, loop):
     """Python's free lists (and uvloop's) keep objects freed at a spike's
@@ -297,12 +303,8 @@ def test_a_spike_of_websockets_empties_the_free_lists_once_over(serve, loop):
     if loop == "uvloop":
         pytest.importorskip("uvloop")
     count = 3000  # 30 blocks each: 90,000, above memory.SPIKE_BLOCKS
-    upgrade = (
-        b"GET /quiet HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
     server = serve("ws_asgi_app:app", "--loop", loop, "--log-level", "debug")
-    held = hold_idle_connections(server, count, upgrade, status=101)
+    held = hold_idle_connections(server, count, QUIET_UPGRADE, status=101)
     time.sleep(1.5)  # the once-a-second check sees the peak
     assert "a spike has passed" not in server.log()
     for s in held:
@@ -316,13 +318,9 @@ def test_with_frozen_objects_the_free_lists_are_emptied_once_a_minute(serve):
     """An app that froze objects (or Python 3.12, which starts with some)
     keeps them frozen: the lists are emptied by a full collection instead,
     which under bursts of load waits its turn (memory.FULL_COLLECTION_EVERY)."""
-    upgrade = (
-        b"GET /quiet HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
     server = serve("ws_asgi_app:app", "--log-level", "debug", env={"GC_FREEZE": "1"})
     for spike in range(2):
-        held = hold_idle_connections(server, 3000, upgrade, status=101)
+        held = hold_idle_connections(server, 3000, QUIET_UPGRADE, status=101)
         time.sleep(1.5)
         for s in held:
             s.close()
