@@ -86,17 +86,15 @@ class _Trimmer:
         self.last = blocks
         if blocks > self.peak:
             self.peak = blocks
-        elif self.peak - blocks >= SPIKE_BLOCKS and not falling and self.may_trim():
-            self.trim(blocks)
+        elif self.peak - blocks >= SPIKE_BLOCKS and not falling:
+            full = bool(gc.get_freeze_count())
+            # A full collection waits for its turn, tried again each second.
+            if not full or time.monotonic() >= self.next_full:
+                self.trim(blocks, full)
         self.handle = self.loop.call_later(CHECK_EVERY, self.check)
 
-    def may_trim(self) -> bool:
-        # A full collection waits for its turn, tried again each second.
-        return not gc.get_freeze_count() or time.monotonic() >= self.next_full
-
-    def trim(self, blocks: int) -> None:
+    def trim(self, blocks: int, full: bool) -> None:
         started = time.monotonic()
-        full = bool(gc.get_freeze_count())
         emptied = empty_python_free_lists(full)
         took = time.monotonic() - started
         if full:
